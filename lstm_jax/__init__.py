@@ -1,0 +1,57 @@
+"""lstm_jax: LSTM, GRU and Elman recurrent networks as pure JAX functions.
+
+Shape letters used in every docstring:
+
+- B: batch. Cells accept any leading batch shape (written ``*batch``), or none.
+- T: time steps.
+- I: input features.
+- H: hidden units, the size of the cell state.
+- P: output size of a cell: the projection size of an LSTM with ``proj_size``, else H.
+- G: gate pre-activations: 4H for an LSTM (3H when coupled), 3H for a GRU, H for an
+  Elman cell.
+
+The layers, each depending only on those above it: ``cells`` (init and one step),
+``initializers``, ``rnn`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
+``interop`` (PyTorch and flax weights).
+"""
+
+from lstm_jax import initializers
+from lstm_jax.cells import (
+    Cell,
+    GRUGates,
+    GRUParams,
+    LSTMGates,
+    LSTMParams,
+    LSTMState,
+    SimpleGates,
+    SimpleParams,
+    gru,
+    lstm,
+    simple,
+)
+from lstm_jax.layers import Directions, bidirectional, stack
+from lstm_jax.rnn import Layer, rnn
+from lstm_jax import interop  # noqa: E402  (imports torch/flax lazily)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cell",
+    "Directions",
+    "GRUGates",
+    "GRUParams",
+    "LSTMGates",
+    "LSTMParams",
+    "LSTMState",
+    "Layer",
+    "SimpleGates",
+    "SimpleParams",
+    "bidirectional",
+    "gru",
+    "initializers",
+    "interop",
+    "lstm",
+    "rnn",
+    "simple",
+    "stack",
+]

@@ -1,0 +1,140 @@
+"""What every cell shares: the ``Cell`` tuple, the dtype policy and small math helpers."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import _checks
+from lstm_jax import initializers as inits
+
+Array = jax.Array
+
+
+class Cell(NamedTuple):
+    """A recurrent cell as a tuple of pure functions, built by ``lj.lstm``/``gru``/``simple``.
+
+    Attributes:
+      init: ``(key, input_size) -> params``, a pytree of arrays.
+      initial_carry: ``(params, batch_shape=()) -> carry``, zeros; draws no randomness.
+      step: ``(params, carry, x_t) -> (carry, y_t)`` with x_t (*batch, I) and
+        y_t (*batch, P): the signature of a ``jax.lax.scan`` body.
+      project_inputs: ``(params, xs) -> gx``: the part of the gate pre-activations
+        that depends on the input only, (..., I) -> (..., G). Runners call it on a
+        whole sequence at once (one large GEMM) instead of once per step.
+      recur: ``(params, carry, gx_t, h_mask=None) -> (carry, y_t, gates)``: the rest of
+        one step. ``step`` is ``recur`` after ``project_inputs``; ``gates`` holds the
+        step's activations for analysis and ``h_mask`` multiplies the previous output
+        before the recurrent matmul (variational dropout).
+      config: the frozen options the cell was built with.
+    """
+
+    init: Callable[..., Any]
+    initial_carry: Callable[..., Any]
+    step: Callable[..., Any]
+    project_inputs: Callable[..., Any]
+    recur: Callable[..., Any]
+    config: Any
+
+    @property
+    def hidden_size(self) -> int:
+        """H, the size of the cell state."""
+        return self.config.hidden_size
+
+    @property
+    def output_size(self) -> int:
+        """P, the size of y_t and of the carried output (H unless projected)."""
+        return self.config.output_size
+
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+
+
+def activation(name: str, value: str | Callable) -> Callable:
+    """Accept an activation as a callable or one of the names in ``ACTIVATIONS``."""
+    if callable(value):
+        return value
+    return ACTIVATIONS[_checks.one_of(name, value, ACTIVATIONS)]
+
+
+def default_initializers(preset: str, hidden_size: int, num_gates: int):
+    """(kernel_init, recurrent_init, bias_init) of a named preset.
+
+    ``"flax"``: lecun-normal input kernel, orthogonal recurrent blocks (one per gate),
+    zero biases, as flax's and Keras' cells. ``"pytorch"``: everything uniform on
+    ±1/sqrt(H), as ``torch.nn.LSTM``/``GRU``/``RNN``.
+    """
+    _checks.one_of("init", preset, {"flax", "pytorch"})
+    if preset == "pytorch":
+        u = inits.uniform(hidden_size**-0.5)
+        return u, u, u
+    return inits.lecun_normal(), inits.per_gate(inits.orthogonal(), num_gates), inits.zeros()
+
+
+def broadcast_like(v: Array, x: Array) -> Array:
+    """Reshape ``v`` (trailing dims of ``x``) to ``x``'s rank without copying."""
+    return jnp.reshape(v, (1,) * (x.ndim - v.ndim) + v.shape)
+
+
+def matmul(x: Array, w: Array, dtype: Any) -> Array:
+    """``x @ w`` under the mixed-precision policy.
+
+    Both operands are cast to the compute ``dtype`` (the params' dtype when None) and
+    the product is accumulated in the params' dtype, so float32 params with
+    ``dtype=jnp.bfloat16`` give bfloat16 matmuls with a float32 result.
+    """
+    compute = w.dtype if dtype is None else dtype
+    return jnp.matmul(x.astype(compute), w.astype(compute), preferred_element_type=w.dtype)
+
+
+class LayerNormParams(NamedTuple):
+    scale: Array  # (F,)
+    bias: Array | None  # (F,) or None for a scale-only norm
+
+
+def layer_norm(x: Array, p: LayerNormParams, eps: float = 1e-5) -> Array:
+    """Normalise the last axis of ``x`` to zero mean and unit variance, then scale/shift."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    y = (x - mean) * jax.lax.rsqrt(var + eps) * broadcast_like(p.scale, x)
+    return y if p.bias is None else y + broadcast_like(p.bias, x)
+
+
+def add_bias(x: Array, b: Array | None) -> Array:
+    return x if b is None else x + broadcast_like(b, x)
+
+
+def output_dtype(dtype: Any, carry_dtype: Any):
+    """Outputs come out in the compute dtype when one is set, else in the carry's."""
+    return carry_dtype if dtype is None else dtype
+
+
+def check_step_inputs(params, carry, x_t, initial_carry, input_size: int):
+    """Trace-time checks for a public ``step`` call."""
+    x_t = _checks.float_array("x_t", x_t)
+    _checks.input_size("x_t", x_t, input_size)
+    _checks.carry_like(carry, initial_carry(params, x_t.shape[:-1]))
+    return x_t
+
+
+def build_cell(config, params_type: type, init, initial_carry, project_inputs, recur) -> Cell:
+    """Assemble a ``Cell`` whose public ``step`` is ``recur`` after ``project_inputs``."""
+    name = config.kind
+
+    def step(params, carry, x_t):
+        _checks.params_type(params, params_type, name)
+        x_t = check_step_inputs(params, carry, x_t, initial_carry, params.w_ih.shape[0])
+        with jax.named_scope(f"{name}_step"):
+            carry, y_t, _ = recur(params, carry, project_inputs(params, x_t))
+        return carry, y_t
+
+    def checked_init(key, input_size):
+        return init(key, _checks.positive_int("input_size", input_size))
+
+    def checked_initial_carry(params, batch_shape=()):
+        _checks.params_type(params, params_type, name)
+        return initial_carry(params, tuple(batch_shape))
+
+    return Cell(checked_init, checked_initial_carry, step, project_inputs, recur, config)

@@ -1,0 +1,123 @@
+"""The Elman RNN: one tanh or ReLU layer fed back on itself."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import _checks
+from lstm_jax.cells import base
+from lstm_jax.initializers import Initializer
+
+Array = jax.Array
+
+
+class SimpleParams(NamedTuple):
+    w_ih: Array  # (I, H)
+    w_hh: Array  # (H, H)
+    b: Array | None  # (H,) PyTorch's b_ih + b_hh
+
+
+class SimpleGates(NamedTuple):
+    h: Array  # (*batch, H) new hidden state / output
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleConfig:
+    """Options of an Elman cell; see ``simple`` for their meaning."""
+
+    hidden_size: int
+    activation: Callable = jnp.tanh
+    bias: bool = True
+    init: str = "flax"
+    kernel_init: Initializer | None = None
+    recurrent_init: Initializer | None = None
+    bias_init: Initializer | None = None
+    param_dtype: Any = jnp.float32
+    dtype: Any = None
+    kind = "simple"
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+
+def simple(
+    hidden_size: int,
+    *,
+    activation: str | Callable = "tanh",
+    bias: bool = True,
+    init: str = "flax",
+    kernel_init: Initializer | None = None,
+    recurrent_init: Initializer | None = None,
+    bias_init: Initializer | None = None,
+    param_dtype: Any = jnp.float32,
+    dtype: Any = None,
+) -> base.Cell:
+    r"""An Elman RNN cell, as ``torch.nn.RNN``: :math:`h_t = φ(x_t W_{ih} + h_{t-1} W_{hh} + b)`.
+
+    Args:
+      hidden_size: H.
+      activation: φ, ``"tanh"`` (default), ``"relu"`` or any callable.
+      bias, init, kernel_init, recurrent_init, bias_init, param_dtype, dtype: as for
+        ``lstm``.
+
+    Returns:
+      A ``Cell`` whose carry is h (*batch, H).
+
+    The IRNN of Le et al. (2015) is a ReLU cell whose recurrent matrix starts as the
+    identity and whose bias starts at zero:
+
+    >>> import jax, lstm_jax as lj
+    >>> irnn = lj.simple(4, activation="relu", init="flax",
+    ...                  recurrent_init=lj.initializers.identity())
+    >>> params = irnn.init(jax.random.key(0), input_size=2)
+    >>> params.w_hh.diagonal()
+    Array([1., 1., 1., 1.], dtype=float32)
+    """
+    config = SimpleConfig(
+        hidden_size=_checks.positive_int("hidden_size", hidden_size),
+        activation=base.activation("activation", activation),
+        bias=bool(bias),
+        init=_checks.one_of("init", init, {"flax", "pytorch"}),
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
+        bias_init=bias_init,
+        param_dtype=param_dtype,
+        dtype=dtype,
+    )
+    return _build(config)
+
+
+def _build(config: SimpleConfig) -> base.Cell:
+    H = config.hidden_size
+    preset = base.default_initializers(config.init, H, 1)
+    kernel_init = config.kernel_init or preset[0]
+    recurrent_init = config.recurrent_init or preset[1]
+    bias_init = config.bias_init or preset[2]
+    pdt, dtype, phi = config.param_dtype, config.dtype, config.activation
+
+    def init(key, input_size):
+        k = jax.random.split(key, 3)
+        return SimpleParams(
+            w_ih=kernel_init(k[0], (input_size, H), pdt),
+            w_hh=recurrent_init(k[1], (H, H), pdt),
+            b=bias_init(k[2], (H,), pdt) if config.bias else None,
+        )
+
+    def initial_carry(params, batch_shape):
+        return jnp.zeros((*batch_shape, H), params.w_hh.dtype)
+
+    def project_inputs(params, xs):
+        return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
+
+    def recur(params, h_prev, gx_t, h_mask=None):
+        h_in = h_prev if h_mask is None else h_prev * h_mask
+        h = phi(gx_t + base.matmul(h_in, params.w_hh, dtype))
+        y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
+        return h.astype(h_prev.dtype), y_t, SimpleGates(h=h)
+
+    return base.build_cell(config, SimpleParams, init, initial_carry, project_inputs, recur)

@@ -1,0 +1,9 @@
+"""Weight import and export: PyTorch ``nn.LSTM``/``nn.GRU``/``nn.RNN`` and flax cells.
+
+torch and flax are imported only when these functions run, so the core never needs them.
+"""
+
+from lstm_jax.interop.flax_linen import from_flax, to_flax
+from lstm_jax.interop.pytorch import carry_from_torch, carry_to_torch, from_torch, to_torch
+
+__all__ = ["carry_from_torch", "carry_to_torch", "from_flax", "from_torch", "to_flax", "to_torch"]

@@ -1,0 +1,202 @@
+"""Sequence-level composition: bidirectional layers and stacks of layers."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import _checks
+from lstm_jax.cells.base import Cell
+from lstm_jax.rnn import Layer, drop, rnn
+
+
+class Directions(NamedTuple):
+    """The two halves of a bidirectional layer: its params, carry and gates."""
+
+    forward: Any
+    backward: Any
+
+
+MERGES: dict[str, Callable] = {
+    "concat": lambda f, b: jnp.concatenate([f, b], axis=-1),
+    "sum": lambda f, b: f + b,
+    "mean": lambda f, b: (f + b) / 2,
+    "mul": lambda f, b: f * b,
+}
+
+
+def as_layer(cell_or_layer: Cell | Layer) -> Layer:
+    """A ``Layer`` as is; a ``Cell`` wrapped in ``rnn`` with default options."""
+    if isinstance(cell_or_layer, Layer):
+        return cell_or_layer
+    if isinstance(cell_or_layer, Cell):
+        return rnn(cell_or_layer)
+    raise TypeError(f"expected a Cell or a Layer, got {type(cell_or_layer).__name__}")
+
+
+def _time_major(layers) -> bool:
+    layouts = {layer.time_major for layer in layers}
+    if len(layouts) > 1:
+        raise ValueError("all layers must share one layout; got time_major True and False")
+    return layouts.pop()
+
+
+def _split_key(key, n: int):
+    return [None] * n if key is None else list(jax.random.split(key, n))
+
+
+@dataclasses.dataclass(frozen=True)
+class BidirectionalConfig:
+    forward: Layer
+    backward: Layer
+    merge: str
+    time_major: bool
+    kind = "bidirectional"
+
+
+def bidirectional(
+    forward: Cell | Layer, backward: Cell | Layer | None = None, *, merge: str = "concat"
+) -> Layer:
+    """Run one layer forward in time and one backward, and merge their outputs.
+
+    The backward layer sees each sequence reversed within its own length, so padded
+    batches give the same result as unpadded ones (PyTorch's packed sequences).
+
+    Args:
+      forward: a Cell or Layer for the forward direction.
+      backward: for the backward direction; a fresh copy of ``forward`` when None
+        (the same options, its own parameters).
+      merge: how ys are combined: ``"concat"`` (B, T, P_f + P_b), ``"sum"``, ``"mean"``
+        or ``"mul"`` (B, T, P).
+
+    Returns:
+      A ``Layer`` whose params, carry and gates are ``Directions(forward, backward)``.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax as lj
+    >>> layer = lj.bidirectional(lj.gru(6))
+    >>> params = layer.init(jax.random.key(0), input_size=5)
+    >>> carry, ys = layer.apply(params, jnp.ones((3, 4, 5)))
+    >>> ys.shape, carry.backward.shape
+    ((3, 4, 12), (3, 6))
+    """
+    fwd = as_layer(forward)
+    bwd = fwd if backward is None else as_layer(backward)
+    merge_fn = MERGES[_checks.one_of("merge", merge, MERGES)]
+    if merge != "concat" and fwd.output_size != bwd.output_size:
+        raise ValueError(
+            f"merge={merge!r} needs equal output sizes, got {fwd.output_size} and "
+            f"{bwd.output_size}"
+        )
+    output_size = fwd.output_size + bwd.output_size if merge == "concat" else fwd.output_size
+    config = BidirectionalConfig(fwd, bwd, merge, _time_major([fwd, bwd]))
+
+    def init(key, input_size):
+        k_fwd, k_bwd = jax.random.split(key)
+        return Directions(fwd.init(k_fwd, input_size), bwd.init(k_bwd, input_size))
+
+    def initial_carry(params, batch_shape=()):
+        return Directions(
+            fwd.initial_carry(params.forward, batch_shape),
+            bwd.initial_carry(params.backward, batch_shape),
+        )
+
+    def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
+              return_gates=False):
+        carry = _pair("carry", carry)
+        params = _pair("params", params)
+        k_fwd, k_bwd = _split_key(key, 2)
+        common = dict(seq_lengths=seq_lengths, return_gates=return_gates)
+        out_f = fwd.apply(params[0], xs, carry=carry[0], reverse=reverse, key=k_fwd, **common)
+        out_b = bwd.apply(params[1], xs, carry=carry[1], reverse=not reverse, key=k_bwd, **common)
+        ys = merge_fn(out_f[1], out_b[1])
+        carry = Directions(out_f[0], out_b[0])
+        if return_gates:
+            return carry, ys, Directions(out_f[2], out_b[2])
+        return carry, ys
+
+    return Layer(init, apply, initial_carry, output_size, config)
+
+
+def _pair(name: str, value):
+    if value is None:
+        return (None, None)
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise TypeError(
+            f"`{name}` of a bidirectional layer must be Directions(forward, backward), "
+            f"got {type(value).__name__}"
+        )
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class StackConfig:
+    layers: tuple[Layer, ...]
+    dropout: float
+    time_major: bool
+    kind = "stack"
+
+
+def stack(layers, *, dropout: float = 0.0) -> Layer:
+    """Layers applied one after another, each reading the previous one's ys.
+
+    Args:
+      layers: a sequence of Layers (or Cells, wrapped in ``rnn``).
+      dropout: dropout on the outputs of every layer but the last, as
+        ``torch.nn.LSTM(dropout=p)``. Active only when ``apply`` gets a ``key``.
+
+    Returns:
+      A ``Layer`` whose params and carry are tuples with one entry per layer.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax as lj
+    >>> model = lj.stack([lj.bidirectional(lj.lstm(8)), lj.rnn(lj.lstm(6))], dropout=0.1)
+    >>> params = model.init(jax.random.key(0), input_size=5)
+    >>> xs, lengths = jnp.ones((3, 4, 5)), jnp.array([4, 3, 1])
+    >>> carry, ys = model.apply(params, xs, seq_lengths=lengths, key=jax.random.key(1))
+    >>> ys.shape, len(carry)
+    ((3, 4, 6), 2)
+    """
+    layers = tuple(as_layer(layer) for layer in layers)
+    if not layers:
+        raise ValueError("`layers` must hold at least one layer, got none")
+    rate = _checks.rate("dropout", dropout)
+    config = StackConfig(layers, rate, _time_major(layers))
+
+    def init(key, input_size):
+        params = []
+        for layer, layer_key in zip(layers, jax.random.split(key, len(layers))):
+            params.append(layer.init(layer_key, input_size))
+            input_size = layer.output_size
+        return tuple(params)
+
+    def initial_carry(params, batch_shape=()):
+        return tuple(layer.initial_carry(p, batch_shape) for layer, p in zip(layers, params))
+
+    def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
+              return_gates=False):
+        params = _per_layer("params", params, len(layers))
+        carry = (None,) * len(layers) if carry is None else _per_layer("carry", carry, len(layers))
+        keys = _split_key(key, 2 * len(layers))
+        carries, gates, ys = [], [], xs
+        for n, layer in enumerate(layers):
+            if n > 0 and rate > 0 and keys[2 * n] is not None:
+                ys = drop(keys[2 * n], ys, rate)
+            out = layer.apply(params[n], ys, seq_lengths=seq_lengths, carry=carry[n],
+                              reverse=reverse, key=keys[2 * n + 1], return_gates=return_gates)
+            carries.append(out[0])
+            ys = out[1]
+            gates.append(out[2] if return_gates else None)
+        if return_gates:
+            return tuple(carries), ys, tuple(gates)
+        return tuple(carries), ys
+
+    return Layer(init, apply, initial_carry, layers[-1].output_size, config)
+
+
+def _per_layer(name: str, value, n: int):
+    if not isinstance(value, (tuple, list)) or len(value) != n:
+        got = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
+        raise TypeError(f"`{name}` of a {n}-layer stack must be a tuple of {n} entries, got {got}")
+    return value
