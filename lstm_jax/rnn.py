@@ -263,6 +263,11 @@ def _zoneout(rates, key, old, new):
     return jax.tree.unflatten(treedef, leaves)
 
 
+def _hidden(carry) -> Array:
+    """h, the carried output: a cell's carry is h itself or a tuple whose first field is h."""
+    return jax.tree.leaves(carry)[0]
+
+
 def _default_hoist() -> bool:
     return jax.default_backend() != "cpu"
 
@@ -277,7 +282,7 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
         xs_T = xs_T * mask[None]
     h_mask = None
     if keys[1] is not None and config.recurrent_dropout > 0:
-        h = jax.tree.leaves(carry)[0]
+        h = _hidden(carry)
         h_mask = _dropout_mask(keys[1], config.recurrent_dropout, h.shape, h.dtype)
     zone_key = keys[2]
     uses_zoneout = any(p > 0 for p in jax.tree.leaves(config.zoneout))
@@ -292,6 +297,7 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
         if uses_zoneout:
             step_key = None if zone_key is None else jax.random.fold_in(zone_key, t)
             new_carry = _zoneout(config.zoneout, step_key, carry, new_carry)
+            y_t = _hidden(new_carry).astype(y_t.dtype)  # the output is the zoned-out h
         if lengths is not None:
             valid = (t < lengths)[..., None]  # (*batch, 1)
             new_carry = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new_carry, carry)

@@ -29,6 +29,9 @@ class Cell(NamedTuple):
         step's activations for analysis and ``h_mask`` multiplies the previous output
         before the recurrent matmul (variational dropout).
       config: the frozen options the cell was built with.
+
+    The carry is h itself or a NamedTuple whose first field is h (``LSTMState(h, c)``),
+    and y_t equals the new h.
     """
 
     init: Callable[..., Any]

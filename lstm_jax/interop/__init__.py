@@ -3,7 +3,16 @@
 torch and flax are imported only when these functions run, so the core never needs them.
 """
 
-from lstm_jax.interop.flax_linen import from_flax, to_flax
+from lstm_jax.interop.flax_linen import carry_from_flax, carry_to_flax, from_flax, to_flax
 from lstm_jax.interop.pytorch import carry_from_torch, carry_to_torch, from_torch, to_torch
 
-__all__ = ["carry_from_torch", "carry_to_torch", "from_flax", "from_torch", "to_flax", "to_torch"]
+__all__ = [
+    "carry_from_flax",
+    "carry_from_torch",
+    "carry_to_flax",
+    "carry_to_torch",
+    "from_flax",
+    "from_torch",
+    "to_flax",
+    "to_torch",
+]

@@ -1,9 +1,464 @@
-"""Placeholder until this module is written."""
+"""Weights of ``flax.linen`` recurrent cells, in and out.
+
+flax keeps one ``Dense``-shaped entry per gate; lstm_jax keeps the gates side by side
+in one (in, G) matrix, in the same (in, out) orientation, so conversion is only
+concatenation and slicing, and a round trip is exact.
+
+=====================================  ======================================
+flax ``params``                        lstm_jax params
+=====================================  ======================================
+``LSTMCell`` / ``OptimizedLSTMCell``   ``LSTMParams``, gates (i, f, g, o)
+``ii if ig io`` ``kernel`` (I, H)      ``w_ih`` (I, 4H)
+``hi hf hg ho`` ``kernel`` (H, H)      ``w_hh`` (H, 4H)
+``hi hf hg ho`` ``bias`` (H,)          ``b`` (4H,)
+``GRUCell``                            ``GRUParams``, gates (r, z, n)
+``ir iz in`` ``kernel`` (I, H)         ``w_ih`` (I, 3H)
+``hr hz hn`` ``kernel`` (H, H)         ``w_hh`` (H, 3H)
+``ir iz in`` ``bias`` (H,)             ``b`` (3H,)
+``hn`` ``bias`` (H,)                   ``b_hn`` (H,)
+``SimpleCell``                         ``SimpleParams``
+``i`` ``kernel`` (I, H), ``bias``      ``w_ih`` (I, H), ``b`` (H,)
+``h`` ``kernel`` (H, H)                ``w_hh`` (H, H)
+=====================================  ======================================
+
+flax's LSTM carry is the tuple ``(c, h)``; ours is ``LSTMState(h, c)``:
+``carry_from_flax`` and ``carry_to_flax`` convert it (GRU and Elman carries are the
+same array on both sides).
+
+What differs between the two libraries, beyond the carry order:
+
+- ``dtype=None`` means "promote the inputs and params" in flax and "compute in
+  ``param_dtype``" here; with a compute ``dtype`` flax runs the whole cell in it, while
+  lstm_jax runs only the matmuls in it and keeps gates and c in ``param_dtype``. Results
+  agree exactly for float32 and to bfloat16 rounding otherwise.
+- flax's ``nn.RNN`` with ``seq_lengths`` keeps running over the padding: its outputs
+  there are not zero (ours are), and with a length of 0 its ``return_carry`` is the
+  carry after all T steps (ours is the initial carry).
+- Initializers are not carried across: ``from_flax`` builds a cell with the ``"flax"``
+  preset (flax's own defaults) and ``to_flax`` a flax cell with flax's defaults. Only
+  the weights, activations and dtypes travel. A flax ``carry_init`` other than zeros
+  has no counterpart: pass the carry explicitly.
+
+flax is imported only when these functions run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lstm_jax.cells import GRUParams, LSTMParams, LSTMState, SimpleParams, gru, lstm, simple
+from lstm_jax.cells.base import Cell
+
+__all__ = ["carry_from_flax", "carry_to_flax", "from_flax", "to_flax"]
+
+# Per flax cell kind: (name, reads "x" or "h", has a bias), in our gate order.
+_LSTM_LAYOUT = tuple((f"i{g}", "x", False) for g in "ifgo") + tuple(
+    (f"h{g}", "h", True) for g in "ifgo"
+)
+_GRU_LAYOUT = tuple((f"i{g}", "x", True) for g in "rzn") + (
+    ("hr", "h", False),
+    ("hz", "h", False),
+    ("hn", "h", True),
+)
+_SIMPLE_LAYOUT = (("i", "x", True), ("h", "h", False))
 
 
-def from_flax(*args, **kwargs):
-    raise NotImplementedError
+def _flax_kinds() -> dict[type, tuple[str, tuple]]:
+    import flax.linen as nn
+
+    return {
+        nn.LSTMCell: ("lstm", _LSTM_LAYOUT),
+        nn.OptimizedLSTMCell: ("lstm", _LSTM_LAYOUT),
+        nn.GRUCell: ("gru", _GRU_LAYOUT),
+        nn.SimpleCell: ("simple", _SIMPLE_LAYOUT),
+    }
 
 
-def to_flax(*args, **kwargs):
-    raise NotImplementedError
+def _shape(a: Any) -> tuple:
+    return tuple(np.shape(a))
+
+
+def _unwrap_variables(variables: Any, cell_name: str) -> Mapping:
+    """The ``params`` collection of flax variables given with or without its key."""
+    if not isinstance(variables, Mapping):
+        raise TypeError(
+            f"`flax_params` must be the variables of a {cell_name} (a dict), "
+            f"got {type(variables).__name__}"
+        )
+    if "params" in variables:
+        others = sorted(k for k in variables if k != "params")
+        if others:
+            raise ValueError(
+                f"`flax_params` holds collections {others} besides 'params'; a "
+                f"{cell_name} has none"
+            )
+        variables = variables["params"]
+        if not isinstance(variables, Mapping):
+            raise TypeError(
+                f"`flax_params['params']` must be a dict, got {type(variables).__name__}"
+            )
+    return variables
+
+
+def _read_flax_params(tree: Mapping, layout: tuple, hidden_size: int, cell_name: str):
+    """Check names, shapes and dtypes; return {name: (kernel, bias or None)}."""
+    expected = [name for name, _, _ in layout]
+    missing = [name for name in expected if name not in tree]
+    if missing:
+        raise ValueError(
+            f"flax params of a {cell_name} are missing {', '.join(map(repr, missing))} "
+            f"(expected entries {expected}, got {sorted(tree)})"
+        )
+    extra = sorted(str(k) for k in tree if k not in expected)
+    if extra:
+        raise ValueError(
+            f"flax params of a {cell_name} have unexpected entries {extra} "
+            f"(expected {expected})"
+        )
+    H = hidden_size
+    input_size = None
+    out = {}
+    for name, reads, has_bias in layout:
+        entry = tree[name]
+        wanted = ["kernel", "bias"] if has_bias else ["kernel"]
+        if not isinstance(entry, Mapping):
+            raise TypeError(
+                f"flax param {name!r} must be a dict with keys {wanted}, "
+                f"got {type(entry).__name__}"
+            )
+        for leaf in wanted:
+            if leaf not in entry:
+                raise ValueError(f"flax params of a {cell_name} are missing '{name}/{leaf}'")
+        extra = sorted(str(k) for k in entry if k not in wanted)
+        if extra:
+            raise ValueError(
+                f"flax param {name!r} of a {cell_name} has unexpected entries {extra} "
+                f"(expected {wanted})"
+            )
+        kernel = entry["kernel"]
+        if reads == "x" and input_size is None:
+            if len(_shape(kernel)) != 2:
+                raise ValueError(
+                    f"flax param '{name}/kernel' has shape {_shape(kernel)}, expected "
+                    f"(I, {H}) for features={H}"
+                )
+            input_size = _shape(kernel)[0]
+        want = {"kernel": (input_size if reads == "x" else H, H), "bias": (H,)}
+        for leaf in wanted:
+            value = entry[leaf]
+            dtype = getattr(value, "dtype", None) or np.asarray(value).dtype
+            if not jnp.issubdtype(dtype, jnp.floating):
+                raise TypeError(
+                    f"flax param '{name}/{leaf}' must have a floating-point dtype, got {dtype}"
+                )
+            if _shape(value) != want[leaf]:
+                raise ValueError(
+                    f"flax param '{name}/{leaf}' has shape {_shape(value)}, expected "
+                    f"{want[leaf]} for features={H}"
+                    + (f" and {input_size} input features" if reads == "x" else "")
+                )
+        out[name] = (kernel, entry["bias"] if has_bias else None)
+    return out
+
+
+def _concat(arrays) -> jax.Array:
+    return jnp.concatenate([jnp.asarray(a) for a in arrays], axis=-1)
+
+
+def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
+    """Convert a ``flax.linen`` recurrent cell and its variables to a cell and params.
+
+    Supported: ``nn.LSTMCell`` and ``nn.OptimizedLSTMCell`` (to ``lj.lstm``),
+    ``nn.GRUCell`` (to ``lj.gru``) and ``nn.SimpleCell`` without ``residual`` (to
+    ``lj.simple``). The returned cell computes what the flax cell computes: its
+    ``features``, ``gate_fn``, ``activation_fn``, ``dtype`` and ``param_dtype`` carry
+    over, and it re-initializes like flax (``init="flax"``, ``forget_bias=0.0``).
+
+    Args:
+      flax_cell: the flax module, e.g. ``nn.LSTMCell(features=H)``.
+      flax_params: its variables, ``{"params": {...}}`` as returned by ``init``, or the
+        inner ``{...}``. Kernels are (I, H) for the input and (H, H) for the recurrent
+        entries, biases (H,).
+
+    Returns:
+      ``(cell, params)``: ``LSTMParams`` with ``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
+      ``b`` (4H,) in gate order (i, f, g, o); ``GRUParams`` with ``w_ih`` (I, 3H),
+      ``w_hh`` (H, 3H), ``b`` (3H,), ``b_hn`` (H,) in gate order (r, z, n); or
+      ``SimpleParams`` with ``w_ih`` (I, H), ``w_hh`` (H, H), ``b`` (H,).
+
+    Raises:
+      TypeError: ``flax_cell`` is not one of the supported modules, or a param is not
+        a floating-point array.
+      ValueError: ``SimpleCell(residual=True)``, or params missing, unexpected or of
+        the wrong shape.
+
+    >>> import jax, jax.numpy as jnp, flax.linen as nn, lstm_jax as lj
+    >>> flax_cell = nn.LSTMCell(features=6)
+    >>> x = jnp.ones((3, 5))
+    >>> flax_carry = flax_cell.initialize_carry(jax.random.key(0), x.shape)
+    >>> variables = flax_cell.init(jax.random.key(1), flax_carry, x)
+    >>> cell, params = lj.interop.from_flax(flax_cell, variables)
+    >>> params.w_ih.shape, params.w_hh.shape, params.b.shape
+    ((5, 24), (6, 24), (24,))
+    >>> (c, h), y_flax = flax_cell.apply(variables, flax_carry, x)
+    >>> carry, y = cell.step(params, cell.initial_carry(params, (3,)), x)
+    >>> bool(jnp.allclose(y, y_flax, atol=1e-6)), bool(jnp.allclose(carry.c, c, atol=1e-6))
+    (True, True)
+    """
+    kinds = _flax_kinds()
+    if type(flax_cell) not in kinds:
+        supported = ", ".join(f"nn.{t.__name__}" for t in kinds)
+        raise TypeError(
+            f"`flax_cell` must be one of {supported}, got {type(flax_cell).__name__}"
+        )
+    cell_name = type(flax_cell).__name__
+    kind, layout = kinds[type(flax_cell)]
+    if kind == "simple" and flax_cell.residual:
+        raise ValueError(
+            "nn.SimpleCell(residual=True) adds h_{t-1} before the activation; lstm_jax's "
+            "simple cell has no residual connection"
+        )
+    H = flax_cell.features
+    tree = _read_flax_params(_unwrap_variables(flax_params, cell_name), layout, H, cell_name)
+    dtypes = dict(param_dtype=flax_cell.param_dtype, dtype=flax_cell.dtype)
+    if kind == "lstm":
+        cell = lstm(
+            H,
+            init="flax",
+            forget_bias=0.0,
+            activation=flax_cell.activation_fn,
+            gate_activation=flax_cell.gate_fn,
+            **dtypes,
+        )
+        params = LSTMParams(
+            w_ih=_concat(tree[f"i{g}"][0] for g in "ifgo"),
+            w_hh=_concat(tree[f"h{g}"][0] for g in "ifgo"),
+            b=_concat(tree[f"h{g}"][1] for g in "ifgo"),
+            w_hr=None,
+            peephole=None,
+            layer_norm=None,
+        )
+    elif kind == "gru":
+        cell = gru(
+            H,
+            init="flax",
+            activation=flax_cell.activation_fn,
+            gate_activation=flax_cell.gate_fn,
+            **dtypes,
+        )
+        params = GRUParams(
+            w_ih=_concat(tree[f"i{g}"][0] for g in "rzn"),
+            w_hh=_concat(tree[f"h{g}"][0] for g in "rzn"),
+            b=_concat(tree[f"i{g}"][1] for g in "rzn"),
+            b_hn=jnp.asarray(tree["hn"][1]),
+        )
+    else:
+        cell = simple(H, init="flax", activation=flax_cell.activation_fn, **dtypes)
+        params = SimpleParams(
+            w_ih=jnp.asarray(tree["i"][0]),
+            w_hh=jnp.asarray(tree["h"][0]),
+            b=jnp.asarray(tree["i"][1]),
+        )
+    return cell, params
+
+
+_PARAMS_TYPES = {"lstm": LSTMParams, "gru": GRUParams, "simple": SimpleParams}
+
+
+def _check_cell(cell: Any, name: str = "cell") -> str:
+    if not isinstance(cell, Cell):
+        raise TypeError(f"`{name}` must be a Cell such as lj.lstm(...), got {type(cell).__name__}")
+    kind = cell.config.kind
+    if kind not in _PARAMS_TYPES:
+        raise ValueError(
+            f"flax has no counterpart of a {kind!r} cell; supported: {sorted(_PARAMS_TYPES)}"
+        )
+    return kind
+
+
+def _lstm_unsupported(config, params: LSTMParams) -> list[str]:
+    reasons = []
+    if config.proj_size or params.w_hr is not None:
+        reasons.append(f"proj_size={config.proj_size} (an output projection w_hr)")
+    if config.peephole or params.peephole is not None:
+        reasons.append("peephole=True (peephole weights)")
+    if config.layer_norm or params.layer_norm is not None:
+        reasons.append("layer_norm=True (layer-norm parameters)")
+    if config.coupled:
+        reasons.append("coupled=True (no input gate)")
+    if not config.bias or params.b is None:
+        reasons.append("bias=False (flax's recurrent entries always have a bias)")
+    return reasons
+
+
+def _check_shape(name: str, value: Any, expected: tuple) -> None:
+    if _shape(value) != expected:
+        raise ValueError(f"`params.{name}` has shape {_shape(value)}, expected {expected}")
+
+
+def _blocks(w: Any, n: int, H: int) -> list:
+    return [w[..., k * H : (k + 1) * H] for k in range(n)]
+
+
+def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
+    """Convert a cell and its params to a ``flax.linen`` cell and its variables.
+
+    The inverse of ``from_flax``: ``lj.lstm`` becomes ``nn.OptimizedLSTMCell`` (whose
+    params have the same names as ``nn.LSTMCell``'s, so they load into either),
+    ``lj.gru`` becomes ``nn.GRUCell`` and ``lj.simple`` ``nn.SimpleCell``. The flax
+    cell gets the cell's hidden size, activations, ``dtype`` and ``param_dtype``, and
+    flax's default initializers.
+
+    Args:
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru`` or ``lj.simple``.
+      params: its params: ``LSTMParams`` (``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
+        ``b`` (4H,)), ``GRUParams`` (``w_ih`` (I, 3H), ``w_hh`` (H, 3H), ``b`` (3H,),
+        ``b_hn`` (H,)) or ``SimpleParams`` (``w_ih`` (I, H), ``w_hh`` (H, H), ``b`` (H,)).
+
+    Returns:
+      ``(flax_cell, variables)`` with ``variables = {"params": {...}}``: kernels
+      (I, H) and (H, H), biases (H,), named as in the module docstring.
+
+    Raises:
+      TypeError: ``cell`` is not a Cell or ``params`` not of its type.
+      ValueError: what flax's cells cannot express (``proj_size``, ``peephole``,
+        ``layer_norm``, ``coupled``, ``bias=False``), or params whose shapes do not
+        match the cell.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax as lj
+    >>> cell = lj.gru(6)
+    >>> params = cell.init(jax.random.key(0), input_size=5)
+    >>> flax_cell, variables = lj.interop.to_flax(cell, params)
+    >>> type(flax_cell).__name__, sorted(variables["params"])
+    ('GRUCell', ['hn', 'hr', 'hz', 'in', 'ir', 'iz'])
+    >>> x = jnp.ones((3, 5))
+    >>> h_flax, _ = flax_cell.apply(variables, jnp.zeros((3, 6)), x)
+    >>> h, _ = cell.step(params, cell.initial_carry(params, (3,)), x)
+    >>> bool(jnp.allclose(h, h_flax, atol=1e-6))
+    True
+    """
+    import flax.linen as nn
+
+    kind = _check_cell(cell)
+    params_type = _PARAMS_TYPES[kind]
+    if not isinstance(params, params_type):
+        raise TypeError(
+            f"`params` must be {params_type.__name__} for a {kind} cell, "
+            f"got {type(params).__name__}"
+        )
+    config = cell.config
+    H = config.hidden_size
+    dtypes = dict(dtype=config.dtype, param_dtype=config.param_dtype)
+
+    if kind == "lstm":
+        reasons = _lstm_unsupported(config, params)
+        if reasons:
+            raise ValueError(
+                "flax's LSTMCell cannot express an LSTM with " + "; ".join(reasons)
+            )
+        flax_cell = nn.OptimizedLSTMCell(
+            features=H, gate_fn=config.gate_activation, activation_fn=config.activation, **dtypes
+        )
+        gates, n = "ifgo", 4
+    elif kind == "gru":
+        if not config.bias or params.b is None or params.b_hn is None:
+            raise ValueError(
+                "flax's GRUCell cannot express a GRU with bias=False (its 'ir', 'iz', "
+                "'in' and 'hn' entries always have a bias)"
+            )
+        flax_cell = nn.GRUCell(
+            features=H, gate_fn=config.gate_activation, activation_fn=config.activation, **dtypes
+        )
+        gates, n = "rzn", 3
+    else:
+        if not config.bias or params.b is None:
+            raise ValueError(
+                "flax's SimpleCell cannot express an Elman cell with bias=False (its "
+                "'i' entry always has a bias)"
+            )
+        flax_cell = nn.SimpleCell(features=H, activation_fn=config.activation, **dtypes)
+        gates, n = "", 1
+
+    w_ih = params.w_ih
+    if len(_shape(w_ih)) != 2:
+        raise ValueError(f"`params.w_ih` must have shape (I, {n * H}), got {_shape(w_ih)}")
+    input_size = _shape(w_ih)[0]
+    _check_shape("w_ih", w_ih, (input_size, n * H))
+    _check_shape("w_hh", params.w_hh, (H, n * H))
+    _check_shape("b", params.b, (n * H,))
+
+    if kind == "simple":
+        tree = {"i": {"kernel": w_ih, "bias": params.b}, "h": {"kernel": params.w_hh}}
+        return flax_cell, {"params": tree}
+
+    w_ih_blocks = _blocks(w_ih, n, H)
+    w_hh_blocks = _blocks(params.w_hh, n, H)
+    b_blocks = _blocks(params.b, n, H)
+    tree = {}
+    for g, wi, wh, b in zip(gates, w_ih_blocks, w_hh_blocks, b_blocks):
+        if kind == "lstm":  # the bias sits on the recurrent entries
+            tree[f"i{g}"] = {"kernel": wi}
+            tree[f"h{g}"] = {"kernel": wh, "bias": b}
+        else:  # GRU: on the input entries, plus b_hn on "hn"
+            tree[f"i{g}"] = {"kernel": wi, "bias": b}
+            tree[f"h{g}"] = {"kernel": wh}
+    if kind == "gru":
+        _check_shape("b_hn", params.b_hn, (H,))
+        tree["hn"]["bias"] = params.b_hn
+    return flax_cell, {"params": tree}
+
+
+def carry_from_flax(cell: Cell, carry: Any) -> Any:
+    """Convert a flax carry to the carry of ``cell``.
+
+    Args:
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru`` or ``lj.simple``.
+      carry: flax's carry: the tuple ``(c, h)``, each (*batch, H), for an LSTM; the
+        array h (*batch, H) for a GRU or Elman cell.
+
+    Returns:
+      ``LSTMState(h, c)`` for an LSTM, else ``carry`` unchanged.
+
+    >>> import jax.numpy as jnp, lstm_jax as lj
+    >>> from lstm_jax.interop.flax_linen import carry_from_flax
+    >>> state = carry_from_flax(lj.lstm(6), (jnp.zeros((3, 6)), jnp.ones((3, 6))))
+    >>> float(state.h[0, 0]), float(state.c[0, 0])
+    (1.0, 0.0)
+    """
+    if _check_cell(cell) != "lstm":
+        return carry
+    if isinstance(carry, LSTMState) or not isinstance(carry, (tuple, list)) or len(carry) != 2:
+        raise TypeError(
+            f"`carry` must be flax's LSTM carry, the tuple (c, h), got {type(carry).__name__}"
+        )
+    c, h = carry
+    return LSTMState(h=h, c=c)
+
+
+def carry_to_flax(cell: Cell, carry: Any) -> Any:
+    """Convert a carry of ``cell`` to flax's carry, the inverse of ``carry_from_flax``.
+
+    Args:
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru`` or ``lj.simple``.
+      carry: ``LSTMState(h (*batch, H), c (*batch, H))`` for an LSTM; h (*batch, H)
+        for a GRU or Elman cell.
+
+    Returns:
+      The tuple ``(c, h)`` for an LSTM, else ``carry`` unchanged.
+
+    >>> import jax.numpy as jnp, lstm_jax as lj
+    >>> from lstm_jax.interop.flax_linen import carry_to_flax
+    >>> c, h = carry_to_flax(lj.lstm(6), lj.LSTMState(h=jnp.ones(6), c=jnp.zeros(6)))
+    >>> float(c[0]), float(h[0])
+    (0.0, 1.0)
+    """
+    if _check_cell(cell) != "lstm":
+        return carry
+    if not isinstance(carry, LSTMState):
+        raise TypeError(f"`carry` must be an LSTMState(h, c), got {type(carry).__name__}")
+    return (carry.c, carry.h)
