@@ -11,8 +11,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="train an LSTM on the adding problem (minutes on CPU)")
-    demo.add_argument("--steps", type=int, default=1500)
-    demo.add_argument("--length", type=int, default=50)
+    demo.add_argument("--steps", type=int, default=2000)
+    demo.add_argument("--length", type=int, default=100)
     demo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.version:

@@ -16,7 +16,7 @@ import lstm_jax as lj
 from lstm_jax.tasks.adding import BASELINE_MSE, adding_batch
 
 
-def run(steps: int = 1500, length: int = 50, batch_size: int = 64, hidden_size: int = 64,
+def run(steps: int = 2000, length: int = 100, batch_size: int = 64, hidden_size: int = 64,
         seed: int = 0, log_every: int = 100) -> float:
     """Train and return the test MSE on 1,000 fresh sequences."""
     layer = lj.rnn(lj.lstm(hidden_size))

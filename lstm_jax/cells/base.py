@@ -98,10 +98,16 @@ class LayerNormParams(NamedTuple):
 
 
 def layer_norm(x: Array, p: LayerNormParams, eps: float = 1e-5) -> Array:
-    """Normalise the last axis of ``x`` to zero mean and unit variance, then scale/shift."""
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    y = (x - mean) * jax.lax.rsqrt(var + eps) * broadcast_like(p.scale, x)
+    """Normalise the last axis of ``x`` to zero mean and unit variance, then scale/shift.
+
+    The statistics are computed in at least float32 (as flax's ``LayerNorm`` does):
+    in float16 the gradient of 1/sqrt(var + eps) overflows for a constant input such
+    as the zero h_0.
+    """
+    x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    mean = jnp.mean(x32, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+    y = ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype) * broadcast_like(p.scale, x)
     return y if p.bias is None else y + broadcast_like(p.bias, x)
 
 
