@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -52,10 +54,29 @@ class Cell(NamedTuple):
         return self.config.output_size
 
 
+@dataclasses.dataclass(frozen=True)
+class CellConfig:
+    """Options every cell has; each cell kind's config adds its own."""
+
+    hidden_size: int
+    bias: bool = True
+    init: str = "flax"
+    kernel_init: inits.Initializer | None = None
+    recurrent_init: inits.Initializer | None = None
+    bias_init: inits.Initializer | None = None
+    activation: Callable = jnp.tanh
+    param_dtype: Any = jnp.float32
+    dtype: Any = None
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
 
 
-def activation(name: str, value: str | Callable) -> Callable:
+def resolve_activation(name: str, value: str | Callable) -> Callable:
     """Accept an activation as a callable or one of the names in ``ACTIVATIONS``."""
     if callable(value):
         return value
@@ -74,6 +95,32 @@ def default_initializers(preset: str, hidden_size: int, num_gates: int):
         u = inits.uniform(hidden_size**-0.5)
         return u, u, u
     return inits.lecun_normal(), inits.per_gate(inits.orthogonal(), num_gates), inits.zeros()
+
+
+def common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_init, activation,
+                   param_dtype, dtype) -> dict:
+    """The checked options every cell factory shares: the fields of ``CellConfig``."""
+    return dict(
+        hidden_size=_checks.positive_int("hidden_size", hidden_size),
+        bias=bool(bias),
+        init=_checks.one_of("init", init, {"flax", "pytorch"}),
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
+        bias_init=bias_init,
+        activation=resolve_activation("activation", activation),
+        param_dtype=param_dtype,
+        dtype=dtype,
+    )
+
+
+def initializers_of(config, num_gates: int):
+    """(kernel_init, recurrent_init, bias_init) of a config: its own, else its preset's."""
+    preset = default_initializers(config.init, config.hidden_size, num_gates)
+    return (
+        config.kernel_init or preset[0],
+        config.recurrent_init or preset[1],
+        config.bias_init or preset[2],
+    )
 
 
 def broadcast_like(v: Array, x: Array) -> Array:

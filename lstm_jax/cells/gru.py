@@ -8,7 +8,6 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import _checks
 from lstm_jax.cells import base
 from lstm_jax.initializers import Initializer
 
@@ -34,24 +33,11 @@ class GRUGates(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class GRUConfig:
+class GRUConfig(base.CellConfig):
     """Options of a GRU cell; see ``gru`` for their meaning."""
 
-    hidden_size: int
-    bias: bool = True
-    init: str = "flax"
-    kernel_init: Initializer | None = None
-    recurrent_init: Initializer | None = None
-    bias_init: Initializer | None = None
-    activation: Callable = jnp.tanh
     gate_activation: Callable = jax.nn.sigmoid
-    param_dtype: Any = jnp.float32
-    dtype: Any = None
     kind = "gru"
-
-    @property
-    def output_size(self) -> int:
-        return self.hidden_size
 
 
 def gru(
@@ -96,26 +82,16 @@ def gru(
     (3, 6)
     """
     config = GRUConfig(
-        hidden_size=_checks.positive_int("hidden_size", hidden_size),
-        bias=bool(bias),
-        init=_checks.one_of("init", init, {"flax", "pytorch"}),
-        kernel_init=kernel_init,
-        recurrent_init=recurrent_init,
-        bias_init=bias_init,
-        activation=base.activation("activation", activation),
-        gate_activation=base.activation("gate_activation", gate_activation),
-        param_dtype=param_dtype,
-        dtype=dtype,
+        gate_activation=base.resolve_activation("gate_activation", gate_activation),
+        **base.common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_init,
+                              activation, param_dtype, dtype),
     )
     return _build(config)
 
 
 def _build(config: GRUConfig) -> base.Cell:
     H = config.hidden_size
-    preset = base.default_initializers(config.init, H, 3)
-    kernel_init = config.kernel_init or preset[0]
-    recurrent_init = config.recurrent_init or preset[1]
-    bias_init = config.bias_init or preset[2]
+    kernel_init, recurrent_init, bias_init = base.initializers_of(config, 3)
     pdt, dtype = config.param_dtype, config.dtype
     sigma, tanh = config.gate_activation, config.activation
 

@@ -62,24 +62,15 @@ class LSTMGates(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class LSTMConfig:
+class LSTMConfig(base.CellConfig):
     """Options of an LSTM cell; see ``lstm`` for their meaning."""
 
-    hidden_size: int
     proj_size: int | None = None
     peephole: bool = False
     layer_norm: bool = False
     coupled: bool = False
-    bias: bool = True
     forget_bias: float = 1.0
-    init: str = "flax"
-    kernel_init: Initializer | None = None
-    recurrent_init: Initializer | None = None
-    bias_init: Initializer | None = None
-    activation: Callable = jnp.tanh
     gate_activation: Callable = jax.nn.sigmoid
-    param_dtype: Any = jnp.float32
-    dtype: Any = None
     kind = "lstm"
 
     @property
@@ -158,31 +149,21 @@ def lstm(
     ((3, 6), (3, 6))
     """
     config = LSTMConfig(
-        hidden_size=_checks.positive_int("hidden_size", hidden_size),
         proj_size=None if proj_size is None else _checks.positive_int("proj_size", proj_size),
         peephole=bool(peephole),
         layer_norm=bool(layer_norm),
         coupled=bool(coupled),
-        bias=bool(bias),
         forget_bias=float(forget_bias),
-        init=_checks.one_of("init", init, {"flax", "pytorch"}),
-        kernel_init=kernel_init,
-        recurrent_init=recurrent_init,
-        bias_init=bias_init,
-        activation=base.activation("activation", activation),
-        gate_activation=base.activation("gate_activation", gate_activation),
-        param_dtype=param_dtype,
-        dtype=dtype,
+        gate_activation=base.resolve_activation("gate_activation", gate_activation),
+        **base.common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_init,
+                              activation, param_dtype, dtype),
     )
     return _build(config)
 
 
 def _build(config: LSTMConfig) -> base.Cell:
     H, P, G = config.hidden_size, config.output_size, config.num_gates * config.hidden_size
-    preset = base.default_initializers(config.init, H, config.num_gates)
-    kernel_init = config.kernel_init or preset[0]
-    recurrent_init = config.recurrent_init or preset[1]
-    bias_init = config.bias_init or preset[2]
+    kernel_init, recurrent_init, bias_init = base.initializers_of(config, config.num_gates)
     pdt, dtype = config.param_dtype, config.dtype
     sigma, tanh = config.gate_activation, config.activation
     forget = 0 if config.coupled else 1  # index of the forget block in the gates

@@ -8,7 +8,6 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import _checks
 from lstm_jax.cells import base
 from lstm_jax.initializers import Initializer
 
@@ -26,23 +25,10 @@ class SimpleGates(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class SimpleConfig:
+class SimpleConfig(base.CellConfig):
     """Options of an Elman cell; see ``simple`` for their meaning."""
 
-    hidden_size: int
-    activation: Callable = jnp.tanh
-    bias: bool = True
-    init: str = "flax"
-    kernel_init: Initializer | None = None
-    recurrent_init: Initializer | None = None
-    bias_init: Initializer | None = None
-    param_dtype: Any = jnp.float32
-    dtype: Any = None
     kind = "simple"
-
-    @property
-    def output_size(self) -> int:
-        return self.hidden_size
 
 
 def simple(
@@ -79,25 +65,15 @@ def simple(
     Array([1., 1., 1., 1.], dtype=float32)
     """
     config = SimpleConfig(
-        hidden_size=_checks.positive_int("hidden_size", hidden_size),
-        activation=base.activation("activation", activation),
-        bias=bool(bias),
-        init=_checks.one_of("init", init, {"flax", "pytorch"}),
-        kernel_init=kernel_init,
-        recurrent_init=recurrent_init,
-        bias_init=bias_init,
-        param_dtype=param_dtype,
-        dtype=dtype,
+        **base.common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_init,
+                              activation, param_dtype, dtype),
     )
     return _build(config)
 
 
 def _build(config: SimpleConfig) -> base.Cell:
     H = config.hidden_size
-    preset = base.default_initializers(config.init, H, 1)
-    kernel_init = config.kernel_init or preset[0]
-    recurrent_init = config.recurrent_init or preset[1]
-    bias_init = config.bias_init or preset[2]
+    kernel_init, recurrent_init, bias_init = base.initializers_of(config, 1)
     pdt, dtype, phi = config.param_dtype, config.dtype, config.activation
 
     def init(key, input_size):
