@@ -17,7 +17,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 demo: $(STAMP)
-	$(BIN)/lstm-jax demo
+	$(BIN)/lstm-jax train adding
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/quick_vs_flax.py

@@ -12,7 +12,8 @@ Shape letters used in every docstring:
 
 The layers, each depending only on those above it: ``cells`` (init and one step),
 ``initializers``, ``rnn`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
-``interop`` (PyTorch and flax weights).
+``interop`` (PyTorch and flax weights), ``nn`` (flax linen and nnx modules), ``tasks``
+(data), ``train`` (the optax loop and checkpoints).
 """
 
 from lstm_jax import initializers
@@ -34,6 +35,15 @@ from lstm_jax.rnn import Layer, rnn
 from lstm_jax import interop  # noqa: E402  (imports torch/flax lazily)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``lj.nn`` (flax modules) and ``lj.train`` (the training loop) load on first use."""
+    if name in ("nn", "train", "tasks"):
+        import importlib
+
+        return importlib.import_module(f"lstm_jax.{name}")
+    raise AttributeError(f"module 'lstm_jax' has no attribute {name!r}")
 
 __all__ = [
     "Cell",

@@ -11,6 +11,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lstm_jax import _checks
+from lstm_jax.tasks.base import Batch, Task
+
 BASELINE_MSE = 1.0 / 6.0
 
 
@@ -41,3 +44,33 @@ def adding_batch(key: jax.Array, batch_size: int, length: int):
     xs = jnp.stack([values, marker.astype(values.dtype)], axis=-1)
     targets = jnp.sum(values * marker, axis=1)
     return xs, targets
+
+
+def _mse(predictions, batch):
+    return jnp.mean(jnp.square(predictions[:, 0] - batch.targets))
+
+
+def adding_task(length: int = 100) -> Task:
+    """The adding problem as a ``Task``: regress the sum from the last step, MSE loss.
+
+    >>> task = adding_task(length=20)
+    >>> batch = task.batch(jax.random.key(0), 8)
+    >>> batch.xs.shape, batch.targets.shape, task.baselines
+    ((8, 20, 2), (8,), {'mse': 0.16666666666666666})
+    """
+    length = _checks.positive_int("length", length)
+
+    def batch(key, batch_size):
+        xs, targets = adding_batch(key, batch_size, length)
+        return Batch(xs, targets, None)
+
+    return Task(
+        name="adding",
+        input_size=2,
+        output_size=1,
+        readout="last",
+        batch=batch,
+        loss=_mse,
+        metrics=lambda predictions, batch: {"mse": _mse(predictions, batch)},
+        baselines={"mse": BASELINE_MSE},
+    )

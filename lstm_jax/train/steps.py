@@ -1,0 +1,84 @@
+"""The train state and the two pure step functions."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lstm_jax.tasks import Batch, Task
+from lstm_jax.train.config import Config
+from lstm_jax.train.model import Model
+
+
+class TrainState(NamedTuple):
+    params: Any  # ModelParams
+    opt_state: Any  # the optimizer's state
+    step: jax.Array  # shape=() int32: optimizer steps taken
+    rng: jax.Array  # shape=(2,) uint32: raw key data; dropout at step s uses fold_in(rng, s)
+
+
+def default_optimizer(config: Config) -> optax.GradientTransformation:
+    """Global-norm clipping, then AdamW on a warmup + cosine-decay schedule.
+
+    The warmup is cut to ``steps - 1`` in runs shorter than it, so the cosine part
+    always has at least one step.
+    """
+    warmup = min(config.warmup_steps, config.steps - 1)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=config.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(config.steps, warmup + 1),
+    )
+    adamw = optax.adamw(schedule, weight_decay=config.weight_decay)
+    if config.grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(config.grad_clip), adamw)
+    return adamw
+
+
+def init_state(model: Model, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
+    k_params, k_dropout = jax.random.split(jax.random.key(seed))
+    params = model.init(k_params)
+    return TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        rng=jax.random.key_data(k_dropout),
+    )
+
+
+def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransformation):
+    """``train_step(state, batch) -> (state, metrics)``, pure and jitted.
+
+    metrics: ``loss`` (of the params before the update), ``grad_norm`` and
+    ``param_norm`` (after the update), so a caller can refuse a non-finite state.
+    """
+
+    def train_step(state: TrainState, batch: Batch):
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+        def loss_fn(params):
+            predictions = model.apply(params, batch.xs, batch.seq_lengths, key=key)
+            return task.loss(predictions, batch)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_state = TrainState(params, opt_state, state.step + 1, state.rng)
+        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
+                           "param_norm": optax.tree.norm(params)}
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def make_eval_step(model: Model, task: Task):
+    """``eval_step(params, batch) -> {"loss", *task metrics}``, pure and jitted; no dropout."""
+
+    def eval_step(params, batch: Batch):
+        predictions = model.apply(params, batch.xs, batch.seq_lengths)
+        return {"loss": task.loss(predictions, batch), **task.metrics(predictions, batch)}
+
+    return jax.jit(eval_step)

@@ -1,0 +1,334 @@
+"""Flax modules (linen and nnx): parity with the functional layers they wrap, params
+interchange, dropout plumbing, the zero carry, transforms and errors."""
+
+import inspect
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import lstm_jax as lj
+from lstm_jax.nn import linen as ljl
+from lstm_jax.nn import nnx as ljx
+
+# Distinct sizes so that a swapped axis fails loudly.
+B, T, I, H, P = 3, 5, 4, 6, 2
+LENGTHS = jnp.array([5, 3, 0])
+XS = jax.random.normal(jax.random.key(1), (B, T, I))
+
+
+def assert_trees_equal(a, b, atol=1e-6):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        assert np.shape(x) == np.shape(y)
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-6)
+
+
+def loss(ys, carry):
+    return jnp.sum(ys**2) + sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(carry))
+
+
+# name: (linen module, nnx module from rngs, the functional layer built independently)
+CASES = {
+    "lstm": (
+        lambda: ljl.LSTM(H, proj_size=P, peephole=True, forget_bias=0.5, zoneout=0.1),
+        lambda rngs: ljx.LSTM(I, H, proj_size=P, peephole=True, forget_bias=0.5, zoneout=0.1,
+                              rngs=rngs),
+        lambda: lj.rnn(lj.lstm(H, proj_size=P, peephole=True, forget_bias=0.5), zoneout=0.1),
+    ),
+    "gru": (
+        lambda: ljl.GRU(H, init_preset="pytorch", remat=True),
+        lambda rngs: ljx.GRU(I, H, init="pytorch", remat=True, rngs=rngs),
+        lambda: lj.rnn(lj.gru(H, init="pytorch"), remat=True),
+    ),
+    "rnn": (
+        lambda: ljl.RNN(lj.lstm(H, coupled=True), hoist=True),
+        lambda rngs: ljx.RNN(I, lj.lstm(H, coupled=True), hoist=True, rngs=rngs),
+        lambda: lj.rnn(lj.lstm(H, coupled=True), hoist=True),
+    ),
+    "bidirectional": (
+        lambda: ljl.Bidirectional(lj.lstm(H), lj.gru(H), merge="sum"),
+        lambda rngs: ljx.Bidirectional(I, lj.lstm(H), lj.gru(H), merge="sum", rngs=rngs),
+        lambda: lj.bidirectional(lj.lstm(H), lj.gru(H), merge="sum"),
+    ),
+    "stack": (
+        lambda: ljl.Stack((lj.bidirectional(lj.lstm(H)), lj.gru(H)), dropout=0.3),
+        lambda rngs: ljx.Stack(I, [lj.bidirectional(lj.lstm(H)), lj.gru(H)], dropout=0.3,
+                               rngs=rngs),
+        lambda: lj.stack([lj.bidirectional(lj.lstm(H)), lj.gru(H)], dropout=0.3),
+    ),
+}
+
+
+# --- parity: module == functional layer, outputs, carry and gradients -----------------
+
+
+@pytest.mark.parametrize("name, reverse", [("lstm", True), ("gru", False), ("rnn", True),
+                                           ("bidirectional", False), ("stack", True)])
+def test_modules_match_functional_layer(name, reverse):
+    """The same params through linen, nnx and ``layer.apply``: equal results and grads."""
+    make_linen, make_nnx, make_layer = CASES[name]
+    layer = make_layer()
+    linen_model, nnx_model = make_linen(), make_nnx(nnx.Rngs(0))
+    params = layer.init(jax.random.key(7), I)  # functional params go into both modules
+    is_param = lambda x: isinstance(x, nnx.Param)  # noqa: E731
+    param_objects = jax.tree.leaves(nnx_model.params, is_leaf=is_param)
+    nnx_model.set_params(params)
+    assert_trees_equal(nnx_model.get_params(), params, atol=0)
+    # set in place: the same Param objects, so an nnx.Optimizer keeps tracking them
+    assert all(a is b for a, b in zip(param_objects,
+                                      jax.tree.leaves(nnx_model.params, is_leaf=is_param)))
+    nnx_model.eval()
+    kw = dict(seq_lengths=LENGTHS, reverse=reverse)
+
+    def layer_loss(p):
+        carry, ys = layer.apply(p, XS, **kw)
+        return loss(ys, carry), (carry, ys)
+
+    def linen_loss(p):
+        carry, ys = linen_model.apply({"params": {"layer": p}}, XS, return_carry=True,
+                                      deterministic=True, **kw)
+        return loss(ys, carry), (carry, ys)
+
+    def nnx_loss(model):
+        carry, ys = model(XS, return_carry=True, **kw)
+        return loss(ys, carry), (carry, ys)
+
+    want_grads, want = jax.jit(jax.grad(layer_loss, has_aux=True))(params)
+    linen_grads, linen_out = jax.jit(jax.grad(linen_loss, has_aux=True))(params)
+    grads_state, nnx_out = nnx.jit(nnx.grad(nnx_loss, has_aux=True))(nnx_model)
+    graphdef, _, rest = nnx.split(nnx_model, nnx.Param, ...)
+    nnx_grads = nnx.merge(graphdef, grads_state, rest).get_params()  # as LSTMParams etc.
+    assert bool(jnp.all(want[1][2] == 0))  # sequence 2 has length 0: all padding
+    for got, got_grads in [(linen_out, linen_grads), (nnx_out, nnx_grads)]:
+        assert_trees_equal(got, want)
+        assert_trees_equal(got_grads, want_grads)
+
+
+def test_generic_wrapper_matches_named_modules():
+    layer = lj.rnn(lj.gru(H, init="pytorch"), remat=True)
+    linen_model = ljl.RecurrentLayer(layer, return_carry=True)
+    variables = linen_model.init(jax.random.key(0), XS)
+    assert_trees_equal(linen_model.apply(variables, XS),
+                       layer.apply(variables["params"]["layer"], XS))
+    nnx_model = ljx.RecurrentLayer(I, layer, return_carry=True, rngs=nnx.Rngs(0))
+    assert_trees_equal(nnx_model(XS), layer.apply(nnx_model.get_params(), XS))
+    # a named module builds the same functional layer as its options say
+    assert ljl.GRU(H, init_preset="pytorch", remat=True).layer.config.cell.config == \
+        layer.config.cell.config
+    assert ljx.GRU(I, H, init="pytorch", rngs=nnx.Rngs(0)).layer.config.cell.config == \
+        layer.config.cell.config
+
+
+def test_time_major_and_unbatched():
+    xs_TxBxI = jnp.swapaxes(XS, 0, 1)
+    layer = lj.rnn(lj.simple(H, activation="relu"), time_major=True)
+    model = ljl.RNN(lj.simple(H, activation="relu"), time_major=True)
+    variables = model.init(jax.random.key(0), xs_TxBxI)
+    assert_trees_equal(model.apply(variables, xs_TxBxI),
+                       layer.apply(variables["params"]["layer"], xs_TxBxI)[1])
+    nnx_model = ljx.LSTM(I, H, rngs=nnx.Rngs(0))
+    ys, gates = nnx_model(XS[0], return_gates=True)  # (T, I) -> (T, H)
+    assert ys.shape == (T, H) and gates.f.shape == (T, H)
+
+
+# --- where the params live, and interchange both ways -------------------------------
+
+
+def test_params_are_the_functional_pytree():
+    layer = CASES["stack"][2]()
+    want = jax.eval_shape(lambda: layer.init(jax.random.key(0), I))
+    variables = CASES["stack"][0]().init(jax.random.key(0), XS, deterministic=True)
+    assert list(variables) == ["params"] and list(variables["params"]) == ["layer"]
+    got = variables["params"]["layer"]
+    assert isinstance(got, tuple) and isinstance(got[0], lj.Directions)
+    assert isinstance(got[0].forward, lj.LSTMParams) and isinstance(got[1], lj.GRUParams)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    assert jax.tree.map(jnp.shape, got) == jax.tree.map(jnp.shape, want)
+
+    model = CASES["stack"][1](nnx.Rngs(0))
+    assert isinstance(model.params[0].forward.w_ih, nnx.Param)
+    assert jax.tree.map(jnp.shape, model.get_params()) == jax.tree.map(jnp.shape, want)
+    paths = [path for path, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+    assert ("params", 0, "forward", "w_ih") in paths and ("params", 1, "b_hn") in paths
+
+
+def test_nnx_set_params_checks_structure_and_shapes():
+    model = ljx.LSTM(I, H, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="`params` must have the shapes"):
+        model.set_params(lj.lstm(H + 1).init(jax.random.key(0), I))
+    with pytest.raises(TypeError, match="`params` must have the structure"):
+        model.set_params(lj.lstm(H, bias=False).init(jax.random.key(0), I))
+
+
+@pytest.mark.parametrize(
+    "module, factory, renamed",
+    [(ljl.LSTM, lj.lstm, {"init": "init_preset"}), (ljl.GRU, lj.gru, {"init": "init_preset"}),
+     (ljx.LSTM, lj.lstm, {}), (ljx.GRU, lj.gru, {})],
+)
+def test_modules_expose_every_option_with_the_cores_defaults(module, factory, renamed):
+    if issubclass(module, nn.Module):
+        fields = {f.name: f.default for f in module.__dataclass_fields__.values()}
+    else:
+        fields = {n: p.default for n, p in inspect.signature(module.__init__).parameters.items()}
+    for options in (factory, lj.rnn):
+        for name, p in inspect.signature(options).parameters.items():
+            if p.kind is p.KEYWORD_ONLY:
+                assert fields[renamed.get(name, name)] == p.default, name
+
+
+# --- dropout and zoneout ------------------------------------------------------------
+
+
+def test_linen_dropout_only_when_not_deterministic():
+    model = ljl.Stack((lj.rnn(lj.lstm(H), zoneout=0.2, recurrent_dropout=0.3), lj.gru(H)),
+                      dropout=0.5)
+    params = model.layer.init(jax.random.key(0), I)
+    variables = {"params": {"layer": params}}
+    apply = jax.jit(model.apply, static_argnames="deterministic")
+    evaluation = apply(variables, XS, deterministic=True)
+    assert_trees_equal(evaluation, jax.jit(model.layer.apply)(params, XS)[1])
+
+    def train(key):
+        return apply(variables, XS, deterministic=False, rngs={"dropout": key})
+
+    a, again, b = train(jax.random.key(1)), train(jax.random.key(1)), train(jax.random.key(2))
+    assert not np.allclose(a, evaluation) and not np.allclose(a, b)
+    np.testing.assert_array_equal(a, again)
+    # the attribute works too, and the call argument wins over it
+    trainer = model.clone(deterministic=False)
+    np.testing.assert_array_equal(
+        jax.jit(trainer.apply)(variables, XS, rngs={"dropout": jax.random.key(1)}), a)
+    with pytest.raises(ValueError, match="`deterministic` must be given"):
+        model.apply(variables, XS)
+
+
+def test_linen_layer_without_dropout_needs_no_rng():
+    model = ljl.LSTM(H)
+    variables = model.init(jax.random.key(0), XS)  # no `deterministic` needed
+    np.testing.assert_array_equal(model.apply(variables, XS, deterministic=False),
+                                  model.apply(variables, XS))
+
+
+def test_nnx_train_eval_and_keys():
+    def make():
+        return ljx.LSTM(I, H, zoneout=0.2, input_dropout=0.4, rngs=nnx.Rngs(params=0, dropout=5))
+
+    run = nnx.jit(lambda model: model(XS))
+    model = make()
+    layer, params = model.layer, model.get_params()
+    assert model.deterministic is False  # as nnx.Dropout: training mode until eval()
+    first, second = run(model), run(model)
+    assert not np.allclose(first, second)  # the stream advances between calls
+    np.testing.assert_array_equal(run(make()), first)  # reproducible from the Rngs
+    model.eval()
+    evaluation = run(model)
+    assert_trees_equal(evaluation, layer.apply(params, XS)[1])
+    key = jax.random.key(3)  # a key given to the call goes to layer.apply as is
+    np.testing.assert_array_equal(model(XS, deterministic=False, rngs=key),
+                                  layer.apply(params, XS, key=key)[1])
+    model.train()
+    assert not np.allclose(run(model), evaluation)
+    np.testing.assert_array_equal(run(nnx.view(model, deterministic=True)), evaluation)
+
+
+def test_nnx_layer_without_dropout_keeps_no_stream():
+    model = ljx.GRU(I, H, rngs=nnx.Rngs(0))
+    assert model.rngs is None
+    assert not any(isinstance(v, nnx.RngState) for _, v in nnx.to_flat_state(nnx.state(model)))
+    np.testing.assert_array_equal(model(XS), model(XS))
+
+
+# --- the zero carry draws no randomness ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["lstm", "stack"])
+def test_linen_initialize_carry_draws_no_rng(name):
+    make_linen, _, _ = CASES[name]
+    model = make_linen().clone(input_dropout=0.5) if name == "lstm" else make_linen()
+    variables = model.init(jax.random.key(0), XS, deterministic=True)
+    want = model.layer.initial_carry(variables["params"]["layer"], (B,))
+    # bound, with no rngs at all: make_rng would fail here
+    assert_trees_equal(model.apply(variables, (B,), method="initialize_carry"), want, atol=0)
+    # unbound: no params and no key
+    assert_trees_equal(model.initialize_carry((B,)), want, atol=0)
+    with pytest.raises(flax.errors.InvalidRngError):  # the context has no rng to draw
+        model.apply(variables, XS, deterministic=False)
+
+
+def test_nnx_initialize_carry_draws_no_rng():
+    model = ljx.Bidirectional(I, lj.rnn(lj.lstm(H, proj_size=P), zoneout=0.1), rngs=nnx.Rngs(0))
+    count = model.rngs.count[...]
+    carry = model.initialize_carry((B,))
+    assert model.rngs.count[...] == count
+    assert_trees_equal(carry, model.layer.initial_carry(model.get_params(), (B,)), atol=0)
+    assert carry.forward.h.shape == (B, P) and carry.forward.c.shape == (B, H)
+
+
+# --- transforms ----------------------------------------------------------------------
+
+
+def test_linen_module_inside_a_model_under_jit():
+    model = nn.Sequential([ljl.LSTM(H, return_carry=False), nn.Dense(2)])
+    variables = model.init(jax.random.key(0), XS)
+    assert isinstance(variables["params"]["layers_0"]["layer"], lj.LSTMParams)
+    ys = jax.jit(model.apply)(variables, XS)
+    assert ys.shape == (B, T, 2)
+
+
+def test_nnx_optimizer_and_split_merge_round_trip():
+    model = ljx.Stack(I, [lj.lstm(H), lj.gru(H)], dropout=0.2, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer):
+        value, grads = nnx.value_and_grad(lambda m: jnp.mean((m(XS) - 1.0) ** 2))(model)
+        optimizer.update(model, grads)
+        return value
+
+    losses = [float(step(model, optimizer)) for _ in range(3)]
+    assert losses[-1] < losses[0]
+    model.eval()
+    graphdef, state = nnx.split(model)
+    copy = nnx.merge(graphdef, state)
+    np.testing.assert_array_equal(copy(XS), model(XS))
+    pure = jax.jit(lambda state, xs: nnx.merge(graphdef, state)(xs))
+    np.testing.assert_allclose(pure(state, XS), model(XS), atol=1e-6)
+
+
+# --- errors surface with the core's messages -----------------------------------------
+
+
+def test_errors_from_bad_input():
+    linen_model = ljl.LSTM(H)
+    variables = linen_model.init(jax.random.key(0), XS)
+    nnx_model = ljx.LSTM(I, H, rngs=nnx.Rngs(0))
+    wrong_features = jnp.ones((B, T, I + 1))
+    for call in (lambda xs, **kw: linen_model.apply(variables, xs, **kw), nnx_model):
+        with pytest.raises(ValueError, match=r"`xs` must have 4 features .* got shape \(3, 5, 5\)"):
+            call(wrong_features)
+        with pytest.raises(TypeError, match="`xs` must have a floating-point dtype"):
+            call(jnp.ones((B, T, I), jnp.int32))
+        with pytest.raises(ValueError, match=r"`seq_lengths` has shape \(2,\)"):
+            call(XS, seq_lengths=jnp.array([1, 2]))
+        with pytest.raises(ValueError, match="`carry` must have shapes"):
+            call(XS, initial_carry=lj.LSTMState(jnp.zeros((B, H + 1)), jnp.zeros((B, H))))
+    with pytest.raises(ValueError, match=r"`xs` must have shape"):
+        linen_model.init(jax.random.key(0), jnp.ones((I,)))
+    with pytest.raises(ValueError, match="`params` must have the shapes"):
+        linen_model.apply({"params": {"layer": lj.lstm(H + 1).init(jax.random.key(0), I)}}, XS)
+    with pytest.raises(TypeError, match="`params` must have the structure"):
+        linen_model.apply({"params": {"layer": lj.gru(H).init(jax.random.key(0), I)}}, XS)
+    with pytest.raises(TypeError, match="`layer` must be a Layer"):
+        ljl.RecurrentLayer(lj.lstm(H)).init(jax.random.key(0), XS)
+    with pytest.raises(TypeError, match="`layer` must be a Layer"):
+        ljx.RecurrentLayer(I, lj.lstm(H), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="`input_size` must be a positive int"):
+        ljx.LSTM(0, H, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="`hidden_size` must be a positive int"):
+        ljl.GRU(0).init(jax.random.key(0), XS)
