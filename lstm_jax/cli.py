@@ -88,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("run_dir")
     evaluate.set_defaults(run=_eval)
     commands.add_parser("list", help="list the experiments").set_defaults(run=_list)
+    commands.add_parser("bench", add_help=False,
+                        help="benchmark against flax and PyTorch (`lstm-jax bench --help`)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from lstm_jax import bench
+
+        return bench.main(argv[1:])
     args = parser.parse_args(argv)
     from lstm_jax.train import CheckpointError, ConfigError, TrainingDiverged
 

@@ -1,0 +1,30 @@
+"""A fast smoke run of the benchmark harness (the full run is `lstm-jax bench`)."""
+
+from lstm_jax import bench
+
+
+def test_case_names_and_flops():
+    assert bench.Case("lstm", (2, 3, 4, 5)).name == "lstm"
+    assert bench.Case("lstm", (2, 3, 4, 5), layers=2, bidirectional=True).name == "lstm-2layer-bi"
+    assert bench.Case("gru", (2, 3, 4, 5), dtype="bfloat16").name == "gru-bfloat16"
+    # one LSTM layer: 2·B·T·(I + H)·4H
+    assert bench.Case("lstm", (2, 3, 4, 5)).flops() == 2 * 2 * 3 * (4 + 5) * 20
+    # two bidirectional layers: the second reads 2H features
+    two = bench.Case("gru", (1, 1, 4, 5), layers=2, bidirectional=True).flops()
+    assert two == 2 * (2 * (4 + 5) * 15) + 2 * (2 * (10 + 5) * 15)
+
+
+def test_measure_and_render_a_tiny_case(tmp_path):
+    case = bench.Case("lstm", (2, 6, 3, 4), layers=2, bidirectional=True)
+    rows = bench.measure(case, reps=2, rounds=1)
+    assert {(r["contender"], r["mode"]) for r in rows} == {
+        (c, m) for c in ("lstm_jax", "flax", "torch") for m in ("forward", "train")}
+    assert all(r["ms"] > 0 and r["gflops"] > 0 for r in rows)
+    report = {"machine": bench.machine(), "peak": {"jax_gflops": 100.0, "torch_gflops": 100.0},
+              "rows": rows, "compile": {"100": 1.0, "10000": 1.05},
+              "memory": {"False": 100 * 2**20, "True": 8 * 2**20}}
+    text = bench.render(report, "lstm-jax bench")
+    assert "| lstm-2layer-bi | 2, 6, 3, 4 |" in text
+    assert "growth < 10% (now +5%)" in text and "(now 1/12.5)" in text
+    bench.write_jsonl(report, tmp_path / "results.jsonl")
+    assert (tmp_path / "results.jsonl").read_text().count('"kind": "row"') == 6
