@@ -196,7 +196,7 @@ def measure(case: Case, reps: int = 10, rounds: int = 3) -> list[dict]:
         rows.append({"case": case.name, "cell": case.cell, "shape": list(case.shape),
                      "layers": case.layers, "bidirectional": case.bidirectional,
                      "dtype": case.dtype, "contender": name, "mode": mode, "ms": round(ms, 3),
-                     "reps": len(times), "gflops": round(flops / ms / 1e6, 2)})
+                     "reps": len(times), "gflops": float(f"{flops / ms / 1e6:.4g}")})
     return rows
 
 

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax import _checks
-from lstm_jax.cells.base import Cell
+from lstm_jax._fused import fused_scan
+from lstm_jax.cells.base import Cell, hidden
 
 Array = jax.Array
 
@@ -67,6 +68,7 @@ class RNNConfig:
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
     zoneout: Any = 0.0
+    fused_backward: bool = True
     kind = "rnn"
 
 
@@ -80,6 +82,7 @@ def rnn(
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     zoneout: Any = 0.0,
+    fused_backward: bool = True,
 ) -> Layer:
     """Run ``cell`` over whole sequences.
 
@@ -104,6 +107,12 @@ def rnn(
         (Krueger et al., 2017). A float for every carry field, or rates shaped like the
         carry, e.g. ``lj.LSTMState(h=0.05, c=0.5)``. Without a key the expectation is
         used: carry = p·old + (1 - p)·new.
+      fused_backward: differentiate the loop with a hand-written backward pass that
+        forms the weight gradients as one GEMM over all steps after the backward scan
+        (cuDNN's scheme) instead of two small GEMMs per step; the gate math itself is
+        still differentiated by JAX. It applies without zoneout, ``remat`` and
+        ``return_gates``; elsewhere plain autodiff is used. Forward-mode autodiff
+        (``jax.jvp``, ``jax.jacfwd``) cannot pass its ``custom_vjp``: set False for it.
 
     Returns:
       A ``Layer``; ``apply(params, xs, *, seq_lengths=None, carry=None, reverse=False,
@@ -141,6 +150,7 @@ def rnn(
         input_dropout=_checks.rate("input_dropout", input_dropout),
         recurrent_dropout=_checks.rate("recurrent_dropout", recurrent_dropout),
         zoneout=jax.tree.map(lambda p: _checks.rate("zoneout", p), zoneout),
+        fused_backward=bool(fused_backward),
     )
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
@@ -263,11 +273,6 @@ def _zoneout(rates, key, old, new):
     return jax.tree.unflatten(treedef, leaves)
 
 
-def _hidden(carry) -> Array:
-    """h, the carried output: a cell's carry is h itself or a tuple whose first field is h."""
-    return jax.tree.leaves(carry)[0]
-
-
 def _default_hoist() -> bool:
     return jax.default_backend() != "cpu"
 
@@ -282,22 +287,29 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
         xs_T = xs_T * mask[None]
     h_mask = None
     if keys[1] is not None and config.recurrent_dropout > 0:
-        h = _hidden(carry)
+        h = hidden(carry)
         h_mask = _dropout_mask(keys[1], config.recurrent_dropout, h.shape, h.dtype)
     zone_key = keys[2]
     uses_zoneout = any(p > 0 for p in jax.tree.leaves(config.zoneout))
 
     hoist = _default_hoist() if config.hoist is None else config.hoist
+    fusable = not (uses_zoneout or config.remat or return_gates)
+    if fusable and config.fused_backward:
+        with jax.named_scope(f"{cell.config.kind}_fused_scan"):
+            carry, ys_T = fused_scan(cell, params, carry, xs_T, lengths, h_mask, hoist=hoist,
+                                     unroll=config.unroll)
+        return carry, ys_T, None
     inputs_T = cell.project_inputs(params, xs_T) if hoist else xs_T
 
     def body(carry, step_inputs):
         t, x_t = step_inputs
         gx_t = x_t if hoist else cell.project_inputs(params, x_t)
-        new_carry, y_t, gates = cell.recur(params, carry, gx_t, h_mask)
+        gh_t = cell.project_hidden(params, carry, h_mask)
+        new_carry, y_t, gates = cell.combine(params, carry, gx_t, gh_t)
         if uses_zoneout:
             step_key = None if zone_key is None else jax.random.fold_in(zone_key, t)
             new_carry = _zoneout(config.zoneout, step_key, carry, new_carry)
-            y_t = _hidden(new_carry).astype(y_t.dtype)  # the output is the zoned-out h
+            y_t = hidden(new_carry).astype(y_t.dtype)  # the output is the zoned-out h
         if lengths is not None:
             valid = (t < lengths)[..., None]  # (*batch, 1)
             new_carry = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new_carry, carry)

@@ -128,13 +128,15 @@ def test_vmap_over_a_batch_of_parameter_sets(name, factory, kind, options):
         assert_trees_close(jax.tree.map(lambda a: a[n], carry), c, atol=1e-6)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused_backward", "autodiff"])
 @pytest.mark.parametrize("name, factory, kind, options", CELLS, ids=CELL_IDS)
-def test_check_grads_fwd_and_rev(name, factory, kind, options):
-    """Forward- and reverse-mode derivatives against finite differences, in float64."""
+def test_check_grads(fused, name, factory, kind, options):
+    """Derivatives against finite differences, in float64: reverse mode through the
+    hand-written backward pass; forward and reverse mode through plain autodiff."""
     with jax.enable_x64(True):
         cell = factory(param_dtype=jnp.float64)
         params = perturbed(cell.init(jax.random.key(0), I), jax.random.key(1))
-        layer = lj.rnn(cell)
+        layer = lj.rnn(cell, fused_backward=fused)
         xs = inputs((2, 4, I)).astype(jnp.float64)
         carry = random_carry(cell, params, (2,))
         lengths = jnp.array([4, 2])
@@ -143,7 +145,46 @@ def test_check_grads_fwd_and_rev(name, factory, kind, options):
             out_carry, ys = layer.apply(params, xs, carry=carry, seq_lengths=lengths)
             return ys, out_carry
 
-        check_grads(f, (params, xs, carry), order=1, modes=["fwd", "rev"])
+        check_grads(f, (params, xs, carry), order=1, modes=["rev"] if fused else ["fwd", "rev"])
+
+
+FUSED_CASES = [(c, False) for c in CELLS] + [(c, True) for c in BASIC_CELLS]
+
+
+@pytest.mark.parametrize("case, hoist", FUSED_CASES, ids=[f"{c[0]}-hoist={h}" for c, h in FUSED_CASES])
+def test_fused_backward_equals_autodiff(case, hoist):
+    name, factory, kind, options = case
+    cell, params = make(factory)
+    xs, carry = inputs(), random_carry(cell, params, (B,))
+
+    def grads(fused, **kwargs):
+        layer = lj.rnn(cell, hoist=hoist, fused_backward=fused)
+        return jax.grad(_loss, argnums=(1, 2))(layer, params, xs, carry=carry, **kwargs)
+
+    for kwargs in (dict(), dict(seq_lengths=LENGTHS, reverse=True)):
+        assert_trees_close(grads(True, **kwargs), grads(False, **kwargs), atol=1e-5)
+
+
+def test_fused_backward_with_recurrent_dropout_equals_autodiff():
+    cell, params = make(lambda: lj.lstm(H, proj_size=4))
+    xs = inputs()
+
+    def grads(fused):
+        layer = lj.rnn(cell, recurrent_dropout=0.3, input_dropout=0.2, fused_backward=fused)
+        return jax.grad(lambda p, x: jnp.sum(layer.apply(p, x, key=jax.random.key(0))[1] ** 2),
+                        argnums=(0, 1))(params, xs)
+
+    assert_trees_close(grads(True), grads(False), atol=1e-5)
+
+
+def test_forward_mode_needs_fused_backward_off():
+    cell, params = make(lambda: lj.gru(H))
+    xs = inputs()
+    f = lambda layer: lambda x: layer.apply(params, x)[1]  # noqa: E731
+    with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
+        jax.jvp(f(lj.rnn(cell)), (xs,), (xs,))
+    _, tangent = jax.jvp(f(lj.rnn(cell, fused_backward=False)), (xs,), (xs,))
+    assert tangent.shape == (B, T, H)
 
 
 @pytest.mark.parametrize("name, factory, kind, options", BASIC_CELLS, ids=BASIC_IDS)

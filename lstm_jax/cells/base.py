@@ -23,24 +23,29 @@ class Cell(NamedTuple):
       initial_carry: ``(params, batch_shape=()) -> carry``, zeros; draws no randomness.
       step: ``(params, carry, x_t) -> (carry, y_t)`` with x_t (*batch, I) and
         y_t (*batch, P): the signature of a ``jax.lax.scan`` body.
-      project_inputs: ``(params, xs) -> gx``: the part of the gate pre-activations
-        that depends on the input only, (..., I) -> (..., G). Runners call it on a
-        whole sequence at once (one large GEMM) instead of once per step.
-      recur: ``(params, carry, gx_t, h_mask=None) -> (carry, y_t, gates)``: the rest of
-        one step. ``step`` is ``recur`` after ``project_inputs``; ``gates`` holds the
-        step's activations for analysis and ``h_mask`` multiplies the previous output
-        before the recurrent matmul (variational dropout).
+      project_inputs: ``(params, xs) -> gx``: x @ w_ih (+ bias): the part of the gate
+        pre-activations that depends on the input only, (..., I) -> (..., G). Runners
+        call it on a whole sequence at once (one large GEMM) instead of once per step.
+      project_hidden: ``(params, carry, h_mask=None) -> gh``: h_{t-1} @ w_hh, (*batch, G),
+        the step's one recurrent matmul; ``h_mask`` multiplies h_{t-1} first (variational
+        dropout).
+      combine: ``(params, carry, gx_t, gh_t) -> (carry, y_t, gates)``: everything else
+        in a step, i.e. all of the gate math; ``gates`` holds the step's activations
+        for analysis. It never reads ``w_ih`` or ``w_hh``, so runners can differentiate
+        it alone and form the weight gradients as one GEMM over all steps.
       config: the frozen options the cell was built with.
 
-    The carry is h itself or a NamedTuple whose first field is h (``LSTMState(h, c)``),
-    and y_t equals the new h.
+    ``step(params, carry, x_t)`` is ``combine(params, carry, project_inputs(params, x_t),
+    project_hidden(params, carry))``. The carry is h itself or a NamedTuple whose first
+    field is h (``LSTMState(h, c)``), and y_t equals the new h.
     """
 
     init: Callable[..., Any]
     initial_carry: Callable[..., Any]
     step: Callable[..., Any]
     project_inputs: Callable[..., Any]
-    recur: Callable[..., Any]
+    project_hidden: Callable[..., Any]
+    combine: Callable[..., Any]
     config: Any
 
     @property
@@ -175,15 +180,28 @@ def check_step_inputs(params, carry, x_t, initial_carry, input_size: int):
     return x_t
 
 
-def build_cell(config, params_type: type, init, initial_carry, project_inputs, recur) -> Cell:
-    """Assemble a ``Cell`` whose public ``step`` is ``recur`` after ``project_inputs``."""
-    name = config.kind
+def hidden(carry) -> Array:
+    """h, the carried output: the carry itself or its first field."""
+    return jax.tree.leaves(carry)[0]
+
+
+def build_cell(config, params_type: type, init, initial_carry, project_inputs, combine) -> Cell:
+    """Assemble a ``Cell`` from its kind's init, carry, input projection and gate math.
+
+    The recurrent matmul is the same for every cell: h_{t-1} @ w_hh.
+    """
+    name, dtype = config.kind, config.dtype
+
+    def project_hidden(params, carry, h_mask=None):
+        h = hidden(carry)
+        return matmul(h if h_mask is None else h * h_mask, params.w_hh, dtype)
 
     def step(params, carry, x_t):
         _checks.params_type(params, params_type, name)
         x_t = check_step_inputs(params, carry, x_t, initial_carry, params.w_ih.shape[0])
         with jax.named_scope(f"{name}_step"):
-            carry, y_t, _ = recur(params, carry, project_inputs(params, x_t))
+            gx_t, gh_t = project_inputs(params, x_t), project_hidden(params, carry)
+            carry, y_t, _ = combine(params, carry, gx_t, gh_t)
         return carry, y_t
 
     def checked_init(key, input_size):
@@ -193,4 +211,5 @@ def build_cell(config, params_type: type, init, initial_carry, project_inputs, r
         _checks.params_type(params, params_type, name)
         return initial_carry(params, tuple(batch_shape))
 
-    return Cell(checked_init, checked_initial_carry, step, project_inputs, recur, config)
+    return Cell(checked_init, checked_initial_carry, step, project_inputs, project_hidden,
+                combine, config)

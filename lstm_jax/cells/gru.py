@@ -110,9 +110,7 @@ def _build(config: GRUConfig) -> base.Cell:
     def project_inputs(params, xs):
         return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
 
-    def recur(params, h_prev, gx_t, h_mask=None):
-        h_in = h_prev if h_mask is None else h_prev * h_mask
-        gh = base.matmul(h_in, params.w_hh, dtype)
+    def combine(params, h_prev, gx_t, gh):
         xr, xz, xn = jnp.split(gx_t, 3, axis=-1)
         hr, hz, hn = jnp.split(gh, 3, axis=-1)
         r = sigma(xr + hr)
@@ -122,4 +120,4 @@ def _build(config: GRUConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, GRUGates(r=r, z=z, n=n, h=h)
 
-    return base.build_cell(config, GRUParams, init, initial_carry, project_inputs, recur)
+    return base.build_cell(config, GRUParams, init, initial_carry, project_inputs, combine)

@@ -203,9 +203,7 @@ def _build(config: LSTMConfig) -> base.Cell:
             gx = base.layer_norm(gx, params.layer_norm.inputs)
         return base.add_bias(gx, params.b)
 
-    def recur(params, state, gx_t, h_mask=None):
-        h_prev = state.h if h_mask is None else state.h * h_mask
-        gh = base.matmul(h_prev, params.w_hh, dtype)
+    def combine(params, state, gx_t, gh):
         if params.layer_norm is not None:
             gh = base.layer_norm(gh, params.layer_norm.recurrent)
         z = gx_t + gh
@@ -237,4 +235,4 @@ def _build(config: LSTMConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, state.h.dtype))
         return new_state, y_t, LSTMGates(f=f, i=i, g=g, o=o, c=c, h=h)
 
-    return base.build_cell(config, LSTMParams, init, initial_carry, project_inputs, recur)
+    return base.build_cell(config, LSTMParams, init, initial_carry, project_inputs, combine)

@@ -90,10 +90,9 @@ def _build(config: SimpleConfig) -> base.Cell:
     def project_inputs(params, xs):
         return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
 
-    def recur(params, h_prev, gx_t, h_mask=None):
-        h_in = h_prev if h_mask is None else h_prev * h_mask
-        h = phi(gx_t + base.matmul(h_in, params.w_hh, dtype))
+    def combine(params, h_prev, gx_t, gh):
+        h = phi(gx_t + gh)
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, SimpleGates(h=h)
 
-    return base.build_cell(config, SimpleParams, init, initial_carry, project_inputs, recur)
+    return base.build_cell(config, SimpleParams, init, initial_carry, project_inputs, combine)

@@ -162,11 +162,13 @@ class _Runner(_Recurrent):
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
     zoneout: Any = 0.0
+    fused_backward: bool = True
 
     def _run(self, cell: lj.Cell) -> lj.Layer:
         return lj.rnn(cell, unroll=self.unroll, remat=self.remat, time_major=self.time_major,
                       hoist=self.hoist, input_dropout=self.input_dropout,
-                      recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout)
+                      recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout,
+                      fused_backward=self.fused_backward)
 
 
 class LSTM(_Runner):
@@ -175,8 +177,8 @@ class LSTM(_Runner):
     Attributes are the options of ``lj.lstm`` (see it for the equations), except
     ``init`` which is ``init_preset`` here (``init`` is linen's ``Module.init``), then
     those of ``lj.rnn`` (``unroll``, ``remat``, ``time_major``, ``hoist``,
-    ``input_dropout``, ``recurrent_dropout``, ``zoneout``), then ``return_carry``,
-    ``deterministic`` and ``rng_collection`` (see ``RecurrentLayer``).
+    ``input_dropout``, ``recurrent_dropout``, ``zoneout``, ``fused_backward``), then
+    ``return_carry``, ``deterministic`` and ``rng_collection`` (see ``RecurrentLayer``).
 
     Shapes: xs (B, T, I) -> ys (B, T, P), P = ``proj_size`` or H; carry
     ``LSTMState(h (B, P), c (B, H))``. Params: ``variables["params"]["layer"]`` is an

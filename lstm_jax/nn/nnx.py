@@ -202,10 +202,10 @@ class RecurrentLayer(nnx.Module):
 
 
 def _run(cell: lj.Cell, unroll, remat, time_major, hoist, input_dropout, recurrent_dropout,
-         zoneout) -> lj.Layer:
+         zoneout, fused_backward) -> lj.Layer:
     return lj.rnn(cell, unroll=unroll, remat=remat, time_major=time_major, hoist=hoist,
                   input_dropout=input_dropout, recurrent_dropout=recurrent_dropout,
-                  zoneout=zoneout)
+                  zoneout=zoneout, fused_backward=fused_backward)
 
 
 class LSTM(RecurrentLayer):
@@ -217,8 +217,8 @@ class LSTM(RecurrentLayer):
       proj_size, peephole, layer_norm, coupled, bias, forget_bias, init, kernel_init,
         recurrent_init, bias_init, activation, gate_activation, param_dtype, dtype:
         the options of ``lj.lstm`` (see it for the equations).
-      unroll, remat, time_major, hoist, input_dropout, recurrent_dropout, zoneout: the
-        options of ``lj.rnn``.
+      unroll, remat, time_major, hoist, input_dropout, recurrent_dropout, zoneout,
+        fused_backward: the options of ``lj.rnn``.
       return_carry, deterministic, rng_collection, rngs: as for ``RecurrentLayer``.
 
     Shapes: xs (B, T, I) -> ys (B, T, P), P = ``proj_size`` or H; carry
@@ -260,6 +260,7 @@ class LSTM(RecurrentLayer):
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: Any = 0.0,
+        fused_backward: bool = True,
         return_carry: bool = False,
         deterministic: bool | None = False,
         rng_collection: str = "dropout",
@@ -273,7 +274,7 @@ class LSTM(RecurrentLayer):
             param_dtype=param_dtype, dtype=dtype,
         )
         layer = _run(cell, unroll, remat, time_major, hoist, input_dropout,
-                     recurrent_dropout, zoneout)
+                     recurrent_dropout, zoneout, fused_backward)
         super().__init__(input_size, layer, return_carry=return_carry,
                          deterministic=deterministic, rng_collection=rng_collection, rngs=rngs)
 
@@ -286,8 +287,8 @@ class GRU(RecurrentLayer):
       hidden_size: H.
       bias, init, kernel_init, recurrent_init, bias_init, activation, gate_activation,
         param_dtype, dtype: the options of ``lj.gru`` (PyTorch/cuDNN gates r, z, n).
-      unroll, remat, time_major, hoist, input_dropout, recurrent_dropout, zoneout: the
-        options of ``lj.rnn``.
+      unroll, remat, time_major, hoist, input_dropout, recurrent_dropout, zoneout,
+        fused_backward: the options of ``lj.rnn``.
       return_carry, deterministic, rng_collection, rngs: as for ``RecurrentLayer``.
 
     Shapes: xs (B, T, I) -> ys (B, T, H); the carry is h (B, H). ``module.params`` is
@@ -323,6 +324,7 @@ class GRU(RecurrentLayer):
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: Any = 0.0,
+        fused_backward: bool = True,
         return_carry: bool = False,
         deterministic: bool | None = False,
         rng_collection: str = "dropout",
@@ -334,7 +336,7 @@ class GRU(RecurrentLayer):
             gate_activation=gate_activation, param_dtype=param_dtype, dtype=dtype,
         )
         layer = _run(cell, unroll, remat, time_major, hoist, input_dropout,
-                     recurrent_dropout, zoneout)
+                     recurrent_dropout, zoneout, fused_backward)
         super().__init__(input_size, layer, return_carry=return_carry,
                          deterministic=deterministic, rng_collection=rng_collection, rngs=rngs)
 
@@ -345,8 +347,8 @@ class RNN(RecurrentLayer):
     Args:
       input_size: I.
       cell: an ``lj.Cell``: ``lj.lstm(...)``, ``lj.gru(...)``, ``lj.simple(...)``.
-      unroll, remat, time_major, hoist, input_dropout, recurrent_dropout, zoneout: the
-        options of ``lj.rnn``.
+      unroll, remat, time_major, hoist, input_dropout, recurrent_dropout, zoneout,
+        fused_backward: the options of ``lj.rnn``.
       return_carry, deterministic, rng_collection, rngs: as for ``RecurrentLayer``.
 
     Shapes: xs (B, T, I) -> ys (B, T, P). ``module.params`` is the cell's params.
@@ -372,13 +374,14 @@ class RNN(RecurrentLayer):
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: Any = 0.0,
+        fused_backward: bool = True,
         return_carry: bool = False,
         deterministic: bool | None = False,
         rng_collection: str = "dropout",
         rngs: nnx.Rngs,
     ):
         layer = _run(cell, unroll, remat, time_major, hoist, input_dropout,
-                     recurrent_dropout, zoneout)
+                     recurrent_dropout, zoneout, fused_backward)
         super().__init__(input_size, layer, return_carry=return_carry,
                          deterministic=deterministic, rng_collection=rng_collection, rngs=rngs)
 

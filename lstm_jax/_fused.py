@@ -1,0 +1,117 @@
+"""The time loop with a hand-written backward pass, as cuDNN organises it.
+
+Autodiff of ``lax.scan`` forms, at every step, the weight gradients of that step's
+matmuls (h_{t-1}ᵀ·dz_t and, without hoisting, x_tᵀ·dz_t) and adds them up: two or four
+small GEMMs per step. Here the backward scan computes only what must be sequential,
+d(gates) and dh_{t-1} = dz_t·w_hhᵀ, and the weight gradients are formed after it as a
+few GEMMs over all T steps at once.
+
+The gate math is not written again: the backward step is ``jax.vjp`` of the cell's
+``combine``, which never reads ``w_ih`` or ``w_hh``. The linear parts around it (the
+input projection and the recurrent matmul) are the only derivatives written here.
+
+The price: ``jax.jvp`` (forward mode) cannot see through a ``custom_vjp``; runners
+take ``fused_backward=False`` for that.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.cells.base import Cell, hidden, matmul
+
+
+def _with_hidden(carry, h):
+    """``carry`` with its first field (h) replaced by ``h``."""
+    leaves, treedef = jax.tree.flatten(carry)
+    return jax.tree.unflatten(treedef, [h, *leaves[1:]])
+
+
+def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool, unroll: int):
+    """``(carry, ys_T)`` of ``cell`` over xs_T (T, *batch, I), differentiable in reverse mode.
+
+    lengths: (*batch,) int or None (positions t >= lengths are padding);
+    h_mask: multiplies h_{t-1} before the recurrent matmul, or None.
+    """
+    dtype = cell.config.dtype
+    T = xs_T.shape[0]
+    steps = jnp.arange(T)
+
+    def h_in(carry):
+        """h_{t-1} as the recurrent matmul reads it; carry may be stacked over T."""
+        h = hidden(carry)
+        return h if h_mask is None else h * jnp.reshape(h_mask, (1,) * (h.ndim - h_mask.ndim) + h_mask.shape)
+
+    def step(rest, carry, gx_t, gh_t, t):
+        """combine, then hold the carry and zero the output at padding."""
+        new, y, _ = cell.combine(rest, carry, gx_t, gh_t)
+        if lengths is None:
+            return new, y
+        valid = (t < lengths)[..., None]
+        new = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
+        return new, jnp.where(valid, y, 0).astype(y.dtype)
+
+    def loop(params, carry0, xs_T, save: bool):
+        """The forward scan; with ``save``, also every step's carry, gx_t and gh_t."""
+        rest = params._replace(w_ih=None, w_hh=None)
+        inputs_T = cell.project_inputs(params, xs_T) if hoist else xs_T
+
+        def body(carry, inputs):
+            t, x_t = inputs
+            gx_t = x_t if hoist else cell.project_inputs(params, x_t)
+            gh_t = matmul(h_in(carry), params.w_hh, dtype)
+            new, y = step(rest, carry, gx_t, gh_t, t)
+            if not save:
+                return new, (y,)
+            return new, (y, carry, None if hoist else gx_t, gh_t)
+
+        carry, outputs = jax.lax.scan(body, carry0, (steps, inputs_T), unroll=unroll)
+        if save and hoist:
+            outputs = (*outputs[:2], inputs_T, outputs[3])
+        return carry, outputs
+
+    @jax.custom_vjp
+    def run(params, carry0, xs_T):
+        carry, (ys_T,) = loop(params, carry0, xs_T, save=False)
+        return carry, ys_T
+
+    def run_fwd(params, carry0, xs_T):
+        carry, (ys_T, carries, gx_T, gh_T) = loop(params, carry0, xs_T, save=True)
+        return (carry, ys_T), (params, xs_T, carries, gx_T, gh_T)
+
+    def run_bwd(residuals, cotangents):
+        params, xs_T, carries, gx_T, gh_T = residuals
+        d_carry, d_ys = cotangents
+        rest = params._replace(w_ih=None, w_hh=None)
+        w_hh_t = params.w_hh.T
+
+        def body(acc, inputs):
+            d_carry, d_rest = acc
+            carry, gx_t, gh_t, dy_t, t = inputs
+            _, vjp = jax.vjp(lambda r, c, gx, gh: step(r, c, gx, gh, t), rest, carry, gx_t, gh_t)
+            d_rest_t, d_prev, dgx_t, dgh_t = vjp((d_carry, dy_t))
+            dh = matmul(dgh_t, w_hh_t, dtype)
+            if h_mask is not None:
+                dh = dh * h_mask
+            d_prev = _with_hidden(d_prev, hidden(d_prev) + dh.astype(hidden(d_prev).dtype))
+            d_rest = jax.tree.map(jnp.add, d_rest, d_rest_t)
+            return (d_prev, d_rest), (dgx_t, dgh_t)
+
+        zero_rest = jax.tree.map(jnp.zeros_like, rest)
+        (d_carry0, d_rest), (dgx_T, dgh_T) = jax.lax.scan(
+            body, (d_carry, zero_rest), (carries, gx_T, gh_T, d_ys, steps), reverse=True,
+            unroll=unroll)
+        # all the steps' h_{t-1}ᵀ·dz_t in one GEMM: (P, T·B) @ (T·B, G)
+        h_T = h_in(carries)
+        d_w_hh = matmul(h_T.reshape(-1, h_T.shape[-1]).T, dgh_T.reshape(-1, dgh_T.shape[-1]), dtype)
+        # the input projection's backward over the whole sequence: one GEMM each
+        _, project_vjp = jax.vjp(cell.project_inputs, params, xs_T)
+        d_params, d_xs = project_vjp(dgx_T.astype(gx_T.dtype))
+        merged = jax.tree.map(jnp.add, d_params._replace(w_ih=None, w_hh=None), d_rest)
+        d_params = merged._replace(w_ih=d_params.w_ih,
+                                   w_hh=d_params.w_hh + d_w_hh.astype(params.w_hh.dtype))
+        return d_params, d_carry0, d_xs
+
+    run.defvjp(run_fwd, run_bwd)
+    return run(params, carry0, xs_T)
