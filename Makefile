@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/lstm-jax train adding
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/quick_vs_flax.py
+	$(BIN)/lstm-jax bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -283,6 +283,20 @@ def write_jsonl(report: dict, path) -> None:
             f.write(json.dumps({"kind": "row", **row}) + "\n")
 
 
+def read_jsonl(path) -> dict:
+    """The report ``write_jsonl`` wrote, to render it again without measuring."""
+    report: dict = {"rows": []}
+    with open(path) as f:
+        for line in f:
+            record = json.loads(line)
+            kind = record.pop("kind")
+            if kind == "row":
+                report["rows"].append(record)
+            else:
+                report[kind] = record
+    return report
+
+
 TARGETS = {"torch": 1.0, "flax": 0.7}  # lstm_jax time / contender time, at most
 
 
@@ -300,7 +314,8 @@ def render(report: dict, command: str) -> str:
         f"{peak['jax_gflops']} GFLOP/s, torch {peak['torch_gflops']} GFLOP/s.",
         "",
         "Ratios are lstm_jax time / other time: below 1 means lstm_jax is faster. Targets: "
-        "≤ 1.0 against torch, ≤ 0.7 against flax (CPU, forward and forward+backward).",
+        "≤ 1.0 against torch, ≤ 0.7 against flax (CPU, forward and forward+backward). "
+        "What limits the CPU numbers, with the profiles behind it: [NOTES.md](NOTES.md).",
         "",
     ]
     rows = report["rows"]
@@ -310,8 +325,7 @@ def render(report: dict, command: str) -> str:
         header = ["case", "(B, T, I, H)", "lstm_jax ms"] + [f"{c} ms" for c in contenders]
         header += [f"/ {c}" for c in contenders] + ["lstm_jax GFLOP/s (% of peak)"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        keys = sorted({(r["case"], tuple(r["shape"])) for r in rows},
-                      key=lambda k: [r["case"] for r in rows].index(k[0]))
+        keys = list(dict.fromkeys((r["case"], tuple(r["shape"])) for r in rows))  # measured order
         for case, shape in keys:
             ms = {r["contender"]: r for r in rows
                   if r["case"] == case and tuple(r["shape"]) == shape and r["mode"] == mode}
@@ -353,13 +367,22 @@ def main(argv=None, default_out: Path | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one LSTM shape only (a smoke run)")
     parser.add_argument("--out", type=Path, default=default_out or Path("benchmarks"),
                         help="folder for results.jsonl and RESULTS.md")
+    parser.add_argument("--render", action="store_true",
+                        help="only regenerate RESULTS.md from the folder's results.jsonl")
     args = parser.parse_args(argv)
+    if args.render:
+        report = read_jsonl(args.out / "results.jsonl")
+        command = report["machine"].get("command", "lstm-jax bench")
+        (args.out / "RESULTS.md").write_text(render(report, command))
+        print(f"wrote {args.out / 'RESULTS.md'}")
+        return 0
     cases = default_cases()[:1] if args.quick else None
     report = run(cases, reps=args.reps)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(report, args.out / "results.jsonl")
     command = "lstm-jax bench" + (" --quick" if args.quick else "") + \
         (f" --reps {args.reps}" if args.reps != 10 else "")
+    report["machine"]["command"] = command
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(report, args.out / "results.jsonl")
     (args.out / "RESULTS.md").write_text(render(report, command))
     print(f"wrote {args.out / 'RESULTS.md'}")
     return 0

@@ -28,3 +28,4 @@ def test_measure_and_render_a_tiny_case(tmp_path):
     assert "growth < 10% (now +5%)" in text and "(now 1/12.5)" in text
     bench.write_jsonl(report, tmp_path / "results.jsonl")
     assert (tmp_path / "results.jsonl").read_text().count('"kind": "row"') == 6
+    assert bench.render(bench.read_jsonl(tmp_path / "results.jsonl"), "lstm-jax bench") == text
