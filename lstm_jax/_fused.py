@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import Cell, hidden, matmul
+from lstm_jax.cells.base import Cell, broadcast_like, hidden, matmul
 
 
 def _with_hidden(carry, h):
@@ -41,7 +41,7 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
     def h_in(carry):
         """h_{t-1} as the recurrent matmul reads it; carry may be stacked over T."""
         h = hidden(carry)
-        return h if h_mask is None else h * jnp.reshape(h_mask, (1,) * (h.ndim - h_mask.ndim) + h_mask.shape)
+        return h if h_mask is None else h * broadcast_like(h_mask, h)
 
     def step(rest, carry, gx_t, gh_t, t):
         """combine, then hold the carry and zero the output at padding."""

@@ -237,11 +237,11 @@ def reverse_in_time(xs_T: Array, lengths: Array | None) -> Array:
 
 def drop(key: Array, x: Array, rate: float) -> Array:
     """Inverted dropout: zero each entry with probability ``rate``, scale the rest."""
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+    return x * _dropout_mask(key, rate, x.shape, x.dtype)
 
 
 def _dropout_mask(key, rate, shape, dtype):
+    """Entries 0 with probability ``rate``, else 1 / (1 - rate)."""
     keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return (keep / (1.0 - rate)).astype(dtype)
 

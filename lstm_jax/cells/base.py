@@ -95,7 +95,6 @@ def default_initializers(preset: str, hidden_size: int, num_gates: int):
     zero biases, as flax's and Keras' cells. ``"pytorch"``: everything uniform on
     ±1/sqrt(H), as ``torch.nn.LSTM``/``GRU``/``RNN``.
     """
-    _checks.one_of("init", preset, {"flax", "pytorch"})
     if preset == "pytorch":
         u = inits.uniform(hidden_size**-0.5)
         return u, u, u

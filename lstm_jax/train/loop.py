@@ -55,6 +55,12 @@ def setup(config: Config, optimizer: optax.GradientTransformation | None = None)
     return Setup(task, model, optimizer or default_optimizer(config), run_keys(config.seed))
 
 
+def _eval_batches(task: Task, keys: RunKeys, config: Config, make_batch) -> list:
+    """The run's fixed evaluation set: batch i is ``task.batch(fold_in(keys.eval, i))``."""
+    return [make_batch(jax.random.fold_in(keys.eval, i), config.batch_size)
+            for i in range(config.eval_batches)]
+
+
 def _evaluate(eval_step, params, batches) -> dict[str, float]:
     """Mean of each metric over the evaluation batches."""
     totals: dict[str, float] = {}
@@ -117,8 +123,7 @@ def _run(config: Config, parts: Setup, run_dir: Path, experiment: str, parallel:
     (run_dir / "config.json").write_text(to_json(config, experiment))
 
     make_batch = jax.jit(task.batch, static_argnums=1)
-    eval_batches = [parallel.shard_batch(make_batch(jax.random.fold_in(keys.eval, i), config.batch_size))
-                    for i in range(config.eval_batches)]
+    eval_batches = [parallel.shard_batch(b) for b in _eval_batches(task, keys, config, make_batch)]
     train_step = make_train_step(model, task, optimizer)
     eval_step = make_eval_step(model, task)
     state = parallel.replicate(state)
@@ -171,9 +176,7 @@ def evaluate(run_dir: Path) -> dict[str, Any]:
     task, model, optimizer, keys = setup(config)
     with Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
         state: TrainState = checkpoints.restore(init_state(model, optimizer, keys.init))
-    make_batch = jax.jit(task.batch, static_argnums=1)
-    batches = [make_batch(jax.random.fold_in(keys.eval, i), config.batch_size)
-               for i in range(config.eval_batches)]
+    batches = _eval_batches(task, keys, config, jax.jit(task.batch, static_argnums=1))
     metrics = _evaluate(make_eval_step(model, task), state.params, batches)
     return {"experiment": experiment, "step": int(state.step), "metrics": metrics,
             "baselines": task.baselines}
