@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lstm_jax.cells.base import Cell, broadcast_like, hidden, matmul
 
@@ -35,15 +36,13 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
     h_mask: multiplies h_{t-1} before the recurrent matmul, or None.
     """
     dtype = cell.config.dtype
-    T = xs_T.shape[0]
-    steps = jnp.arange(T)
 
-    def h_in(carry):
+    def h_in(carry, h_mask):
         """h_{t-1} as the recurrent matmul reads it; carry may be stacked over T."""
         h = hidden(carry)
         return h if h_mask is None else h * broadcast_like(h_mask, h)
 
-    def step(rest, carry, gx_t, gh_t, t):
+    def step(rest, carry, gx_t, gh_t, t, lengths):
         """combine, then hold the carry and zero the output at padding."""
         new, y, _ = cell.combine(rest, carry, gx_t, gh_t)
         if lengths is None:
@@ -52,7 +51,7 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
         new = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
         return new, jnp.where(valid, y, 0).astype(y.dtype)
 
-    def loop(params, carry0, xs_T, save: bool):
+    def loop(params, carry0, xs_T, lengths, h_mask, save: bool):
         """The forward scan; with ``save``, also every step's carry, gx_t and gh_t."""
         rest = params._replace(w_ih=None, w_hh=None)
         inputs_T = cell.project_inputs(params, xs_T) if hoist else xs_T
@@ -60,50 +59,63 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
         def body(carry, inputs):
             t, x_t = inputs
             gx_t = x_t if hoist else cell.project_inputs(params, x_t)
-            gh_t = matmul(h_in(carry), params.w_hh, dtype)
-            new, y = step(rest, carry, gx_t, gh_t, t)
+            gh_t = matmul(h_in(carry, h_mask), params.w_hh, dtype)
+            new, y = step(rest, carry, gx_t, gh_t, t, lengths)
             if not save:
                 return new, (y,)
             return new, (y, carry, None if hoist else gx_t, gh_t)
 
+        steps = jnp.arange(xs_T.shape[0])
         carry, outputs = jax.lax.scan(body, carry0, (steps, inputs_T), unroll=unroll)
         if save and hoist:
             outputs = (*outputs[:2], inputs_T, outputs[3])
         return carry, outputs
 
+    # lengths and h_mask are arguments, not closed over: a custom_vjp's backward may be
+    # traced apart from its forward (jax.vjp under one jit, its function under another)
     @jax.custom_vjp
-    def run(params, carry0, xs_T):
-        carry, (ys_T,) = loop(params, carry0, xs_T, save=False)
+    def run(params, carry0, xs_T, lengths, h_mask):
+        carry, (ys_T,) = loop(params, carry0, xs_T, lengths, h_mask, save=False)
         return carry, ys_T
 
-    def run_fwd(params, carry0, xs_T):
-        carry, (ys_T, carries, gx_T, gh_T) = loop(params, carry0, xs_T, save=True)
-        return (carry, ys_T), (params, xs_T, carries, gx_T, gh_T)
+    def run_fwd(params, carry0, xs_T, lengths, h_mask):
+        carry, (ys_T, carries, gx_T, gh_T) = loop(params, carry0, xs_T, lengths, h_mask, save=True)
+        return (carry, ys_T), (params, xs_T, lengths, h_mask, carries, gx_T, gh_T)
 
     def run_bwd(residuals, cotangents):
-        params, xs_T, carries, gx_T, gh_T = residuals
+        params, xs_T, lengths, h_mask, carries, gx_T, gh_T = residuals
         d_carry, d_ys = cotangents
         rest = params._replace(w_ih=None, w_hh=None)
         w_hh_t = params.w_hh.T
 
         def body(acc, inputs):
-            d_carry, d_rest = acc
-            carry, gx_t, gh_t, dy_t, t = inputs
-            _, vjp = jax.vjp(lambda r, c, gx, gh: step(r, c, gx, gh, t), rest, carry, gx_t, gh_t)
+            d_carry, d_rest, gx_T, gh_T = acc
+            carry, dy_t, t = inputs
+            gx_t, gh_t = gx_T[t], gh_T[t]
+            _, vjp = jax.vjp(lambda r, c, gx, gh: step(r, c, gx, gh, t, lengths), rest, carry, gx_t, gh_t)
             d_rest_t, d_prev, dgx_t, dgh_t = vjp((d_carry, dy_t))
             dh = matmul(dgh_t, w_hh_t, dtype)
             if h_mask is not None:
                 dh = dh * h_mask
             d_prev = _with_hidden(d_prev, hidden(d_prev) + dh.astype(hidden(d_prev).dtype))
             d_rest = jax.tree.map(jnp.add, d_rest, d_rest_t)
-            return (d_prev, d_rest), (dgx_t, dgh_t)
+            # step t's gate inputs are dead once read: their cotangents overwrite them in
+            # place, so the backward pass allocates no (T, B, G) buffer of its own. An
+            # LSTM's dgx_t is dgh_t (z = gx + gh): it is written once.
+            gh_T = gh_T.at[t].set(dgh_t)
+            if dgx_t is not dgh_t:
+                gx_T = gx_T.at[t].set(dgx_t)
+            return (d_prev, d_rest, gx_T, gh_T), None
 
         zero_rest = jax.tree.map(jnp.zeros_like, rest)
-        (d_carry0, d_rest), (dgx_T, dgh_T) = jax.lax.scan(
-            body, (d_carry, zero_rest), (carries, gx_T, gh_T, d_ys, steps), reverse=True,
+        steps = jnp.arange(xs_T.shape[0])
+        (d_carry0, d_rest, dgx_T, dgh_T), _ = jax.lax.scan(
+            body, (d_carry, zero_rest, gx_T, gh_T), (carries, d_ys, steps), reverse=True,
             unroll=unroll)
+        if dgx_T is gx_T:  # the LSTM case above: gx_T was read, never written
+            dgx_T = dgh_T
         # all the steps' h_{t-1}ᵀ·dz_t in one GEMM: (P, T·B) @ (T·B, G)
-        h_T = h_in(carries)
+        h_T = h_in(carries, h_mask)
         d_w_hh = matmul(h_T.reshape(-1, h_T.shape[-1]).T, dgh_T.reshape(-1, dgh_T.shape[-1]), dtype)
         # the input projection's backward over the whole sequence: one GEMM each
         _, project_vjp = jax.vjp(cell.project_inputs, params, xs_T)
@@ -111,7 +123,10 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
         merged = jax.tree.map(jnp.add, d_params._replace(w_ih=None, w_hh=None), d_rest)
         d_params = merged._replace(w_ih=d_params.w_ih,
                                    w_hh=d_params.w_hh + d_w_hh.astype(params.w_hh.dtype))
-        return d_params, d_carry0, d_xs
+        d_lengths = None if lengths is None else np.zeros(lengths.shape, jax.dtypes.float0)
+        # h_mask is a dropout mask, a constant of the model: no gradient flows into it
+        d_h_mask = None if h_mask is None else jnp.zeros_like(h_mask)
+        return d_params, d_carry0, d_xs, d_lengths, d_h_mask
 
     run.defvjp(run_fwd, run_bwd)
-    return run(params, carry0, xs_T)
+    return run(params, carry0, xs_T, lengths, h_mask)

@@ -177,6 +177,23 @@ def test_fused_backward_with_recurrent_dropout_equals_autodiff():
     assert_trees_close(grads(True), grads(False), atol=1e-5)
 
 
+@pytest.mark.parametrize("factory", [lambda: lj.lstm(H), lambda: lj.gru(H)], ids=["lstm", "gru"])
+def test_fused_backward_traced_apart_from_its_forward(factory):
+    """jax.vjp under one jit and its function under another: the backward pass must not
+    close over the forward trace's values (lengths, dropout masks, step indices)."""
+    cell, params = make(factory)
+    xs = inputs()
+
+    def loss(fused):
+        layer = lj.rnn(cell, recurrent_dropout=0.3, fused_backward=fused)
+        return lambda p, x: jnp.sum(
+            layer.apply(p, x, seq_lengths=LENGTHS, key=jax.random.key(0))[1] ** 2)
+
+    pullback = jax.jit(lambda p, x: jax.vjp(loss(True), p, x)[1])(params, xs)
+    apart = jax.jit(lambda pb: pb(jnp.ones(())))(pullback)
+    assert_trees_close(apart, jax.grad(loss(False), argnums=(0, 1))(params, xs), atol=1e-5)
+
+
 def test_forward_mode_needs_fused_backward_off():
     cell, params = make(lambda: lj.gru(H))
     xs = inputs()
