@@ -8,7 +8,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lstm_jax import _checks
 from lstm_jax import initializers as inits
@@ -161,29 +160,6 @@ def layer_norm(x: Array, p: LayerNormParams, eps: float = 1e-5) -> Array:
     var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
     y = ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype) * broadcast_like(p.scale, x)
     return y if p.bias is None else y + broadcast_like(p.bias, x)
-
-
-def activate_gates(z: Array, activations: tuple[Callable, ...]) -> list[Array]:
-    """Split z (*batch, K·H) into K gate blocks and apply ``activations[k]`` to block k.
-
-    When every activation is sigmoid or tanh the whole buffer is activated in one
-    elementwise pass, with tanh(x) = 2σ(2x) - 1 on the tanh blocks, and split after it;
-    an optimization barrier keeps XLA from fusing the split back into the consumers.
-    XLA's CPU code runs a fusion that reads several column slices of one buffer through
-    transcendentals about 10x slower than one pass over the buffer
-    (``benchmarks/probes/fusion_slices.py``); other activations go block by block.
-    """
-    blocks = len(activations)
-    if not all(a is jax.nn.sigmoid or a is jnp.tanh for a in activations):
-        return [a(block) for a, block in zip(activations, jnp.split(z, blocks, axis=-1))]
-    width = z.shape[-1] // blocks
-    scales = np.repeat([2.0 if a is jnp.tanh else 1.0 for a in activations], width)
-    if np.all(scales == 1.0):
-        active = jax.nn.sigmoid(z)
-    else:
-        scale = broadcast_like(jnp.asarray(scales, z.dtype), z)
-        active = jax.nn.sigmoid(z * scale) * scale - (scale - 1)
-    return jnp.split(jax.lax.optimization_barrier(active), blocks, axis=-1)
 
 
 def add_bias(x: Array, b: Array | None) -> Array:

@@ -167,7 +167,6 @@ def _build(config: LSTMConfig) -> base.Cell:
     pdt, dtype = config.param_dtype, config.dtype
     sigma, tanh = config.gate_activation, config.activation
     forget = 0 if config.coupled else 1  # index of the forget block in the gates
-    activations = (sigma,) * forget + (sigma, tanh, sigma)  # (i,) f, g, o
 
     def init(key, input_size):
         k = jax.random.split(key, 7)
@@ -208,20 +207,26 @@ def _build(config: LSTMConfig) -> base.Cell:
         if params.layer_norm is not None:
             gh = base.layer_norm(gh, params.layer_norm.recurrent)
         z = gx_t + gh
+        if config.coupled:
+            zf, zg, zo = jnp.split(z, 3, axis=-1)
+        else:
+            zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
         c_prev = state.c
         peep = params.peephole
-        if peep is None:
-            *gates, o = base.activate_gates(z, activations)
-            f, g = gates[-2:]
-            i = 1.0 - f if config.coupled else gates[0]
-            c = f * c_prev + i * g
+        if peep is not None:
+            zf = zf + base.broadcast_like(peep.f, c_prev) * c_prev
+        f = sigma(zf)
+        if config.coupled:
+            i = 1.0 - f
         else:
-            *gates, zg, zo = jnp.split(z, config.num_gates, axis=-1)
-            f = sigma(gates[-1] + base.broadcast_like(peep.f, c_prev) * c_prev)
-            i = 1.0 - f if config.coupled else sigma(gates[0] + base.broadcast_like(peep.i, c_prev) * c_prev)
-            g = tanh(zg)
-            c = f * c_prev + i * g
-            o = sigma(zo + base.broadcast_like(peep.o, c) * c)
+            if peep is not None:
+                zi = zi + base.broadcast_like(peep.i, c_prev) * c_prev
+            i = sigma(zi)
+        g = tanh(zg)
+        c = f * c_prev + i * g
+        if peep is not None:
+            zo = zo + base.broadcast_like(peep.o, c) * c
+        o = sigma(zo)
         c_shown = c if params.layer_norm is None else base.layer_norm(c, params.layer_norm.cell)
         h = o * tanh(c_shown)
         if params.w_hr is not None:
