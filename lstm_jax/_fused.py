@@ -92,7 +92,8 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
             d_carry, d_rest, gx_T, gh_T = acc
             carry, dy_t, t = inputs
             gx_t, gh_t = gx_T[t], gh_T[t]
-            _, vjp = jax.vjp(lambda r, c, gx, gh: step(r, c, gx, gh, t, lengths), rest, carry, gx_t, gh_t)
+            _, vjp = jax.vjp(lambda r, c, gx, gh: step(r, c, gx, gh, t, lengths),
+                             rest, carry, gx_t, gh_t)
             d_rest_t, d_prev, dgx_t, dgh_t = vjp((d_carry, dy_t))
             dh = matmul(dgh_t, w_hh_t, dtype)
             if h_mask is not None:
