@@ -23,6 +23,32 @@ import numpy as np
 from lstm_jax.cells.base import Cell, broadcast_like, hidden, matmul
 
 
+def scan(body, carry, xs, unroll: int = 1):
+    """``jax.lax.scan`` that stacks half-precision per-step outputs in float32.
+
+    XLA's CPU code writes a converted bfloat16 or float16 step output into its stack by
+    converting the whole (T, ...) stack to float32 and back at every step: O(T²) work
+    (61 µs a step at (B, T, H) = (32, 128, 128)). A float32 stack is updated in place;
+    the stacks are narrowed back once, after the loop, to the same values.
+    """
+    dtypes = []  # the step outputs' dtypes, recorded while scan traces the body
+
+    def wide_body(carry, x):
+        carry, ys = body(carry, x)
+        leaves = jax.tree.leaves(ys)
+        dtypes[:] = [y.dtype for y in leaves]
+        return carry, jax.tree.map(_widen, ys)
+
+    carry, ys = jax.lax.scan(wide_body, carry, xs, unroll=unroll)
+    leaves, treedef = jax.tree.flatten(ys)
+    return carry, jax.tree.unflatten(treedef, [y.astype(d) for y, d in zip(leaves, dtypes)])
+
+
+def _widen(y):
+    narrow = jnp.issubdtype(y.dtype, jnp.floating) and jnp.dtype(y.dtype).itemsize < 4
+    return y.astype(jnp.float32) if narrow else y
+
+
 def _with_hidden(carry, h):
     """``carry`` with its first field (h) replaced by ``h``."""
     leaves, treedef = jax.tree.flatten(carry)
@@ -66,7 +92,7 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
             return new, (y, carry, None if hoist else gx_t, gh_t)
 
         steps = jnp.arange(xs_T.shape[0])
-        carry, outputs = jax.lax.scan(body, carry0, (steps, inputs_T), unroll=unroll)
+        carry, outputs = scan(body, carry0, (steps, inputs_T), unroll=unroll)
         if save and hoist:
             outputs = (*outputs[:2], inputs_T, outputs[3])
         return carry, outputs

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax import _checks
-from lstm_jax._fused import fused_scan
+from lstm_jax._fused import fused_scan, scan
 from lstm_jax.cells.base import Cell, hidden
 
 Array = jax.Array
@@ -326,19 +326,19 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
 def _scan(body, carry, xs, unroll: int, remat: bool | int, T: int):
     """``lax.scan``; with remat, over checkpointed chunks of ``remat`` (or sqrt(T)) steps."""
     if not remat or T == 0:
-        return jax.lax.scan(body, carry, xs, unroll=unroll)
+        return scan(body, carry, xs, unroll=unroll)
     chunk = max(1, math.isqrt(T - 1) + 1) if remat is True else min(remat, T)
     n_chunks, tail = divmod(T, chunk)
 
     @jax.checkpoint
     def run_chunk(carry, xs_chunk):
-        return jax.lax.scan(body, carry, xs_chunk, unroll=unroll)
+        return scan(body, carry, xs_chunk, unroll=unroll)
 
     head = jax.tree.map(lambda a: a[: n_chunks * chunk].reshape(n_chunks, chunk, *a.shape[1:]), xs)
-    carry, ys = jax.lax.scan(run_chunk, carry, head)
+    carry, ys = scan(run_chunk, carry, head)
     ys = jax.tree.map(lambda a: a.reshape(n_chunks * chunk, *a.shape[2:]), ys)
     if tail:
         rest = jax.tree.map(lambda a: a[n_chunks * chunk :], xs)
-        carry, ys_tail = jax.lax.scan(body, carry, rest, unroll=unroll)
+        carry, ys_tail = scan(body, carry, rest, unroll=unroll)
         ys = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), ys, ys_tail)
     return carry, ys

@@ -389,3 +389,22 @@ def test_reverse_in_time_is_an_involution_within_lengths():
     np.testing.assert_array_equal(once[:3, 1, 0], xs_T[2::-1, 1, 0])  # reversed within 3
     np.testing.assert_array_equal(once[3:, 1, 0], xs_T[3:, 1, 0])  # padding stays put
     np.testing.assert_array_equal(reverse_in_time(once, LENGTHS), xs_T)
+
+
+def test_scan_stacks_half_precision_outputs_without_changing_them():
+    """The runners' scan widens bf16/f16 stacks to float32 inside the loop (XLA's CPU
+    code would rewrite the whole stack at every step) and returns lax.scan's result."""
+    from lstm_jax._fused import scan
+
+    def body(c, x):
+        c = c * 1.01 + x
+        return c, {"bf16": c.astype(jnp.bfloat16), "f16": (c / 3).astype(jnp.float16),
+                   "f32": c, "int": jnp.round(c).astype(jnp.int32), "none": None}
+
+    xs = jax.random.normal(jax.random.key(0), (9, 3))
+    expected = jax.lax.scan(body, jnp.zeros(3), xs)
+    got = jax.jit(lambda xs: scan(body, jnp.zeros(3), xs))(xs)
+    assert jax.tree.structure(got) == jax.tree.structure(expected)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64))
