@@ -77,8 +77,11 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
         new = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
         return new, jnp.where(valid, y, 0).astype(y.dtype)
 
+    summed = cell.config.sums_projections  # save gx_t + gh_t alone, as gh_t
+
     def loop(params, carry0, xs_T, lengths, h_mask, save: bool):
-        """The forward scan; with ``save``, also every step's carry, gx_t and gh_t."""
+        """The forward scan; with ``save``, also every step's carry, gx_t and gh_t
+        (None and gx_t + gh_t for a cell whose combine reads only their sum)."""
         rest = params._replace(w_ih=None, w_hh=None)
         inputs_T = cell.project_inputs(params, xs_T) if hoist else xs_T
 
@@ -89,11 +92,13 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
             new, y = step(rest, carry, gx_t, gh_t, t, lengths)
             if not save:
                 return new, (y,)
+            if summed:
+                return new, (y, carry, None, gx_t + gh_t)
             return new, (y, carry, None if hoist else gx_t, gh_t)
 
         steps = jnp.arange(xs_T.shape[0])
         carry, outputs = scan(body, carry0, (steps, inputs_T), unroll=unroll)
-        if save and hoist:
+        if save and hoist and not summed:
             outputs = (*outputs[:2], inputs_T, outputs[3])
         return carry, outputs
 
@@ -117,7 +122,8 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
         def body(acc, inputs):
             d_carry, d_rest, gx_T, gh_T = acc
             carry, dy_t, t = inputs
-            gx_t, gh_t = gx_T[t], gh_T[t]
+            gh_t = gh_T[t]
+            gx_t = jnp.zeros_like(gh_t) if gx_T is None else gx_T[t]
             _, vjp = jax.vjp(lambda r, c, gx, gh: step(r, c, gx, gh, t, lengths),
                              rest, carry, gx_t, gh_t)
             d_rest_t, d_prev, dgx_t, dgh_t = vjp((d_carry, dy_t))
@@ -127,8 +133,8 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
             d_prev = _with_hidden(d_prev, hidden(d_prev) + dh.astype(hidden(d_prev).dtype))
             d_rest = jax.tree.map(jnp.add, d_rest, d_rest_t)
             # step t's gate inputs are dead once read: their cotangents overwrite them in
-            # place, so the backward pass allocates no (T, B, G) buffer of its own. An
-            # LSTM's dgx_t is dgh_t (z = gx + gh): it is written once.
+            # place, so the backward pass allocates no (T, B, G) buffer of its own. When
+            # combine reads gx_t + gh_t, dgx_t is dgh_t: it is written once.
             gh_T = gh_T.at[t].set(dgh_t)
             if dgx_t is not dgh_t:
                 gx_T = gx_T.at[t].set(dgx_t)
@@ -139,14 +145,14 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
         (d_carry0, d_rest, dgx_T, dgh_T), _ = jax.lax.scan(
             body, (d_carry, zero_rest, gx_T, gh_T), (carries, d_ys, steps), reverse=True,
             unroll=unroll)
-        if dgx_T is gx_T:  # the LSTM case above: gx_T was read, never written
+        if dgx_T is gx_T:  # dgx_t was dgh_t at every step: gx_T was never written
             dgx_T = dgh_T
         # all the steps' h_{t-1}ᵀ·dz_t in one GEMM: (P, T·B) @ (T·B, G)
         h_T = h_in(carries, h_mask)
         d_w_hh = matmul(h_T.reshape(-1, h_T.shape[-1]).T, dgh_T.reshape(-1, dgh_T.shape[-1]), dtype)
         # the input projection's backward over the whole sequence: one GEMM each
-        _, project_vjp = jax.vjp(cell.project_inputs, params, xs_T)
-        d_params, d_xs = project_vjp(dgx_T.astype(gx_T.dtype))
+        gx, project_vjp = jax.vjp(cell.project_inputs, params, xs_T)  # gx itself is unused
+        d_params, d_xs = project_vjp(dgx_T.astype(gx.dtype))
         merged = jax.tree.map(jnp.add, d_params._replace(w_ih=None, w_hh=None), d_rest)
         d_params = merged._replace(w_ih=d_params.w_ih,
                                    w_hh=d_params.w_hh + d_w_hh.astype(params.w_hh.dtype))

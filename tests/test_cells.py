@@ -164,3 +164,24 @@ def test_step_rejects_bad_inputs():
     gru_params = lj.gru(H).init(jax.random.key(0), I)
     with pytest.raises(TypeError, match="`params` must be LSTMParams for a lstm cell, got GRUParams"):
         cell.step(gru_params, carry, jnp.ones((B, I)))
+
+
+@pytest.mark.parametrize("name, factory, kind, options", CELLS, ids=CELL_IDS)
+def test_sums_projections_is_true_of_combine(name, factory, kind, options):
+    """A cell that declares ``sums_projections`` gives the same step from (gx, gh) as
+    from (gx + gh, 0): the fused backward pass relies on it to save only the sum. A
+    cell that does not declare it really reads them apart (GRU's reset gate, layer norm)."""
+    cell, params = make(factory)
+    carry = random_carry(cell, params, (B,))
+    keys = jax.random.split(jax.random.key(3))
+    gx, gh = (jax.random.normal(k, (B, params.w_hh.shape[1])) for k in keys)
+    apart = cell.combine(params, carry, gx, gh)[:2]
+    summed = cell.combine(params, carry, gx + gh, jnp.zeros_like(gh))[:2]
+    differences = [float(jnp.max(jnp.abs(a - b)))
+                   for a, b in zip(jax.tree.leaves(apart), jax.tree.leaves(summed))]
+    expected = kind == "simple" or (kind == "lstm" and not cell.config.layer_norm)
+    assert cell.config.sums_projections == expected
+    if expected:
+        assert max(differences) < 1e-6
+    else:
+        assert max(differences) > 1e-3

@@ -77,6 +77,12 @@ class CellConfig:
     def output_size(self) -> int:
         return self.hidden_size
 
+    @property
+    def sums_projections(self) -> bool:
+        """Whether ``combine`` reads gx_t and gh_t only through gx_t + gh_t; the fused
+        backward pass then saves that sum instead of both."""
+        return False
+
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
 

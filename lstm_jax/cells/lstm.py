@@ -81,6 +81,10 @@ class LSTMConfig(base.CellConfig):
     def num_gates(self) -> int:
         return 3 if self.coupled else 4
 
+    @property
+    def sums_projections(self) -> bool:
+        return not self.layer_norm  # layer norm normalises gh_t on its own
+
 
 def lstm(
     hidden_size: int,

@@ -30,6 +30,10 @@ class SimpleConfig(base.CellConfig):
 
     kind = "simple"
 
+    @property
+    def sums_projections(self) -> bool:
+        return True
+
 
 def simple(
     hidden_size: int,
