@@ -165,6 +165,14 @@ def contenders(case: Case, xs) -> dict[str, Contender]:
     return found
 
 
+def median_ms(fn: Callable, reps: int = 15, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in ms over ``reps`` calls after ``warmup`` calls;
+    ``fn`` must wait for its result (``jax.block_until_ready``)."""
+    for _ in range(warmup):
+        fn()
+    return statistics.median(_time(fn, reps))
+
+
 def _time(fn: Callable, reps: int) -> list[float]:
     samples = []
     for _ in range(reps):
@@ -353,6 +361,9 @@ def render(report: dict, command: str) -> str:
         f"| compile, the same at T=10,000 | {compile_s['10000']:.2f} s | growth < 10% (now {100 * growth:+.0f}%) |",
         f"| temporary memory, LSTM training step at T=10,000, remat=False | {memory['False'] / 2**20:.1f} MiB | |",
         f"| the same with remat=True | {memory['True'] / 2**20:.1f} MiB | ≤ 1/10 (now 1/{memory['False'] / max(memory['True'], 1):.1f}) |",
+        "",
+        "With remat=True nearly all of it is buffers of the whole sequence that both runs need "
+        "(xs, ys and the cotangent of ys); see NOTES.md, \"Memory\".",
         "",
     ]
     return "\n".join(lines)

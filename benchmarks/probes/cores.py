@@ -15,26 +15,13 @@ SHAPES = [(32, 128, 64, 128), (16, 256, 256, 512)]  # (B, T, I, H)
 
 
 def measure():
-    import statistics
-    import time
-
     import jax
     import torch
 
     import lstm_jax as lj
+    from lstm_jax.bench import median_ms
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-
-    def ms(fn, reps=15):
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return 1e3 * statistics.median(times)
-
     parts = []
     for B, T, I, H in SHAPES:
         layer = lj.rnn(lj.lstm(H))
@@ -43,8 +30,8 @@ def measure():
         forward = jax.jit(lambda p, x, layer=layer: layer.apply(p, x)[1])
         module, x = torch.nn.LSTM(I, H, batch_first=True), torch.randn(B, T, I)
         with torch.no_grad():
-            ours = ms(lambda: jax.block_until_ready(forward(params, xs)))
-            theirs = ms(lambda: module(x))
+            ours = median_ms(lambda: jax.block_until_ready(forward(params, xs)))
+            theirs = median_ms(lambda: module(x))
         parts.append(f"{(B, T, I, H)}: lstm_jax {ours:6.1f} ms, torch {theirs:6.1f} ms")
     print(f"{len(os.sched_getaffinity(0))} core(s): " + " | ".join(parts))
 

@@ -13,9 +13,6 @@ SHAPES = [(32, 128, 64, 128), (64, 100, 128, 256), (16, 256, 256, 512)]  # (B, T
 
 
 def measure(devices: int):
-    import statistics
-    import time
-
     import jax
 
     jax.config.update("jax_num_cpu_devices", devices)
@@ -23,16 +20,7 @@ def measure(devices: int):
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     import lstm_jax as lj
-
-    def ms(fn, reps=15):
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return 1e3 * statistics.median(times)
+    from lstm_jax.bench import median_ms
 
     mesh = Mesh(jax.devices(), ("data",))
     for B, T, I, H in SHAPES:
@@ -43,8 +31,8 @@ def measure(devices: int):
         forward = jax.jit(lambda p, x, layer=layer: layer.apply(p, x)[1])
         grad = jax.jit(jax.grad(lambda p, x, layer=layer: jnp.mean(layer.apply(p, x)[1] ** 2)))
         print(f"{devices} device(s) {(B, T, I, H)}: forward "
-              f"{ms(lambda: jax.block_until_ready(forward(params, xs))):6.1f} ms, training "
-              f"{ms(lambda: jax.block_until_ready(grad(params, xs))):6.1f} ms")
+              f"{median_ms(lambda: jax.block_until_ready(forward(params, xs))):6.1f} ms, training "
+              f"{median_ms(lambda: jax.block_until_ready(grad(params, xs))):6.1f} ms")
 
 
 def main():

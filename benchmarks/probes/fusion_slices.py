@@ -5,25 +5,17 @@ named expression of x (32, 512) (a step's gate pre-activations) and the carry h.
 Run: python benchmarks/probes/fusion_slices.py
 """
 
-import statistics
-import time
-
 import jax
 import jax.numpy as jnp
+
+from lstm_jax.bench import median_ms
 
 T, B, H = 128, 32, 128
 S = jax.nn.sigmoid
 
 
-def us_per_step(fn, *args, reps=20):
-    for _ in range(3):
-        jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return 1e6 * statistics.median(times) / T
+def us_per_step(fn, *args):
+    return 1e3 * median_ms(lambda: jax.block_until_ready(fn(*args)), reps=20) / T
 
 
 def main():

@@ -3,24 +3,13 @@
 Run: python benchmarks/probes/step_dot.py
 """
 
-import time
-
 import jax
 import jax.numpy as jnp
 import torch
 
+from lstm_jax.bench import median_ms
+
 T = 128
-
-
-def best(fn, reps=25):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -29,7 +18,7 @@ def main():
         loop = jax.jit(lambda h, w=w, k=k: jax.lax.scan(
             lambda h, _: ((h @ w)[:, :k] * 0.5, None), h, None, length=T)[0])
         h0 = jnp.zeros((m, k))
-        jax_s = best(lambda: jax.block_until_ready(loop(h0))) / T
+        jax_s = 1e-3 * median_ms(lambda: jax.block_until_ready(loop(h0))) / T
         wt, ht = torch.randn(k, n), torch.zeros(m, k)
 
         def torch_loop():
@@ -38,7 +27,7 @@ def main():
                 h = (h @ wt)[:, :k] * 0.5
             return h
 
-        torch_s = best(torch_loop) / T
+        torch_s = 1e-3 * median_ms(torch_loop) / T
         flops = 2 * m * k * n
         print(f"{(m, k, n)}: XLA scan {1e6 * jax_s:6.1f} us/step ({flops / jax_s / 1e9:5.1f} GFLOP/s)"
               f" | torch eager loop {1e6 * torch_s:6.1f} us/step ({flops / torch_s / 1e9:5.1f} GFLOP/s)")
