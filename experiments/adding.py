@@ -1,6 +1,6 @@
 """Adding problem, T = 100 (Hochreiter & Schmidhuber, 1997, experiment 4)."""
 
-from lstm_jax.train.config import Config
+from lstm_jax.train import Config
 
 DESCRIPTION = "adding problem, T=100: one LSTM layer regresses the sum of two marked values"
 

@@ -7,6 +7,7 @@ received.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
@@ -36,6 +37,20 @@ def one_of(name: str, value: Any, choices) -> Any:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def known_options(what: str, factory: Any, options: dict) -> dict:
+    """Return ``options`` if ``factory`` takes each as a keyword, else name the valid ones.
+
+    ``what`` names the factory in the message, e.g. "cell 'lstm'".
+    """
+    parameters = inspect.signature(factory).parameters
+    valid = [name for name, p in parameters.items() if p.kind == p.KEYWORD_ONLY
+             or (p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r} of {what}; its options: {', '.join(valid)}")
+    return options
 
 
 def float_array(name: str, x: Any) -> jax.Array:

@@ -1,63 +1,127 @@
-"""The ``lstm-jax`` command: train, evaluate and list experiments.
+"""The ``lstm-jax`` command: train, evaluate, list and benchmark.
 
-Intentionally kept short: the work lives in ``lstm_jax.train``.
+Intentionally kept short: the work lives in ``lstm_jax.train``. A mistake of the
+user's is one line ``lstm-jax: error: ...`` and exit status 2, reported before a run
+directory is made; Ctrl-C or SIGTERM stops a run between steps with exit status
+130/143 and the command that continues it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
+import shlex
 import sys
 from pathlib import Path
 
+TRAIN_USAGE = ("lstm-jax train NAME|FILE [--steps N] [--seed S] [--out DIR] [--resume] "
+               "[--no-progress] [CONFIG FIELDS ...]")
 
-def _train(args) -> int:
-    from lstm_jax import train as lt
-    from lstm_jax.train import ConfigError
 
+def _train(args, fields: list[str]) -> int:
+    from lstm_jax.train import config as cfg
+    from lstm_jax.train import experiments, interrupts, loop, rundir
+
+    if args.experiment is None:
+        _train_parser().print_help()
+        print(f"\nexperiments: {', '.join(experiments.shipped())} (or the path of your own .py "
+              f"file); `lstm-jax train NAME --help` lists NAME's config fields")
+        return 0 if args.help else 2
+    experiment = experiments.load(args.experiment)
+    if args.help:
+        print(f"usage: {TRAIN_USAGE}\n\n{experiment.name}: {experiment.description}\n"
+              f"  --out DIR        the run directory (default runs/{experiment.name}-TIME)\n"
+              f"  --resume         continue the run in --out DIR from its latest checkpoint\n"
+              f"  --no-progress    no progress bar\n")
+        cfg.cli(experiment.config(), ["--help"], prog=f"lstm-jax train {args.experiment}")
+        return 0
     if args.resume:
         if args.out is None:
-            raise ConfigError("--resume needs --out DIR, the run directory to continue")
-        if args.set or args.steps is not None or args.seed is not None:
-            raise ConfigError("--resume continues DIR with its own config.json; drop --set/--steps/--seed")
-        config_path = Path(args.out) / "config.json"
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path} not found: nothing to resume in {args.out}")
-        experiment, config = lt.config.from_json(config_path.read_text())
-        if experiment != args.experiment:
-            raise ConfigError(f"{args.out} is a run of {experiment!r}, not {args.experiment!r}")
+            raise cfg.ConfigError("--resume needs --out DIR, the run directory to continue")
+        config = _resumed_config(experiment, Path(args.out), fields)
     else:
-        experiment = args.experiment
-        overrides = list(args.set)
-        overrides += [f"steps={args.steps}"] if args.steps is not None else []
-        overrides += [f"seed={args.seed}"] if args.seed is not None else []
-        config = lt.apply_overrides(lt.load_experiment(experiment), overrides)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.out) if args.out else Path("runs") / f"{experiment}-{stamp}"
+        config = cfg.cli(experiment.config(), fields, prog=f"lstm-jax train {args.experiment}")
+    prepared = loop.prepare(config, experiment=experiment)
+    interrupts.check()  # nothing is written before this point
+    run_dir = rundir.make(Path(args.out)) if args.resume else rundir.create(args.out, experiment.name)
     print(f"run directory: {run_dir}", flush=True)
-    result = lt.train(config, run_dir, experiment=experiment, resume=args.resume,
-                      progress=not args.no_progress)
+    try:
+        result = loop.run(prepared, run_dir, resume=args.resume, progress=not args.no_progress)
+    except interrupts.Interrupted as stop:
+        print(_interrupted_message(stop, run_dir, args.experiment), file=sys.stderr)
+        return stop.exit_code
+    if result["already_finished"]:
+        print(f"{run_dir} already finished at step {result['metrics']['step']}; nothing to do "
+              f"(a larger --steps extends it)")
+        return 0
     _print_metrics("final evaluation", result["metrics"], result["baselines"])
     for name in ("metrics.jsonl", "loss.png", "checkpoints"):
         print(f"{name + ':':15} {run_dir / name}")
     return 0
 
 
-def _eval(args) -> int:
+def _resumed_config(experiment, run_dir: Path, fields: list[str]):
+    """The run's stored config; flags may repeat it, and a larger ``--steps`` extends it."""
+    from lstm_jax.train import config as cfg
+    from lstm_jax.train import rundir
+
+    if not (run_dir / rundir.RECORD).exists():  # interrupted before it started: start it
+        return cfg.cli(experiment.config(), fields, prog=f"lstm-jax train {experiment.name}")
+    record, stored = rundir.read_record(run_dir)
+    if record["experiment"] != experiment.name:
+        raise cfg.ConfigError(f"{run_dir} is a run of {record['experiment']!r}, "
+                              f"not {experiment.name!r}")
+    given = cfg.cli(stored, fields, prog=f"lstm-jax train {experiment.name}")
+    for name in sorted(cfg.explicit_fields(fields)):
+        if name == "steps" and given.steps >= stored.steps:
+            continue
+        if getattr(given, name) != getattr(stored, name):
+            raise cfg.ConfigError(
+                f"--{name.replace('_', '-')} {getattr(given, name)!r} contradicts the run in "
+                f"{run_dir}, whose {name} is {getattr(stored, name)!r}"
+                + ("; --steps may only grow" if name == "steps" else ""))
+    return given
+
+
+def _interrupted_message(stop, run_dir: Path, experiment: str) -> str:
+    command = shlex.join(["lstm-jax", "train", experiment, "--out", str(run_dir), "--resume"])
+    if getattr(stop, "checkpoint", None) is None:
+        saved = "no checkpoint was written yet, so resuming starts again from step 0"
+    else:
+        saved = f"the last checkpoint is {run_dir / 'checkpoints' / str(stop.checkpoint)}"
+    step = getattr(stop, "step", None)
+    where = f" at step {step}" if step is not None else ""
+    return f"lstm-jax: interrupted ({stop}){where}; {saved}. Continue with: {command}"
+
+
+def _eval(args, fields: list[str]) -> int:
     from lstm_jax import train as lt
 
+    if fields:
+        raise lt.ConfigError(f"eval takes only a run directory, got {' '.join(fields)}")
     result = lt.evaluate(Path(args.run_dir))
     _print_metrics(f"{result['experiment']} at step {result['step']}", result["metrics"],
                    result["baselines"])
     return 0
 
 
-def _list(args) -> int:
+def _list(args, fields: list[str]) -> int:
     from lstm_jax import train as lt
 
     for name, description in lt.list_experiments().items():
         print(f"{name:20} {description}")
     return 0
+
+
+def _bench(args, fields: list[str]) -> int:
+    from lstm_jax.train import ConfigError
+
+    try:
+        import torch  # noqa: F401  (the benchmark's reference)
+    except ModuleNotFoundError:
+        raise ConfigError("`lstm-jax bench` needs torch: pip install 'lstm_jax[torch]'") from None
+    from lstm_jax import bench
+
+    return bench.main(fields)
 
 
 def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
@@ -70,42 +134,55 @@ def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
         print(f"  {name:10} {value:.4g}{baseline}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _train_parser(parent=None) -> argparse.ArgumentParser:
+    kwargs = dict(usage=TRAIN_USAGE, add_help=False,
+                  description="Train an experiment; the config fields are listed by "
+                              "`lstm-jax train NAME --help`.")
+    train = parent.add_parser("train", help="train an experiment (see `lstm-jax list`)", **kwargs) \
+        if parent else argparse.ArgumentParser(prog="lstm-jax train", **kwargs)
+    train.add_argument("experiment", nargs="?", help="a shipped experiment or your own .py file")
+    train.add_argument("--out", help="the run directory (default runs/EXPERIMENT-TIME)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out DIR")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("-h", "--help", action="store_true", help="show the config fields")
+    train.set_defaults(run=_train)
+    return train
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lstm-jax", description="Train LSTM/GRU experiments.")
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train an experiment (see `lstm-jax list`)")
-    train.add_argument("experiment")
-    train.add_argument("--steps", type=int, help="override the config's steps")
-    train.add_argument("--seed", type=int, help="override the config's seed")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config field, parsed as a Python literal (repeatable)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out DIR")
-    train.add_argument("--out", help="the run directory (default runs/EXPERIMENT-TIME)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(run=_train)
+    _train_parser(commands)
     evaluate = commands.add_parser("eval", help="evaluate a run's latest checkpoint")
     evaluate.add_argument("run_dir")
     evaluate.set_defaults(run=_eval)
     commands.add_parser("list", help="list the experiments").set_defaults(run=_list)
     commands.add_parser("bench", add_help=False,
-                        help="benchmark against flax and PyTorch (`lstm-jax bench --help`)")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:
-        from lstm_jax import bench
+                        help="benchmark against flax and PyTorch (`lstm-jax bench --help`)"
+                        ).set_defaults(run=_bench)
+    return parser
 
-        return bench.main(argv[1:])
-    args = parser.parse_args(argv)
-    from lstm_jax.train import CheckpointError, ConfigError, TrainingDiverged
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from lstm_jax.train import CheckpointError, ConfigError, TrainingDiverged, interrupts
 
     try:
-        return args.run(args)
-    except (ConfigError, FileNotFoundError, FileExistsError) as error:
+        with interrupts.deferred():
+            args, rest = _parser().parse_known_args(argv)
+            if args.command != "train" and args.command != "bench" and rest:
+                _parser().parse_args(argv)  # argparse's own one-line error for stray words
+            return args.run(args, rest)
+    except ConfigError as error:
         print(f"lstm-jax: error: {error}", file=sys.stderr)
         return 2
     except (CheckpointError, TrainingDiverged) as error:
         print(f"lstm-jax: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as stop:  # before a run started: nothing was written
+        print("lstm-jax: interrupted; nothing was written", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
 
 
 def _version() -> str:

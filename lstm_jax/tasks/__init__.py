@@ -1,11 +1,13 @@
-"""Data for experiments: synthetic generators, pure functions of a PRNG key."""
+"""Data for experiments: generators (pure functions of a PRNG key) and your own arrays."""
 
 from __future__ import annotations
 
 from typing import Callable
 
+from lstm_jax import _checks
 from lstm_jax.tasks.adding import adding_batch, adding_task
-from lstm_jax.tasks.base import Batch, Task
+from lstm_jax.tasks.arrays import from_arrays
+from lstm_jax.tasks.base import READOUTS, Batch, Task, generated
 
 TASKS: dict[str, Callable[..., Task]] = {"adding": adding_task}
 
@@ -14,7 +16,8 @@ def get_task(name: str, **options) -> Task:
     """Build the task registered as ``name`` with its keyword ``options``."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name](**options)
+    return TASKS[name](**_checks.known_options(f"task {name!r}", TASKS[name], options))
 
 
-__all__ = ["Batch", "TASKS", "Task", "adding_batch", "adding_task", "get_task"]
+__all__ = ["Batch", "READOUTS", "TASKS", "Task", "adding_batch", "adding_task", "from_arrays",
+           "generated", "get_task"]

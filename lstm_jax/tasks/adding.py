@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
-from lstm_jax.tasks.base import Batch, Task
+from lstm_jax.tasks import losses
+from lstm_jax.tasks.base import Batch, Task, generated
 
 BASELINE_MSE = 1.0 / 6.0
 
@@ -46,31 +47,19 @@ def adding_batch(key: jax.Array, batch_size: int, length: int):
     return xs, targets
 
 
-def _mse(predictions, batch):
-    return jnp.mean(jnp.square(predictions[:, 0] - batch.targets))
-
-
 def adding_task(length: int = 100) -> Task:
     """The adding problem as a ``Task``: regress the sum from the last step, MSE loss.
 
     >>> task = adding_task(length=20)
-    >>> batch = task.batch(jax.random.key(0), 8)
+    >>> batch = task.train_batch(jax.random.key(0), 0, 8)
     >>> batch.xs.shape, batch.targets.shape, task.baselines
     ((8, 20, 2), (8,), {'mse': 0.16666666666666666})
     """
     length = _checks.positive_int("length", length)
 
-    def batch(key, batch_size):
-        xs, targets = adding_batch(key, batch_size, length)
-        return Batch(xs, targets, None)
+    def make_batch(key, batch_size):
+        return Batch(*adding_batch(key, batch_size, length))
 
-    return Task(
-        name="adding",
-        input_size=2,
-        output_size=1,
-        readout="last",
-        batch=batch,
-        loss=_mse,
-        metrics=lambda predictions, batch: {"mse": _mse(predictions, batch)},
-        baselines={"mse": BASELINE_MSE},
-    )
+    loss, metrics = losses.loss_and_metrics("mse")
+    return generated("adding", make_batch, input_size=2, output_size=1, readout="last",
+                     loss=loss, metrics=metrics, baselines={"mse": BASELINE_MSE})

@@ -6,36 +6,66 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
+READOUTS = ("last", "mean", "every")
+
 
 class Batch(NamedTuple):
-    xs: jax.Array  # (B, T, I) inputs
-    targets: jax.Array  # (B, O) for a "last" readout, (B, T, O) or (B, T) for "every"
-    seq_lengths: jax.Array | None  # (B,) int32, or None when every sequence has length T
+    xs: jax.Array  # (B, T, I) float features, or (B, T) int token ids
+    targets: jax.Array  # (B,) or (B, O) per sequence; (B, T) or (B, T, O) per step
+    seq_lengths: jax.Array | None = None  # (B,) int32; None: every sequence has length T
+    weights: jax.Array | None = None  # (B,) float32; 0 marks the padding rows of an eval batch
 
 
 class Task(NamedTuple):
     """A supervised sequence task.
 
     Attributes:
-      name: registry name.
-      input_size: I.
-      output_size: O, the size of the model's prediction per sequence (or per step).
-      readout: ``"last"``: one prediction per sequence, read at its last valid step;
-        ``"every"``: one prediction per step.
-      batch: ``(key, batch_size) -> Batch``, a pure function of the key: the training
-        loop derives the key from (seed, step), so data order never depends on history.
+      name: what the task is called in run directories and plots.
+      input_size: I, the features per step; with ``tokens`` the vocabulary size.
+      output_size: O, the model's prediction per sequence (or per step): classes for a
+        classifier, values for a regression.
+      readout: where the model reads its prediction: ``"last"`` (each sequence's last
+        valid step), ``"mean"`` (the mean over valid steps) or ``"every"`` (one
+        prediction per step). A config may change "last" to "mean" and back.
+      train_batch: ``(key, step, batch_size) -> Batch``, a pure function of the run's
+        data key and the step, so a resumed run sees the same data as an uninterrupted one.
+      eval_batches: ``(key, batch_size, count) -> list[Batch]``: the fixed evaluation
+        set (``count`` batches of a generator, or a whole held-out split whose last batch
+        is padded with rows of weight 0).
       loss: ``(predictions, batch) -> scalar`` to minimise.
-      metrics: ``(predictions, batch) -> dict`` of scalars, averaged over evaluation
-        batches; it includes the loss.
+      metrics: ``(predictions, batch) -> dict`` of scalars (weighted means over the batch).
       baselines: reference values of the metrics, e.g. a trivial predictor's, printed
-        next to the final evaluation.
+        next to the final evaluation and drawn in the loss plot.
+      tokens: ``xs`` holds int token ids in ``[0, input_size)``, for an embedding.
+      train_size: examples in a finite training set (None for a generator).
     """
 
     name: str
     input_size: int
     output_size: int
     readout: str
-    batch: Callable[[jax.Array, int], Batch]
+    train_batch: Callable[[jax.Array, int, int], Batch]
+    eval_batches: Callable[[jax.Array, int, int], list]
     loss: Callable[[jax.Array, Batch], jax.Array]
     metrics: Callable[[jax.Array, Batch], dict]
     baselines: dict[str, Any]
+    tokens: bool = False
+    train_size: int | None = None
+
+
+def generated(name: str, make_batch: Callable[[jax.Array, int], Batch], **task) -> Task:
+    """A ``Task`` over a generator ``make_batch(key, batch_size) -> Batch``.
+
+    Training batch ``s`` is ``make_batch(fold_in(key, s), B)``; the evaluation set is
+    ``count`` batches ``make_batch(fold_in(key, i), B)`` from the run's evaluation key.
+    ``task`` holds the remaining ``Task`` fields.
+    """
+    make = jax.jit(make_batch, static_argnums=1)
+
+    def train_batch(key, step, batch_size):
+        return make(jax.random.fold_in(key, step), batch_size)
+
+    def eval_batches(key, batch_size, count):
+        return [make(jax.random.fold_in(key, i), batch_size) for i in range(count)]
+
+    return Task(name=name, train_batch=train_batch, eval_batches=eval_batches, **task)

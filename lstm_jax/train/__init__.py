@@ -6,13 +6,16 @@
 """
 
 from lstm_jax.train.checkpoint import CheckpointError, Checkpoints
-from lstm_jax.train.config import (Config, ConfigError, apply_overrides, list_experiments,
-                                   load_experiment)
-from lstm_jax.train.loop import TrainingDiverged, evaluate, run_keys, setup, train
-from lstm_jax.train.model import Model, ModelParams, build_model
+from lstm_jax.train.config import Config, ConfigError
+from lstm_jax.train.experiments import Experiment, list_experiments
+from lstm_jax.train.experiments import load as load_experiment
+from lstm_jax.train.interrupts import Interrupted
+from lstm_jax.train.loop import (Prepared, Trained, TrainingDiverged, evaluate, load, prepare,
+                                 run, run_keys, train)
+from lstm_jax.train.model import Model, build_layer, build_model
 from lstm_jax.train.sharding import DataParallel
-from lstm_jax.train.steps import (TrainState, default_optimizer, init_state, make_eval_step,
-                                  make_train_step)
+from lstm_jax.train.steps import (TrainState, default_optimizer, init_state, learning_rate_schedule,
+                                  make_eval_step, make_train_step)
 
 __all__ = [
     "CheckpointError",
@@ -20,20 +23,26 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataParallel",
+    "Experiment",
+    "Interrupted",
     "Model",
-    "ModelParams",
+    "Prepared",
     "TrainState",
+    "Trained",
     "TrainingDiverged",
-    "apply_overrides",
+    "build_layer",
     "build_model",
     "default_optimizer",
     "evaluate",
     "init_state",
+    "learning_rate_schedule",
     "list_experiments",
+    "load",
     "load_experiment",
     "make_eval_step",
     "make_train_step",
+    "prepare",
+    "run",
     "run_keys",
-    "setup",
     "train",
 ]

@@ -1,28 +1,69 @@
-"""Experiment configs: one typed, frozen dataclass, and overrides parsed as literals.
+"""Experiment configs: one typed, frozen dataclass.
 
-An experiment file ``experiments/NAME.py`` defines ``DESCRIPTION`` (one line) and
-``get_config() -> Config``. ``--set key=value`` overrides are parsed with
-``ast.literal_eval`` (never ``eval``) and checked against the field's declared type;
-``--set task_options.length=200`` sets one entry of a dict field.
+Every field has a type, a default and a comment; the command line is built from them
+with tyro (``lstm-jax train adding --help`` lists them), so a value is parsed against
+its declared type and never ``eval``ed. Option dicts (``task_options``,
+``cell_options``, ``rnn_options``) are given as ``KEY=VALUE`` pairs whose values are
+read as Python literals when they are one and as strings otherwise
+(``--cell-options activation=relu forget_bias=0``); the pairs given replace those keys
+of the experiment's dict and keep the others.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-import importlib.util
 import json
-import os
-from pathlib import Path
-from typing import Any
+import typing
+from typing import Annotated, Any
+
+import tyro
 
 
 class ConfigError(ValueError):
     """An experiment name, config key or value that cannot be used."""
 
 
-POSITIVE = ("hidden_size", "num_layers", "batch_size", "steps", "log_every", "eval_every",
-            "eval_batches", "checkpoint_every", "keep_checkpoints")
+class GivenOptions(dict):
+    """``KEY=VALUE`` pairs from the command line, to be merged into the experiment's dict."""
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word is a string: activation=relu
+
+
+def parse_options(items: list[str]) -> GivenOptions:
+    """``["length=50", "activation=relu"]`` -> ``{"length": 50, "activation": "relu"}``.
+
+    >>> parse_options(["length=50", "activation=relu", "peephole=True"])
+    {'length': 50, 'activation': 'relu', 'peephole': True}
+    """
+    options = GivenOptions()
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        options[key] = _literal(text)
+    return options
+
+
+Options = Annotated[
+    dict,
+    tyro.constructors.PrimitiveConstructorSpec(
+        nargs="*",
+        metavar="KEY=VALUE",
+        instance_from_str=parse_options,
+        is_instance=lambda value: isinstance(value, dict),
+        str_from_instance=lambda value: [f"{k}={v!r}" for k, v in value.items()],
+    ),
+]
+
+POSITIVE = ("hidden_size", "num_layers", "embed_size", "batch_size", "steps", "log_every",
+            "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints")
+READOUTS = ("task", "last", "mean", "every")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,15 +71,18 @@ class Config:
     """Everything a training run depends on. Two runs with equal configs are identical."""
 
     # task
-    task: str = "adding"  # a name in lstm_jax.tasks.TASKS
-    task_options: dict = dataclasses.field(default_factory=dict)  # e.g. {"length": 100}
-    # model: a stack of recurrent layers, then a linear readout
-    cell: str = "lstm"  # "lstm", "gru" or "simple"
+    task: str = "adding"  # a task in lstm_jax.tasks.TASKS; an experiment's get_task() replaces it
+    task_options: Options = dataclasses.field(default_factory=dict)  # keyword options of the task, e.g. length=100
+    # model: [token embedding] -> recurrent layers -> linear readout
+    cell: str = "lstm"  # the cell of every layer: lstm, gru or simple
     hidden_size: int = 128  # H of every layer
     num_layers: int = 1  # recurrent layers in the stack
     bidirectional: bool = False  # each layer reads forward and backward
     dropout: float = 0.0  # between recurrent layers, as torch.nn.LSTM(dropout=)
-    cell_options: dict = dataclasses.field(default_factory=dict)  # e.g. {"forget_bias": 1.0}
+    cell_options: Options = dataclasses.field(default_factory=dict)  # keyword options of the cell, e.g. forget_bias=0 activation=relu
+    rnn_options: Options = dataclasses.field(default_factory=dict)  # options of lj.rnn: input_dropout, recurrent_dropout, zoneout, remat, unroll, hoist
+    embed_size: int = 64  # E, the embedding of token-id inputs (tasks whose inputs are tokens)
+    readout: str = "task"  # where predictions are read: task (the task's own), last, mean (over valid steps) or every
     # optimisation: clip_by_global_norm, then AdamW with warmup and cosine decay
     batch_size: int = 64  # divisible by the number of devices
     steps: int = 2000  # optimiser steps in the whole run
@@ -50,11 +94,17 @@ class Config:
     seed: int = 0  # params, data order and dropout all derive from it
     log_every: int = 50  # steps between training-metric lines
     eval_every: int = 500  # steps between evaluations (and a final one)
-    eval_batches: int = 8  # batches of batch_size in every evaluation
+    eval_batches: int = 8  # batches of batch_size in every evaluation of a generated task
     checkpoint_every: int = 500  # steps between checkpoints (and a final one)
     keep_checkpoints: int = 3  # the most recent ones kept on disk
 
     def __post_init__(self):
+        for field, expected in _field_types().items():
+            value = getattr(self, field)
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, field, float(value))
+            elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise ConfigError(f"`{field}` must be {expected.__name__}, got {value!r}")
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"`{name}` must be positive, got {getattr(self, name)}")
@@ -63,103 +113,97 @@ class Config:
         if self.learning_rate <= 0 or self.warmup_steps < 0 or self.grad_clip < 0:
             raise ConfigError("`learning_rate` must be positive, `warmup_steps` and `grad_clip` "
                               "non-negative")
+        if self.readout not in READOUTS:
+            raise ConfigError(f"`readout` must be one of {', '.join(READOUTS)}, got {self.readout!r}")
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+def _field_types() -> dict[str, type]:
+    """{field: the class its values must be an instance of}, from the annotations."""
+    return typing.get_type_hints(Config)  # Options is Annotated[dict, ...]: dict
 
 
-def _type_of(name: str) -> type:
-    return type(getattr(Config(), name))
+FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 
 
-def _parse_value(key: str, text: str, expected: type) -> Any:
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        if expected is str:
-            return text
-        raise ConfigError(f"--set {key}={text}: {text!r} is not a Python literal") from None
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if expected is not object and not (
-        isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
-    ):
-        raise ConfigError(
-            f"--set {key}={text}: expected {expected.__name__}, got {type(value).__name__}"
-        )
-    return value
+def replace(config: Config, **changes) -> Config:
+    """``config`` with ``changes``; unknown fields list the valid ones.
 
+    Option dicts given as ``GivenOptions`` are merged into the config's own.
 
-def apply_overrides(config: Config, overrides: list[str]) -> Config:
-    """``config`` with ``key=value`` overrides applied; errors list the valid keys.
-
-    >>> apply_overrides(Config(), ["hidden_size=64", "task_options.length=50"]).task_options
+    >>> replace(Config(task_options={"length": 100}), task_options=GivenOptions(length=50)).task_options
     {'length': 50}
     """
-    changes: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        name, _, entry = key.partition(".")
-        if name not in FIELDS:
-            raise ConfigError(
-                f"unknown config key {name!r}; valid keys: {', '.join(FIELDS)}"
-            )
-        if entry:
-            if _type_of(name) is not dict:
-                raise ConfigError(f"--set {key}: {name!r} is not a dict field")
-            current = dict(changes.get(name, getattr(config, name)))
-            current[entry] = _parse_value(key, text, object)
-            changes[name] = current
-        else:
-            changes[name] = _parse_value(key, text, _type_of(name))
+    unknown = sorted(set(changes) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown config field {unknown[0]!r}; valid fields: {', '.join(FIELDS)}")
+    for name, value in changes.items():
+        if isinstance(value, GivenOptions):
+            changes[name] = {**getattr(config, name), **value}
     return dataclasses.replace(config, **changes)
 
 
-def to_json(config: Config, experiment: str) -> str:
-    return json.dumps({"experiment": experiment, **dataclasses.asdict(config)}, indent=2)
+def to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
 
 
-def from_json(text: str) -> tuple[str, Config]:
-    """(experiment name, config) from a run's config.json."""
-    data = json.loads(text)
-    experiment = data.pop("experiment")
-    unknown = set(data) - set(FIELDS)
+def from_dict(data: Any, where: str) -> Config:
+    """The Config stored in a run's config.json; ``where`` names the file in errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object of config fields")
+    unknown = sorted(set(data) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"config.json has unknown keys {sorted(unknown)}")
-    return experiment, Config(**data)
+        raise ConfigError(f"{where}: unknown config field {unknown[0]!r}")
+    try:
+        return Config(**data)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
-def experiments_dir() -> Path:
-    """``$LSTM_JAX_EXPERIMENTS``, else the ``experiments/`` folder beside the package."""
-    default = Path(__file__).resolve().parents[2] / "experiments"
-    return Path(os.environ.get("LSTM_JAX_EXPERIMENTS", default))
+def cli(config: Config, args: list[str], prog: str) -> Config:
+    """``config`` with command-line ``args`` (``--hidden-size 32 --cell-options ...``) applied.
+
+    ``--help`` prints every field with its type, default and comment, and exits.
+    Errors raise ConfigError with tyro's message condensed to one line.
+    """
+    import contextlib
+    import io
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            parsed = tyro.cli(Config, default=config, args=args, prog=prog,
+                              description=f"Train with these config fields ({prog}).")
+    except SystemExit as exit:
+        if exit.code in (0, None):
+            raise
+        raise ConfigError(_one_line(captured.getvalue())) from None
+    given = {name: getattr(parsed, name) for name in FIELDS
+             if getattr(parsed, name) != getattr(config, name)
+             or isinstance(getattr(parsed, name), GivenOptions)}
+    return replace(config, **given)
 
 
-def list_experiments() -> dict[str, str]:
-    """{name: one-line description} of every experiment file."""
-    found = {}
-    for path in sorted(experiments_dir().glob("*.py")):
-        if not path.name.startswith("_"):
-            found[path.stem] = _load_module(path).DESCRIPTION
-    return found
+def _one_line(message: str) -> str:
+    """tyro's boxed error, as one line: its first message, and any suggestion."""
+    lines = [line.strip(" │╭╮╰╯") for line in message.splitlines()]
+    lines = [line for line in lines if line.strip("─-") and not line.startswith("For full helptext")]
+    if len(lines) < 2:
+        return " ".join(lines) or "invalid arguments"
+    text = lines[1]  # lines[0] is the box's title
+    if "Perhaps you meant:" in lines:
+        suggestion = lines[lines.index("Perhaps you meant:") + 1].split()[0]
+        text += f"; did you mean {suggestion}?"
+    if text.startswith("Unrecognized options"):
+        text += " (--help lists the config fields)"
+    return text
 
 
-def load_experiment(name: str) -> Config:
-    """``get_config()`` of ``experiments/<name>.py``; unknown names list the valid ones."""
-    path = experiments_dir() / f"{name}.py"
-    if not name.isidentifier() or not path.is_file():
-        known = ", ".join(list_experiments()) or "none"
-        raise ConfigError(f"unknown experiment {name!r}; known experiments: {known}")
-    config = _load_module(path).get_config()
-    if not isinstance(config, Config):
-        raise TypeError(f"{path}: get_config() must return a Config, got {type(config).__name__}")
-    return config
+def explicit_fields(args: list[str]) -> set[str]:
+    """The config fields named by flags in ``args`` (``--hidden-size 3`` -> hidden_size)."""
+    named = {arg[2:].split("=")[0].replace("-", "_") for arg in args if arg.startswith("--")}
+    named |= {name[3:] for name in named if name.startswith("no_")}  # --no-bidirectional
+    return named & set(FIELDS)
 
 
-def _load_module(path: Path):
-    spec = importlib.util.spec_from_file_location(f"lstm_jax_experiment_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def config_json(config: Config) -> str:
+    return json.dumps(to_dict(config), indent=2)

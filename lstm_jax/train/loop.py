@@ -1,4 +1,11 @@
-"""The training loop: data, steps, evaluation, checkpoints, metrics and the plot."""
+"""The training loop: prepare (check everything), then step, log, evaluate and checkpoint.
+
+``prepare`` builds the task, model and optimizer and checks that they fit together
+(shapes, batch size, devices) without writing anything, so a mistake in a config is
+reported before a run directory exists. ``run`` trains a prepared run in a directory;
+``train`` does both. ``evaluate`` and ``load`` rebuild a finished or interrupted run
+from its ``config.json``.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +19,19 @@ import numpy as np
 import optax
 
 from lstm_jax.tasks import Task, get_task
+from lstm_jax.tasks.arrays import epochs
+from lstm_jax.train import interrupts, rundir
 from lstm_jax.train.checkpoint import Checkpoints
-from lstm_jax.train.config import Config, ConfigError, from_json, to_json
+from lstm_jax.train.config import Config, ConfigError
+from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
 from lstm_jax.train.report import MetricsLog, plot_losses
 from lstm_jax.train.sharding import DataParallel
-from lstm_jax.train.steps import (TrainState, default_optimizer, init_state, make_eval_step,
-                                  make_train_step)
+from lstm_jax.train.steps import (TrainState, default_optimizer, init_state, learning_rate_schedule,
+                                  make_eval_step, make_train_step)
+
+FROM_CONFIG = "config"  # a run whose task is config.task, rebuilt from the config alone
+FROM_PYTHON = "python"  # a run given task=/model= in Python: pass them again to evaluate/load
 
 
 class TrainingDiverged(RuntimeError):
@@ -29,8 +42,8 @@ class RunKeys(NamedTuple):
     """Every random stream of a run, derived from its seed alone."""
 
     init: int  # seed of the params and of the dropout key
-    data: jax.Array  # training batch at step s: fold_in(data, s)
-    eval: jax.Array  # evaluation batch i: fold_in(eval, i)
+    data: jax.Array  # training batch at step s: task.train_batch(data, s, B)
+    eval: jax.Array  # the evaluation set: task.eval_batches(eval, B, eval_batches)
 
 
 def run_keys(seed: int) -> RunKeys:
@@ -38,147 +51,299 @@ def run_keys(seed: int) -> RunKeys:
     return RunKeys(seed, jax.random.fold_in(root, 1), jax.random.fold_in(root, 2))
 
 
-class Setup(NamedTuple):
+class Prepared(NamedTuple):
+    """A run's parts, built and checked against each other; nothing written yet."""
+
+    config: Config
+    name: str  # the experiment's name, for directories and plots
+    source: str  # where the task and model come from (see rundir)
     task: Task
     model: Model
     optimizer: optax.GradientTransformation
+    schedule: optax.Schedule | None  # the default optimizer's learning rate, for the logs
     keys: RunKeys
+    parallel: DataParallel
 
 
-def setup(config: Config, optimizer: optax.GradientTransformation | None = None) -> Setup:
-    """The task, model, optimizer and keys of ``config``; ConfigError if it names bad parts."""
+def prepare(
+    config: Config,
+    *,
+    experiment: Experiment | str | None = None,
+    task: Task | None = None,
+    model: Model | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    devices=None,
+) -> Prepared:
+    """Build the run's task, model and optimizer and check that one step can run.
+
+    ``experiment`` (an ``Experiment`` or a name/path for ``experiments.load``) supplies
+    the task and model its module defines; ``task=``/``model=`` give them directly.
+    Every mistake in the config (an unknown task, cell or option, a bad task option,
+    a batch size the data or the devices cannot take, shapes that do not fit) raises
+    ``ConfigError``. Nothing is compiled and nothing is written.
+    """
+    if isinstance(experiment, str):
+        experiment = load_experiment(experiment)
+    if task is not None or model is not None:
+        name, source = (experiment.name if experiment else (task.name if task else config.task)), FROM_PYTHON
+    elif experiment is not None:
+        name, source = experiment.name, experiment.source
+    else:
+        name, source = config.task, FROM_CONFIG
+    parallel = DataParallel(devices)
+    parallel.check_batch_size(config.batch_size)
+    keys = run_keys(config.seed)
     try:
-        task = get_task(config.task, **config.task_options)
-        model = build_model(config, task)
-    except (TypeError, ValueError) as error:  # e.g. an unknown task, cell or option
+        if task is None:
+            task = experiment.task(config) if experiment else get_task(config.task, **config.task_options)
+        if model is None:
+            model = (experiment and experiment.model(config, task)) or build_model(config, task)
+        _check_one_step(model, task, keys, config.batch_size)
+    except (TypeError, ValueError) as error:  # an unknown cell or option, a bad value, shapes
+        if isinstance(error, ConfigError):
+            raise
         raise ConfigError(str(error)) from error
-    return Setup(task, model, optimizer or default_optimizer(config), run_keys(config.seed))
+    schedule = learning_rate_schedule(config) if optimizer is None else None
+    return Prepared(config, name, source, task, model, optimizer or default_optimizer(config),
+                    schedule, keys, parallel)
 
 
-def _eval_batches(task: Task, keys: RunKeys, config: Config, make_batch) -> list:
-    """The run's fixed evaluation set: batch i is ``task.batch(fold_in(keys.eval, i))``."""
-    return [make_batch(jax.random.fold_in(keys.eval, i), config.batch_size)
-            for i in range(config.eval_batches)]
-
-
-def _evaluate(eval_step, params, batches) -> dict[str, float]:
-    """Mean of each metric over the evaluation batches."""
-    totals: dict[str, float] = {}
-    for batch in batches:
-        for name, value in eval_step(params, batch).items():
-            totals[name] = totals.get(name, 0.0) + float(value)
-    return {name: total / len(batches) for name, total in totals.items()}
+def _check_one_step(model: Model, task: Task, keys: RunKeys, batch_size: int) -> None:
+    """Build one training batch and trace (not compile) the loss on it."""
+    batch = task.train_batch(keys.data, 0, batch_size)
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    jax.eval_shape(lambda p, b: task.loss(model.apply(p, b.xs, b.seq_lengths), b), params, batch)
 
 
 def train(
     config: Config,
-    run_dir: Path,
+    run_dir: str | Path,
     *,
-    experiment: str,
-    resume: bool = False,
+    experiment: Experiment | str | None = None,
+    task: Task | None = None,
+    model: Model | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    resume: bool = False,
     devices=None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``config`` in ``run_dir`` and return the final evaluation.
 
-    ``run_dir`` receives ``config.json``, ``metrics.jsonl`` (train lines every
-    ``log_every`` steps, eval lines; the last line is the final evaluation),
-    ``loss.png`` and ``checkpoints/``. With ``resume`` the run continues from its latest
-    checkpoint and ends exactly as an uninterrupted run would. Batch ``s`` is a pure
-    function of (seed, s); dropout at step ``s`` uses ``fold_in(rng, s)``.
+    ``run_dir`` receives ``config.json`` (the config, where the task came from, the
+    command, versions, devices), ``metrics.jsonl`` (a train line every ``log_every``
+    steps with loss, gradient norm, learning rate, steps/s and elapsed time; eval
+    lines; the last line is the final evaluation), ``loss.png``, TensorBoard event
+    files and ``checkpoints/``. With ``resume`` the run continues from its latest
+    checkpoint that restores and ends exactly as an uninterrupted run would; a larger
+    ``config.steps`` extends it. Batch ``s`` is a pure function of (seed, s); dropout
+    at step ``s`` uses ``fold_in(rng, s)``.
+
+    Returns:
+      ``{"metrics": final evaluation, "baselines": the task's, "state": TrainState,
+      "already_finished": bool}``.
 
     Raises:
+      ConfigError: a mistake in the config, or ``run_dir`` already holds another run.
       TrainingDiverged: on a NaN or infinite loss (no checkpoint is written after it).
-      CheckpointError: when ``resume`` finds a truncated or foreign checkpoint.
+      interrupts.Interrupted: SIGINT/SIGTERM; the run stops between steps.
     """
+    prepared = prepare(config, experiment=experiment, task=task, model=model,
+                       optimizer=optimizer, devices=devices)
+    run_dir = rundir.make(Path(run_dir)) if resume else rundir.create(run_dir, prepared.name)
+    return run(prepared, run_dir, resume=resume, progress=progress)
+
+
+def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
+        progress: bool = True) -> dict[str, Any]:
+    """Train a prepared run in ``run_dir`` (see ``train``)."""
+    config, task = prepared.config, prepared.task
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    parallel = DataParallel(devices)
-    parallel.check_batch_size(config.batch_size)
-    parts = setup(config, optimizer)
     log = MetricsLog(run_dir / "metrics.jsonl")
-    with Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
-        state, final = _run(config, parts, run_dir, experiment, parallel, checkpoints, log,
-                            resume=resume, progress=progress)
-    plot_losses(log.read(), run_dir / "loss.png", f"{experiment} ({config.cell}, H={config.hidden_size})")
-    return {"metrics": final, "baselines": parts.task.baselines, "state": state}
+    with interrupts.deferred(), \
+            Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
+        state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
+        if resume and checkpoints.latest_step() is not None:
+            state = checkpoints.restore(state)
+        elif checkpoints.latest_step() is not None:
+            raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume "
+                              f"or choose another --out")
+        start = int(state.step)
+        records = log.read()
+        if start > config.steps:
+            raise ConfigError(f"`steps` {config.steps} is below step {start} that {run_dir} has "
+                              f"reached; a larger --steps extends a run")
+        if start == config.steps and records and records[-1].get("final") \
+                and records[-1]["step"] == start:
+            return {"metrics": records[-1], "baselines": task.baselines, "state": state,
+                    "already_finished": True}
+        _write_record(prepared, run_dir, resume)
+        log.truncate_after(start)
+        try:
+            state, final = _loop(prepared, state, start, checkpoints, log, progress)
+        except interrupts.Interrupted as stop:
+            stop.checkpoint = checkpoints.latest_step()
+            raise
+    plot_losses(log.read(), run_dir / "loss.png",
+                f"{prepared.name} ({config.cell}, H={config.hidden_size})")
+    return {"metrics": final, "baselines": task.baselines, "state": state,
+            "already_finished": False}
 
 
-def _run(config: Config, parts: Setup, run_dir: Path, experiment: str, parallel: DataParallel,
-         checkpoints: Checkpoints, log: MetricsLog, *, resume: bool, progress: bool):
-    """The loop of ``train``: init or restore, then step, log, evaluate and checkpoint."""
+def _write_record(prepared: Prepared, run_dir: Path, resume: bool) -> None:
+    path = run_dir / rundir.RECORD
+    if resume and path.exists():
+        record, _ = rundir.read_record(run_dir)
+        record["config"] = rundir.to_dict(prepared.config)
+        record["resumed"] = [*record.get("resumed", []), rundir.command_line()]
+    else:
+        record = rundir.new_record(prepared.name, prepared.source, prepared.config,
+                                   prepared.parallel.devices)
+    rundir.write_record(run_dir, record)
+
+
+def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkpoints,
+          log: MetricsLog, progress: bool):
+    """Step, log, evaluate and checkpoint from ``start`` to ``config.steps``."""
     from tqdm.auto import tqdm
 
-    task, model, optimizer, keys = parts
-    state = init_state(model, optimizer, keys.init)
-    if resume and checkpoints.latest_step() is not None:
-        state = checkpoints.restore(state)
-    elif checkpoints.latest_step() is not None:
-        raise FileExistsError(
-            f"{run_dir} already holds checkpoints; continue it with --resume or choose a new --out"
-        )
-    start = int(state.step)
-    log.truncate_after(start)
-    (run_dir / "config.json").write_text(to_json(config, experiment))
-
-    make_batch = jax.jit(task.batch, static_argnums=1)
-    eval_batches = [parallel.shard_batch(b) for b in _eval_batches(task, keys, config, make_batch)]
+    config, task, model, optimizer, schedule, keys, parallel = (
+        prepared.config, prepared.task, prepared.model, prepared.optimizer, prepared.schedule,
+        prepared.keys, prepared.parallel)
+    eval_set = [parallel.shard_batch(b)
+                for b in task.eval_batches(keys.eval, config.batch_size, config.eval_batches)]
     train_step = make_train_step(model, task, optimizer)
     eval_step = make_eval_step(model, task)
     state = parallel.replicate(state)
+    previous = [r for r in log.read() if r["step"] <= start and "elapsed_s" in r]
+    elapsed = previous[-1]["elapsed_s"] if previous else 0.0
 
     window: list[tuple[float, float]] = []
     clock = time.perf_counter()
-    with tqdm(total=config.steps, initial=start, desc=experiment, unit="step",
-              disable=not progress, dynamic_ncols=True) as bar:
-        for step in range(start, config.steps):
-            batch = parallel.shard_batch(make_batch(jax.random.fold_in(keys.data, step), config.batch_size))
-            state, metrics = train_step(state, batch)
-            done = step + 1
-            loss, param_norm = float(metrics["loss"]), float(metrics["param_norm"])
-            if not (math.isfinite(loss) and math.isfinite(param_norm)):
-                last = checkpoints.latest_step()
-                kept = "no checkpoint yet" if last is None else f"checkpoint {checkpoints.directory / str(last)}"
-                raise TrainingDiverged(
-                    f"non-finite values at step {done} (loss {loss}, parameter norm {param_norm}); "
-                    f"training stopped. Last good: {kept}"
-                )
-            window.append((loss, float(metrics["grad_norm"])))
-            bar.update(1)
-            if done % config.log_every == 0 or done == config.steps:
-                rate = len(window) / (time.perf_counter() - clock)
-                mean_loss, mean_norm = np.mean(window, axis=0)
-                log.write({"split": "train", "step": done, "loss": float(mean_loss),
-                           "grad_norm": float(mean_norm), "steps_per_s": round(rate, 2)})
-                bar.set_postfix(loss=f"{mean_loss:.4g}", steps_per_s=f"{rate:.1f}")
-                window, clock = [], time.perf_counter()
-            if done % config.eval_every == 0 and done < config.steps:
-                log.write({"split": "eval", "step": done, **_evaluate(eval_step, state.params, eval_batches)})
-            if done % config.checkpoint_every == 0 or done == config.steps:
-                checkpoints.save(done, state)
+    done = start
+    try:
+        with tqdm(total=config.steps, initial=start, desc=prepared.name, unit="step",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            for step in range(start, config.steps):
+                interrupts.check()
+                batch = parallel.shard_batch(task.train_batch(keys.data, step, config.batch_size))
+                state, metrics = train_step(state, batch)
+                done = step + 1
+                loss, param_norm = float(metrics["loss"]), float(metrics["param_norm"])
+                if not (math.isfinite(loss) and math.isfinite(param_norm)):
+                    last = checkpoints.latest_step()
+                    kept = "no checkpoint yet" if last is None else f"checkpoint {checkpoints.directory / str(last)}"
+                    raise TrainingDiverged(
+                        f"non-finite values at step {done} (loss {loss}, parameter norm {param_norm}); "
+                        f"training stopped. Last good: {kept}"
+                    )
+                window.append((loss, float(metrics["grad_norm"])))
+                bar.update(1)
+                if done % config.log_every == 0 or done == config.steps:
+                    seconds = time.perf_counter() - clock
+                    elapsed += seconds
+                    mean_loss, mean_norm = np.mean(window, axis=0)
+                    record = {"split": "train", "step": done, "loss": float(mean_loss),
+                              "grad_norm": float(mean_norm),
+                              "learning_rate": _learning_rate(schedule, state, step),
+                              "steps_per_s": round(len(window) / seconds, 2),
+                              "elapsed_s": round(elapsed, 3), "time": round(time.time(), 3)}
+                    if task.train_size is not None:
+                        record["epoch"] = round(epochs(task, done, config.batch_size), 4)
+                    log.write({k: v for k, v in record.items() if v is not None})
+                    bar.set_postfix(loss=f"{mean_loss:.4g}", steps_per_s=f"{record['steps_per_s']:.1f}")
+                    window, clock = [], time.perf_counter()
+                if done % config.eval_every == 0 and done < config.steps:
+                    log.write({"split": "eval", "step": done, **_evaluate(eval_step, state.params, eval_set)})
+                if done % config.checkpoint_every == 0 or done == config.steps:
+                    checkpoints.save(done, state)
 
-    if checkpoints.latest_step() != config.steps:  # resumed after the final checkpoint
-        checkpoints.save(config.steps, state)
-    final = {"split": "eval", "step": config.steps, "final": True,
-             **_evaluate(eval_step, state.params, eval_batches)}
-    log.write(final)
+        if checkpoints.latest_step() != config.steps:  # resumed after the final checkpoint
+            checkpoints.save(config.steps, state)
+        final = {"split": "eval", "step": config.steps, "final": True,
+                 **_evaluate(eval_step, state.params, eval_set)}
+        log.write(final)
+    except interrupts.Interrupted as stop:
+        stop.step = done  # the steps taken; the last checkpoint may be older
+        raise
     return state, final
 
 
-def evaluate(run_dir: Path) -> dict[str, Any]:
-    """Evaluate the latest checkpoint of ``run_dir`` on its evaluation set."""
+def _learning_rate(schedule, state: TrainState, step: int) -> float | None:
+    """The learning rate used at ``step``: the default schedule's, or one injected with
+    ``optax.inject_hyperparams`` into a custom optimizer; else None (not logged)."""
+    if schedule is not None:
+        return float(schedule(step))
+    for node in jax.tree.leaves(state.opt_state, is_leaf=lambda n: hasattr(n, "hyperparams")):
+        if hasattr(node, "hyperparams") and "learning_rate" in node.hyperparams:
+            return float(node.hyperparams["learning_rate"])
+    return None
+
+
+def _evaluate(eval_step, params, batches) -> dict[str, float]:
+    """Each metric's mean over the evaluation set, weighted by the examples in each batch."""
+    totals: dict[str, float] = {}
+    weight = 0.0
+    for batch in batches:
+        interrupts.check()
+        metrics = {name: float(value) for name, value in eval_step(params, batch).items()}
+        batch_weight = metrics.pop("weight")
+        weight += batch_weight
+        for name, value in metrics.items():
+            totals[name] = totals.get(name, 0.0) + value * batch_weight
+    return {name: total / weight for name, total in totals.items()}
+
+
+# ---- finished runs --------------------------------------------------------------------
+
+class Trained(NamedTuple):
+    """A trained run, ready for inference: ``predict(xs, seq_lengths=None)``."""
+
+    config: Config
+    task: Task
+    model: Model
+    params: Any
+    step: int
+
+    def predict(self, xs, seq_lengths=None) -> jax.Array:
+        """The model's predictions for xs (B, T, I) or (B, T) token ids: (B, O) or (B, T, O)."""
+        return self.model.apply(self.params, xs, seq_lengths)
+
+
+def load(run_dir: str | Path, *, task: Task | None = None, model: Model | None = None) -> Trained:
+    """The trained model of ``run_dir`` at its latest checkpoint that restores.
+
+    The task and model are rebuilt from ``config.json`` (a shipped experiment, the
+    user's experiment file, or the config alone); a run made in Python with ``task=``
+    or ``model=`` needs the same ones again. Only the parameters are restored, so the
+    optimizer the run used does not matter.
+    """
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} not found: is {run_dir} a run directory?")
-    experiment, config = from_json(config_path.read_text())
-    task, model, optimizer, keys = setup(config)
+    record, config = rundir.read_record(run_dir)
+    source = record["source"]
+    if source == FROM_PYTHON and task is None and model is None:
+        raise ConfigError(f"{run_dir} was trained with a task or model given in Python; pass "
+                          f"the same task= (and model=) to load or evaluate it")
+    experiment = None
+    if source not in (FROM_CONFIG, FROM_PYTHON):
+        if not source.startswith(PACKAGE + ".") and not Path(source).is_file():
+            raise ConfigError(f"the experiment file {source} of {run_dir} no longer exists")
+        experiment = load_experiment(source.removeprefix(PACKAGE + "."))
+    prepared = prepare(config, experiment=experiment, task=task, model=model)
+    like = jax.eval_shape(prepared.model.init, jax.random.key(0))
+    like = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like)
     with Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
-        state: TrainState = checkpoints.restore(init_state(model, optimizer, keys.init))
-    batches = _eval_batches(task, keys, config, jax.jit(task.batch, static_argnums=1))
-    metrics = _evaluate(make_eval_step(model, task), state.params, batches)
-    return {"experiment": experiment, "step": int(state.step), "metrics": metrics,
-            "baselines": task.baselines}
+        params, step = checkpoints.restore_params(like)
+    return Trained(config, prepared.task, prepared.model, params, int(step))
 
 
+def evaluate(run_dir: str | Path, *, task: Task | None = None,
+             model: Model | None = None) -> dict[str, Any]:
+    """Evaluate the latest checkpoint of ``run_dir`` that restores, on its evaluation set."""
+    trained = load(run_dir, task=task, model=model)
+    record, _ = rundir.read_record(Path(run_dir))
+    config = trained.config
+    keys = run_keys(config.seed)
+    batches = trained.task.eval_batches(keys.eval, config.batch_size, config.eval_batches)
+    metrics = _evaluate(make_eval_step(trained.model, trained.task), trained.params, batches)
+    return {"experiment": record["experiment"], "step": trained.step, "metrics": metrics,
+            "baselines": trained.task.baselines}

@@ -1,4 +1,15 @@
-"""The model a config describes: a stack of recurrent layers and a linear readout."""
+"""Models: the one a config describes, and the contract a model of your own meets.
+
+The config's model is [a token embedding] -> a stack of recurrent layers -> a linear
+readout at the last valid step, the mean over valid steps, or every step. A model of
+your own is any ``Model(init, apply)`` pair, e.g. a flax linen module's:
+
+    module = MyModule()
+    model = Model(
+        init=lambda key: module.init(key, example_xs)["params"],
+        apply=lambda params, xs, seq_lengths=None, key=None: module.apply({"params": params}, xs),
+    )
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 import lstm_jax as lj
+from lstm_jax import _checks
 from lstm_jax.cells.base import add_bias
 from lstm_jax.tasks import Task
 from lstm_jax.train.config import Config
@@ -15,18 +27,15 @@ from lstm_jax.train.config import Config
 CELLS = {"lstm": lj.lstm, "gru": lj.gru, "simple": lj.simple}
 
 
-class ModelParams(NamedTuple):
-    rnn: Any  # the stack's params: a tuple with one entry per layer
-    w_out: jax.Array  # (P, O) readout
-    b_out: jax.Array  # (O,)
-
-
 class Model(NamedTuple):
-    """``init(key) -> params``; ``apply(params, xs, seq_lengths, key=None) -> predictions``."""
+    """``init(key) -> params``; ``apply(params, xs, seq_lengths=None, key=None) -> predictions``.
 
-    init: Callable[..., ModelParams]
+    xs is a task's (B, T, I) features or (B, T) token ids; predictions are (B, O), or
+    (B, T, O) for a per-step readout. ``key`` is given only in training (dropout).
+    """
+
+    init: Callable[[jax.Array], Any]
     apply: Callable[..., jax.Array]
-    layer: lj.Layer
 
 
 def last_valid(ys: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
@@ -37,26 +46,69 @@ def last_valid(ys: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
     return jnp.take_along_axis(ys, index, axis=1)[:, 0]
 
 
-def build_model(config: Config, task: Task) -> Model:
-    """The recurrent stack of ``config`` with a linear readout sized for ``task``."""
+def mean_valid(ys: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
+    """ys (B, T, P) -> (B, P), the mean over each sequence's valid steps (padding is 0)."""
+    if seq_lengths is None:
+        return jnp.mean(ys, axis=1)
+    return jnp.sum(ys, axis=1) / jnp.maximum(seq_lengths, 1)[:, None].astype(ys.dtype)
+
+
+READ = {"last": last_valid, "mean": mean_valid, "every": lambda ys, seq_lengths: ys}
+
+
+def readout_of(config: Config, task: Task) -> str:
+    """The config's readout, checked against the task's targets."""
+    if config.readout == "task":
+        return task.readout
+    if (config.readout == "every") != (task.readout == "every"):
+        raise ValueError(f"`readout` {config.readout!r} does not fit task {task.name!r}, whose "
+                         f"targets are per {'step' if task.readout == 'every' else 'sequence'}")
+    return config.readout
+
+
+def build_layer(config: Config) -> lj.Layer:
+    """The recurrent stack of ``config``; unknown cells or options name the valid ones."""
     if config.cell not in CELLS:
         raise ValueError(f"unknown cell {config.cell!r}; known cells: {', '.join(CELLS)}")
     cell_factory = CELLS[config.cell]
+    cell_options = _checks.known_options(f"cell {config.cell!r}", cell_factory, config.cell_options)
+    rnn_options = _checks.known_options("lj.rnn", lj.rnn, config.rnn_options)
 
     def one_layer():
-        layer = lj.rnn(cell_factory(config.hidden_size, **config.cell_options))
+        layer = lj.rnn(cell_factory(config.hidden_size, **cell_options), **rnn_options)
         return lj.bidirectional(layer) if config.bidirectional else layer
 
-    layer = lj.stack([one_layer() for _ in range(config.num_layers)], dropout=config.dropout)
+    return lj.stack([one_layer() for _ in range(config.num_layers)], dropout=config.dropout)
+
+
+def build_model(config: Config, task: Task) -> Model:
+    """The model of ``config`` sized for ``task``.
+
+    params: ``{"rnn": the stack's params, "readout": {"w": (P, O), "b": (O,)}}``, and
+    ``"embed": (V, E)`` when the task's inputs are token ids.
+    """
+    layer = build_layer(config)
+    read = READ[readout_of(config, task)]
+    input_size = config.embed_size if task.tokens else task.input_size
 
     def init(key):
-        k_rnn, k_out = jax.random.split(key)
-        w_out = jax.nn.initializers.lecun_normal()(k_out, (layer.output_size, task.output_size))
-        return ModelParams(layer.init(k_rnn, task.input_size), w_out, jnp.zeros(task.output_size))
+        k_embed, k_rnn, k_out = jax.random.split(key, 3)
+        params = {
+            "rnn": layer.init(k_rnn, input_size),
+            "readout": {
+                "w": jax.nn.initializers.lecun_normal()(k_out, (layer.output_size, task.output_size)),
+                "b": jnp.zeros(task.output_size),
+            },
+        }
+        if task.tokens:
+            params["embed"] = jax.random.normal(k_embed, (task.input_size, config.embed_size)) * 0.1
+        return params
 
     def apply(params, xs, seq_lengths=None, key=None):
-        _, ys = layer.apply(params.rnn, xs, seq_lengths=seq_lengths, key=key)
-        features = last_valid(ys, seq_lengths) if task.readout == "last" else ys
-        return add_bias(features @ params.w_out, params.b_out)
+        if task.tokens:
+            xs = jnp.take(params["embed"], xs, axis=0)  # (B, T) ids -> (B, T, E)
+        _, ys = layer.apply(params["rnn"], xs, seq_lengths=seq_lengths, key=key)
+        readout = params["readout"]
+        return add_bias(read(ys, seq_lengths) @ readout["w"], readout["b"])
 
-    return Model(init, apply, layer)
+    return Model(init, apply)

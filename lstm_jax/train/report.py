@@ -14,12 +14,13 @@ class MetricsLog:
         self.path = Path(path)
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines logged after ``step`` (left by a killed run before it resumes)."""
-        if not self.path.exists():
-            return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        """Drop lines logged after ``step`` (left by a killed run before it resumes).
+
+        A final evaluation kept becomes a plain one: the run goes on past it.
+        """
+        kept = [{k: v for k, v in record.items() if k != "final"}
+                for record in self.read() if record["step"] <= step]
+        self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
     def write(self, record: dict) -> None:
         with self.path.open("a") as f:

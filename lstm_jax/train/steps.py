@@ -9,31 +9,36 @@ import jax.numpy as jnp
 import optax
 
 from lstm_jax.tasks import Batch, Task
+from lstm_jax.tasks.losses import example_weights
 from lstm_jax.train.config import Config
 from lstm_jax.train.model import Model
 
 
 class TrainState(NamedTuple):
-    params: Any  # ModelParams
+    params: Any  # the model's params
     opt_state: Any  # the optimizer's state
     step: jax.Array  # shape=() int32: optimizer steps taken
     rng: jax.Array  # shape=(2,) uint32: raw key data; dropout at step s uses fold_in(rng, s)
 
 
-def default_optimizer(config: Config) -> optax.GradientTransformation:
-    """Global-norm clipping, then AdamW on a warmup + cosine-decay schedule.
+def learning_rate_schedule(config: Config) -> optax.Schedule:
+    """Linear warmup from 0 to ``learning_rate``, then cosine decay to 0 at ``steps``.
 
     The warmup is cut to ``steps - 1`` in runs shorter than it, so the cosine part
     always has at least one step.
     """
     warmup = min(config.warmup_steps, config.steps - 1)
-    schedule = optax.warmup_cosine_decay_schedule(
+    return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=config.learning_rate,
         warmup_steps=warmup,
         decay_steps=max(config.steps, warmup + 1),
     )
-    adamw = optax.adamw(schedule, weight_decay=config.weight_decay)
+
+
+def default_optimizer(config: Config) -> optax.GradientTransformation:
+    """Global-norm clipping, then AdamW on ``learning_rate_schedule(config)``."""
+    adamw = optax.adamw(learning_rate_schedule(config), weight_decay=config.weight_decay)
     if config.grad_clip > 0:
         return optax.chain(optax.clip_by_global_norm(config.grad_clip), adamw)
     return adamw
@@ -75,10 +80,16 @@ def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransform
 
 
 def make_eval_step(model: Model, task: Task):
-    """``eval_step(params, batch) -> {"loss", *task metrics}``, pure and jitted; no dropout."""
+    """``eval_step(params, batch) -> {"loss", *task metrics, "weight"}``, pure and jitted.
+
+    No dropout. ``weight`` is the batch's total example weight (its padding rows count
+    0), for averaging over batches of a split whose last batch is padded.
+    """
 
     def eval_step(params, batch: Batch):
         predictions = model.apply(params, batch.xs, batch.seq_lengths)
-        return {"loss": task.loss(predictions, batch), **task.metrics(predictions, batch)}
+        weight = jnp.sum(example_weights(batch, per_step=False))
+        return {"loss": task.loss(predictions, batch), **task.metrics(predictions, batch),
+                "weight": weight}
 
     return jax.jit(eval_step)

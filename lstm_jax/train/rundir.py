@@ -1,0 +1,105 @@
+"""Run directories: created exclusively, with ``config.json`` recording how the run was made.
+
+``config.json`` holds the experiment and where it came from (so ``eval`` and
+``--resume`` rebuild its task and model), the config, the command lines that started
+and resumed it, the library versions and the devices.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from lstm_jax.train.config import Config, ConfigError, from_dict, to_dict
+
+RECORD = "config.json"
+VERSIONED = ("lstm_jax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
+
+
+def create(out: str | Path | None, name: str, runs: Path = Path("runs")) -> Path:
+    """Make the run directory: ``out`` itself, or a new ``runs/NAME-<time>[-N]``.
+
+    ``out`` may exist only as an empty directory. Two runs started in the same second
+    get two directories: each is created with ``exist_ok=False``.
+    """
+    if out is not None:
+        out = Path(out)
+        if (out / RECORD).exists():
+            raise ConfigError(f"{out} already holds a run; continue it with --resume or choose "
+                              f"another --out")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError(f"{out} exists and is not an empty directory; choose another --out")
+        return make(out, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        candidate = runs / (f"{name}-{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
+        try:
+            return make(candidate, exist_ok=False)
+        except FileExistsError:
+            continue
+    raise ConfigError(f"cannot find a free run directory name under {runs}")
+
+
+def make(path: Path, exist_ok: bool = True) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except FileExistsError:
+        if not exist_ok:
+            raise
+        raise ConfigError(f"cannot create run directory {path}: a file is in the way") from None
+    except OSError as error:
+        raise ConfigError(f"cannot create run directory {path}: {error.strerror}") from None
+    return path
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def write_record(run_dir: Path, record: dict) -> None:
+    """Write ``config.json`` atomically (a killed write leaves the old file)."""
+    path = Path(run_dir) / RECORD
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def new_record(experiment_name: str, source: str, config: Config, devices: list) -> dict:
+    return {
+        "experiment": experiment_name,
+        "source": source,  # lstm_jax.experiments.NAME, a file's path, or "python"
+        "config": to_dict(config),
+        "command": command_line(),
+        "resumed": [],
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "versions": versions(),
+        "devices": [str(device) for device in devices],
+    }
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
+
+
+def read_record(run_dir: Path) -> tuple[dict, Config]:
+    """(the record, its Config) from ``run_dir/config.json``; one-line ConfigErrors."""
+    path = Path(run_dir) / RECORD
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: is {run_dir} a run directory?")
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path} is not valid JSON ({error}); restore it or start a new run") from None
+    if not isinstance(record, dict) or not {"experiment", "source", "config"} <= set(record):
+        raise ConfigError(f"{path} is not a run record (it needs experiment, source and config)")
+    return record, from_dict(record["config"], str(path))

@@ -1,0 +1,291 @@
+"""The `lstm-jax` command as people use it: errors, interrupts, resume, own experiments."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from lstm_jax import cli
+from lstm_jax import train as lt
+from lstm_jax.train import rundir
+
+SMALL = ["--task-options", "length=12", "--hidden-size", "8", "--batch-size", "16",
+         "--eval-batches", "2", "--no-progress"]
+
+
+def run_cli(*args, cwd=None, timeout=300, env=None, wait=True):
+    command = [sys.executable, "-m", "lstm_jax.cli", *args]
+    environment = {**os.environ, **(env or {})}
+    if not wait:
+        return subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def final_params(run_dir: Path):
+    return lt.load(run_dir).params
+
+
+def assert_same_params(a: Path, b: Path):
+    for x, y in zip(jax.tree.leaves(final_params(a)), jax.tree.leaves(final_params(b))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_train_eval_list_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["train", "adding", "--steps", "20", "--seed", "3", "--out", str(out),
+                     "--checkpoint-every", "10", *SMALL])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert f"run directory: {out}" in printed and "(baseline 0.1667)" in printed
+    assert f"loss.png:       {out / 'loss.png'}" in printed
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["seed"] == 3 and record["config"]["task_options"] == {"length": 12}
+    assert record["source"] == "lstm_jax.experiments.adding"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(out / "loss.png").ndim == 3  # a readable PNG
+    assert cli.main(["eval", str(out)]) == 0
+    assert "adding at step 20:" in capsys.readouterr().out
+    assert cli.main(["list"]) == 0
+    assert "adding problem, T=100" in capsys.readouterr().out
+
+
+def test_help_lists_every_config_field_with_type_default_and_comment(capsys):
+    assert cli.main(["train", "adding", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--out DIR" in text and "--resume" in text
+    for field in lt.config.FIELDS:
+        assert f"--{field.replace('_', '-')}" in text, field
+    assert re.search(r"--hidden-size INT\s+H of every layer \(default: 64\)", text)
+    assert "length=100" in text  # the experiment's own default
+
+
+def test_option_values_need_no_quoting_and_merge_into_the_experiments(tmp_path):
+    base = lt.load_experiment("adding").config()
+    config = lt.config.cli(base, ["--cell-options", "activation=relu", "forget_bias=0",
+                                  "--task-options", "length=30", "--cell", "gru"], prog="x")
+    assert config.cell_options == {"activation": "relu", "forget_bias": 0}
+    assert config.task_options == {"length": 30} and config.cell == "gru"
+
+
+def test_default_run_directory_is_under_runs(tmp_path):
+    result = run_cli("train", "adding", "--steps", "2", *SMALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("adding-") and (run_dir / "metrics.jsonl").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing written elsewhere
+    assert "\r" not in result.stdout + result.stderr  # not a terminal: plain progress lines
+
+
+def test_run_directories_are_created_exclusively_under_a_race(tmp_path):
+    made, barrier = [], threading.Barrier(8)
+
+    def start():
+        barrier.wait()
+        made.append(rundir.create(None, "adding", runs=tmp_path))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(made)) == 8 and all(p.is_dir() for p in made)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "nope"], "unknown experiment 'nope'; known experiments: adding"),
+    (["train", "missing_exp.py"], "no experiment file"),
+    (["train", "adding", "--hiden-size", "3"], "Unrecognized options: --hiden-size, 3; did you mean --hidden-size?"),
+    (["train", "adding", "--hidden-size", "x"], "Error parsing --hidden-size: invalid literal for int()"),
+    (["train", "adding", "--steps", "0"], "`steps` must be positive, got 0"),
+    (["train", "adding", "--task-options", "length=1"], "`length` must be at least 2, got 1"),
+    (["train", "adding", "--task-options", "lenght=50"], "unknown option 'lenght' of task 'adding'; its options: length"),
+    (["train", "adding", "--cell", "gru2"], "unknown cell 'gru2'; known cells: lstm, gru, simple"),
+    (["train", "adding", "--cell-options", "activaton=relu"], "unknown option 'activaton' of cell 'lstm'"),
+    (["train", "adding", "--rnn-options", "zoneout=2.0"], "`zoneout` must be in [0, 1), got 2.0"),
+    (["train", "adding", "--readout", "every"], "`readout` 'every' does not fit task 'adding'"),
+    (["train", "adding", "--resume"], "--resume needs --out DIR"),
+    (["train", "adding", "--out", "{file}/run"], "cannot create run directory {file}/run"),
+    (["eval", "{tmp}/nothing"], "{tmp}/nothing/config.json not found: is {tmp}/nothing a run directory?"),
+    (["eval", "{corrupt}"], "{corrupt}/config.json is not valid JSON"),
+])
+def test_user_errors_are_one_line_exit_2_and_leave_nothing(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text('{"experiment": "adding", "config": {')
+    names = {"file": tmp_path / "a_file", "tmp": tmp_path, "corrupt": corrupt}
+    args = [a.format(**names) for a in args]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lstm-jax: error: ") and err.count("\n") == 1, err
+    assert message.format(**names) in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run directory left
+
+
+def test_bench_without_torch_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails as if not installed
+    assert cli.main(["bench"]) == 2
+    err = capsys.readouterr().err
+    assert err == "lstm-jax: error: `lstm-jax bench` needs torch: pip install 'lstm_jax[torch]'\n"
+
+
+def test_errors_from_the_installed_command_have_no_traceback(tmp_path):
+    result = run_cli("train", "adding", "--cell", "gru2", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "lstm-jax: error: unknown cell 'gru2'; known cells: lstm, gru, simple\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_accepts_the_original_flags_extends_and_refuses_contradictions(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    flags = ["--steps", "10", "--seed", "4", "--checkpoint-every", "5", *SMALL]
+    assert cli.main(["train", "adding", "--out", out, *flags]) == 0
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    assert cli.main(["train", "adding", "--out", out, "--resume", *flags]) == 0
+    assert f"{out} already finished at step 10" in capsys.readouterr().out
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics  # nothing written
+    assert cli.main(["train", "adding", "--out", out, "--resume", *flags, "--hidden-size", "9"]) == 2
+    assert ("--hidden-size 9 contradicts the run in " + out + ", whose hidden_size is 8"
+            in capsys.readouterr().err)
+    assert cli.main(["train", "adding", "--out", out, "--resume", "--steps", "15", "--no-progress"]) == 0
+    assert lt.load(tmp_path / "run").step == 15
+    assert cli.main(["train", "adding", "--out", out, "--resume", "--steps", "12"]) == 2
+    assert "--steps may only grow" in capsys.readouterr().err
+
+
+def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "adding", "--out", str(out), "--steps", "10", "--checkpoint-every", "5",
+                     *SMALL]) == 0
+    for path in (out / "checkpoints" / "10").rglob("*"):
+        if path.is_file() and path.stat().st_size > 0 and "metadata" not in path.name:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    capsys.readouterr()
+    assert cli.main(["eval", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "adding at step 5:" in captured.out
+    assert f"checkpoint {out / 'checkpoints' / '10'}" in captured.err and "Traceback" not in captured.err
+    assert cli.main(["train", "adding", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert lt.load(out).step == 10  # trained again from step 5
+
+
+INTERRUPTING = textwrap.dedent("""
+    # Run the CLI with SIGINT sent to this process at a chosen moment: "compile" (just as
+    # the first training step starts compiling) or "save" (inside the checkpoint save of step 10).
+    import os, signal, sys
+    from lstm_jax import cli
+    from lstm_jax.train import checkpoint, loop
+    moment = sys.argv[1]
+    if moment == "compile":
+        make = loop.make_train_step
+        def make_train_step(*args):
+            step = make(*args)
+            def first(*a):
+                os.kill(os.getpid(), signal.SIGINT)
+                return step(*a)
+            return first
+        loop.make_train_step = make_train_step
+    else:
+        save = checkpoint.Checkpoints.save
+        def interrupted_save(self, step, state):
+            if step == 10:
+                os.kill(os.getpid(), signal.SIGINT)
+            return save(self, step, state)
+        checkpoint.Checkpoints.save = interrupted_save
+    sys.exit(cli.main(sys.argv[2:]))
+""")
+
+
+@pytest.mark.parametrize("moment", ["compile", "save"])
+def test_sigint_stops_cleanly_and_resume_is_bit_identical(moment, tmp_path):
+    flags = ["--steps", "20", "--checkpoint-every", "10", *SMALL]
+    out = tmp_path / "stopped"
+    stopped = subprocess.run([sys.executable, "-c", INTERRUPTING, moment, "train", "adding",
+                              "--out", str(out), *flags], capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Traceback" not in stopped.stderr and "Segmentation" not in stopped.stderr
+    last = stopped.stderr.strip().splitlines()[-1]
+    assert last.endswith(f"Continue with: lstm-jax train adding --out {out} --resume")
+    if moment == "save":
+        assert f"the last checkpoint is {out / 'checkpoints' / '10'}" in last
+        assert lt.load(out).step == 10  # the interrupted save completed
+    else:
+        assert "no checkpoint was written yet, so resuming starts again from step 0" in last
+    resumed = run_cli("train", "adding", "--out", str(out), "--resume", *flags)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = tmp_path / "straight"
+    assert cli.main(["train", "adding", "--out", str(straight), *flags]) == 0
+    assert_same_params(out, straight)
+
+
+def test_sigterm_from_outside_during_training_exits_143(tmp_path):
+    out = tmp_path / "run"
+    process = run_cli("train", "adding", "--out", str(out), "--steps", "100000", *SMALL, wait=False)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists():  # training has started
+        assert process.poll() is None and time.time() < deadline, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr and "interrupted (SIGTERM) at step" in stderr
+
+
+OWN_EXPERIMENT = textwrap.dedent('''
+    """Is a noisy sine rising at its last step? Your own arrays, trained by lstm-jax."""
+    import numpy as np
+    from lstm_jax.tasks import from_arrays
+    from lstm_jax.train import Config
+
+    DESCRIPTION = "my sine experiment"
+
+    def get_config():
+        return Config(hidden_size=16, batch_size=16, steps=60, learning_rate=1e-2,
+                      warmup_steps=5, log_every=10, eval_every=30, checkpoint_every=30)
+
+    def get_task():
+        rng = np.random.default_rng(0)
+        phase = rng.uniform(0, 2 * np.pi, size=(128, 1))
+        t = np.arange(10)[None, :] * 0.5
+        xs = np.sin(t + phase)[..., None].astype(np.float32)
+        labels = (np.cos(t[:, -1:] + phase)[:, 0] > 0).astype(np.int32)
+        return from_arrays(xs, labels, name="sine")
+''')
+
+
+def test_own_experiment_file_trains_evaluates_and_resumes_from_the_command_line(tmp_path):
+    elsewhere = tmp_path / "my_project"
+    elsewhere.mkdir()
+    (elsewhere / "sine_exp.py").write_text(OWN_EXPERIMENT)
+    out = tmp_path / "run"
+    first = run_cli("train", "sine_exp.py", "--out", str(out), "--steps", "30", "--no-progress",
+                    cwd=elsewhere)
+    assert first.returncode == 0, first.stderr
+    record = json.loads((out / "config.json").read_text())
+    assert record["source"] == str(elsewhere / "sine_exp.py") and record["experiment"] == "sine_exp"
+    resumed = run_cli("train", str(elsewhere / "sine_exp.py"), "--out", str(out), "--resume",
+                      "--steps", "60", "--no-progress", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    evaluated = run_cli("eval", str(out), cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "sine_exp at step 60:" in evaluated.stdout and "accuracy" in evaluated.stdout
+    final = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    shown = float(re.search(r"accuracy\s+([\d.]+)", evaluated.stdout).group(1))
+    assert shown == pytest.approx(final["accuracy"], abs=1e-3) and final["accuracy"] > 0.8
