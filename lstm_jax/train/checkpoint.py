@@ -4,12 +4,12 @@ Layout: ``<directory>/<step>/params`` holds the model's parameters and
 ``<directory>/<step>/state`` the rest of the train state (optimizer state, step, key), so
 the parameters restore without knowing the optimizer a run used (``restore_params``).
 
-Writes are atomic: orbax writes each checkpoint to ``<step>.orbax-checkpoint-tmp-*`` and
-renames it when complete. A save interrupted by an exception (``KeyboardInterrupt``,
-``SystemExit``) is discarded; a SIGINT/SIGTERM arriving during a save (in the main
-thread) lets it finish first, then reaches the handler that was installed, and a second
-one abandons the save. Temporary folders left by a killed process are removed when the
-folder is opened again.
+Writes are atomic: orbax writes each checkpoint to ``<step>.orbax-checkpoint-tmp*`` and
+renames it when complete. ``save`` writes in a helper thread and waits for it: a
+``KeyboardInterrupt``/``SystemExit`` raised meanwhile (Ctrl-C, a SIGTERM handler) is
+reported, waits for the write to complete and is then raised again, so the checkpoint is
+complete; a write that fails (or is interrupted inside orbax) is discarded. Temporary
+folders left by a killed process are removed when the folder is opened again.
 
 Reading is forgiving: ``restore`` and ``restore_params`` take the latest checkpoint that
 restores, report each one that does not (truncated, missing files, another model's
@@ -24,7 +24,6 @@ import gc
 import logging
 import re
 import shutil
-import signal
 import sys
 import threading
 import warnings
@@ -56,7 +55,7 @@ class Checkpoints:
       directory: the folder of the checkpoints; created if missing.
       keep: how many of the latest checkpoints are kept.
       report: receives one line for each checkpoint skipped by ``restore`` and for a
-        save that finishes after a signal; default: printed to stderr.
+        save that an interrupt waits for; default: printed to stderr.
 
     A state is a NamedTuple (or dict) with a ``params`` field, e.g. ``TrainState``.
 
@@ -108,11 +107,17 @@ class Checkpoints:
                                   state=ocp.args.StandardSave(rest))
         if step in self.all_steps():  # e.g. a damaged one skipped by restore
             self._manager.delete(step)
+
+        def write() -> None:
+            self._manager.save(step, args=args, force=True)
+            self._manager.wait_until_finished()
+
+        def interrupted() -> None:
+            self.report(f"lstm-jax: finishing checkpoint {self.path(step)} before stopping")
+
         try:
-            with _signals_deferred(self.report, self.path(step)):
-                self._manager.save(step, args=args, force=True)
-                self._manager.wait_until_finished()
-        except BaseException:
+            _finish_despite_interrupts(write, interrupted)
+        except BaseException:  # the write failed, or it finished and an interrupt follows
             with _quiet():
                 _remove_unfinished(self.directory, step)
                 self._manager.reload()
@@ -310,43 +315,37 @@ def _quiet():
             logger.setLevel(level)
 
 
-@contextlib.contextmanager
-def _signals_deferred(report: Callable[[str], None], path: Path):
-    """Hold SIGINT/SIGTERM until the block ends, then deliver them to their handlers.
+def _finish_despite_interrupts(work: Callable[[], None], interrupted: Callable[[], None]) -> None:
+    """Run ``work()`` in a thread and wait for it, even when the waiting is interrupted.
 
-    A second signal during the block restores the handlers and delivers it at once (the
-    save is then interrupted and discarded). Outside the main thread, nothing is held.
+    A ``KeyboardInterrupt`` or ``SystemExit`` raised in this thread while ``work`` runs
+    (by a signal handler) calls ``interrupted()`` once and is raised again when ``work``
+    has finished: orbax's writer threads are never abandoned mid-write (the process
+    would abort at exit). An exception of ``work`` itself is raised here.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signals = [s for s in (signal.SIGINT, signal.SIGTERM)
-               if signal.getsignal(s) not in (signal.SIG_IGN, None)]
-    previous = {s: signal.getsignal(s) for s in signals}
-    held: list[int] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
 
-    def restore_handlers() -> None:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    def target() -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to the waiting thread
+            failure.append(error)
+        finally:
+            done.set()
 
-    def hold(signum, frame) -> None:
-        if held:  # the second one: stop now
-            restore_handlers()
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, frame)
-            else:
-                signal.raise_signal(signum)
-            return
-        held.append(signum)
-        report(f"lstm-jax: finishing checkpoint {path} before stopping "
-               f"({signal.Signals(signum).name} again abandons it)")
-
-    for s in signals:
-        signal.signal(s, hold)
-    try:
-        yield
-    finally:
-        restore_handlers()
-    for signum in held:
-        signal.raise_signal(signum)
+    threading.Thread(target=target, name="lstm-jax-checkpoint").start()
+    interrupt: BaseException | None = None
+    while not done.is_set():
+        try:
+            # not Thread.join: interrupted, Python 3.11's join marks a running thread
+            # as stopped (it releases the thread's own lock)
+            done.wait(0.05)
+        except (KeyboardInterrupt, SystemExit) as error:
+            if interrupt is None:
+                interrupt = error
+                interrupted()
+    if failure:
+        raise failure[0]
+    if interrupt is not None:
+        raise interrupt
