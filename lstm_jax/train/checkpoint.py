@@ -5,11 +5,12 @@ Layout: ``<directory>/<step>/params`` holds the model's parameters and
 the parameters restore without knowing the optimizer a run used (``restore_params``).
 
 Writes are atomic: orbax writes each checkpoint to ``<step>.orbax-checkpoint-tmp*`` and
-renames it when complete. ``save`` writes in a helper thread and waits for it: a
-``KeyboardInterrupt``/``SystemExit`` raised meanwhile (Ctrl-C, a SIGTERM handler) is
-reported, waits for the write to complete and is then raised again, so the checkpoint is
-complete; a write that fails (or is interrupted inside orbax) is discarded. Temporary
-folders left by a killed process are removed when the folder is opened again.
+renames it when complete. ``save`` writes in a helper thread and waits for it; SIGINT
+and SIGTERM arriving meanwhile are reported, held until the write is complete, and then
+handed to their handlers (Ctrl-C's ``KeyboardInterrupt`` comes out of ``save``, a
+handler that raises ``SystemExit`` runs then): the checkpoint is complete. A write that
+fails, or raises inside orbax, is discarded. Temporary folders left by a killed process
+are removed when the folder is opened again.
 
 Reading is forgiving: ``restore`` and ``restore_params`` take the latest checkpoint that
 restores, report each one that does not (truncated, missing files, another model's
@@ -24,8 +25,10 @@ import gc
 import logging
 import re
 import shutil
+import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -112,11 +115,16 @@ class Checkpoints:
             self._manager.save(step, args=args, force=True)
             self._manager.wait_until_finished()
 
-        def interrupted() -> None:
-            self.report(f"lstm-jax: finishing checkpoint {self.path(step)} before stopping")
+        reported = []
+
+        def interrupted() -> None:  # reported once, however many signals come
+            if not reported:
+                reported.append(True)
+                self.report(f"lstm-jax: finishing checkpoint {self.path(step)} before stopping")
 
         try:
-            _finish_despite_interrupts(write, interrupted)
+            with _signals_held(interrupted):
+                _finish_despite_interrupts(write, interrupted)
         except BaseException:  # the write failed, or it finished and an interrupt follows
             with _quiet():
                 _remove_unfinished(self.directory, step)
@@ -264,7 +272,7 @@ def _check_matches(stored: Any, like: Any, item: str) -> None:
         detail = "; ".join(part for part in (
             f"missing {', '.join(missing[:3])}" if missing else "",
             f"unexpected {', '.join(extra[:3])}" if extra else "") if part)
-        raise CheckpointError(f"{item} hold another structure than this model's ({detail})")
+        raise CheckpointError(f"{item!r} holds another structure than this model's ({detail})")
     for name, (shape, dtype) in want.items():
         if got[name] != (shape, dtype):
             raise CheckpointError(f"{item}.{name} is {got[name][0]} {got[name][1]} where this "
@@ -288,7 +296,7 @@ def _remove_unfinished(directory: Path, step: int | None = None) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-# ---- quiet orbax, deferred signals ------------------------------------------------------
+# ---- quiet orbax, signals held during a write ------------------------------------------------------
 
 @contextlib.contextmanager
 def _quiet():
@@ -336,16 +344,53 @@ def _finish_despite_interrupts(work: Callable[[], None], interrupted: Callable[[
 
     threading.Thread(target=target, name="lstm-jax-checkpoint").start()
     interrupt: BaseException | None = None
-    while not done.is_set():
-        try:
-            # not Thread.join: interrupted, Python 3.11's join marks a running thread
-            # as stopped (it releases the thread's own lock)
-            done.wait(0.05)
-        except (KeyboardInterrupt, SystemExit) as error:
-            if interrupt is None:
-                interrupt = error
+    reported = False
+    while True:
+        try:  # all of the loop inside the try: a further signal may strike anywhere
+            if done.is_set():
+                break
+            if interrupt is not None and not reported:
+                reported = True
                 interrupted()
+            # a plain sleep: an exception raised inside Thread.join or Event.wait (lock
+            # waits) breaks them (3.11's join then reports a running thread as stopped)
+            time.sleep(0.02)
+        except (KeyboardInterrupt, SystemExit) as error:
+            interrupt = interrupt or error
     if failure:
         raise failure[0]
     if interrupt is not None:
         raise interrupt
+
+
+@contextlib.contextmanager
+def _signals_held(held_one: Callable[[], None]):
+    """Hold SIGINT and SIGTERM during the block, then hand them to their own handlers.
+
+    Their handlers are replaced by one that records the signal and calls ``held_one()``;
+    at the end of the block the handlers are put back and each signal held is raised
+    again, so e.g. Ctrl-C's ``KeyboardInterrupt`` comes out of the block once it is done
+    (and a default SIGTERM ends the process then). Replacing handlers needs the main
+    thread; elsewhere (where no signal handler runs anyway) nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: handler for number, handler in previous.items()
+                if handler not in (signal.SIG_IGN, None)}  # None: set outside Python
+    held: list[int] = []
+
+    def hold(number, frame) -> None:
+        held.append(number)
+        held_one()
+
+    for number in previous:
+        signal.signal(number, hold)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(held):  # each signal once, in the order they came
+            signal.raise_signal(number)
