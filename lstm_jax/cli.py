@@ -32,7 +32,10 @@ def _train(args, fields: list[str]) -> int:
               f"  --out DIR        the run directory (default runs/{experiment.name}-TIME)\n"
               f"  --resume         continue the run in --out DIR from its latest checkpoint\n"
               f"  --no-progress    no progress bar\n")
-        cfg.cli(experiment.config(), ["--help"], prog=f"lstm-jax train {args.experiment}")
+        try:
+            cfg.cli(experiment.config(), ["--help"], prog=f"lstm-jax train {args.experiment}")
+        except SystemExit:  # tyro exits after printing the help
+            pass
         return 0
     if args.resume:
         if args.out is None:
