@@ -1,25 +1,36 @@
-# make test: create .venv if missing, install lstm_jax with its test extras, run pytest.
-# make demo: the same set-up, then the main job.
+# make demo: create .venv if missing, install lstm_jax alone (no torch), run the main job.
+# make test: the same .venv, plus the test extras (pytest, hypothesis, torch CPU), run pytest.
+# Each set-up has its own stamp, remade when pyproject.toml changes, so `make demo`
+# followed by `make test` adds the test extras, and `make test` then `make demo` installs
+# nothing new.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: test demo bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
 
-test: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# the test extras include everything the demo needs: both stamps are then up to date
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(DEMO_STAMP)
+
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/lstm-jax train adding
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/lstm-jax bench
 
 clean:

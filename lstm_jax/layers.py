@@ -145,7 +145,8 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
     Args:
       layers: a sequence of Layers (or Cells, wrapped in ``rnn``).
       dropout: dropout on the outputs of every layer but the last, as
-        ``torch.nn.LSTM(dropout=p)``. Active only when ``apply`` gets a ``key``.
+        ``torch.nn.LSTM(dropout=p)``: in [0, 1), or 1 to zero them all (as torch
+        allows). Active only when ``apply`` gets a ``key``.
 
     Returns:
       A ``Layer`` whose params and carry are tuples with one entry per layer.
@@ -161,7 +162,8 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
     layers = tuple(as_layer(layer) for layer in layers)
     if not layers:
         raise ValueError("`layers` must hold at least one layer, got none")
-    rate = _checks.rate("dropout", dropout)
+    everything = dropout == 1 and not isinstance(dropout, bool)  # torch accepts p=1
+    rate = 1.0 if everything else _checks.rate("dropout", dropout)
     config = StackConfig(layers, rate, _time_major(layers))
 
     def init(key, input_size):
@@ -182,7 +184,7 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
         carries, gates, ys = [], [], xs
         for n, layer in enumerate(layers):
             if n > 0 and rate > 0 and keys[2 * n] is not None:
-                ys = drop(keys[2 * n], ys, rate)
+                ys = jnp.zeros_like(ys) if everything else drop(keys[2 * n], ys, rate)
             out = layer.apply(params[n], ys, seq_lengths=seq_lengths, carry=carry[n],
                               reverse=reverse, key=keys[2 * n + 1], return_gates=return_gates)
             carries.append(out[0])

@@ -532,3 +532,15 @@ def test_carry_to_torch_rejects_bad_carries():
         carry_to_torch((lj.LSTMState(jnp.zeros((B, H)), jnp.zeros((B, H))), jnp.zeros((B, H))))
     with pytest.raises(ValueError, match=r"share one shape, got \[\(3, 4\), \(3, 6\)\]"):
         carry_to_torch((jnp.zeros((B, P)), jnp.zeros((B, H))))
+
+
+def test_dropout_one_is_accepted_as_torch_does():
+    module = make_module("lstm", num_layers=2, dropout=1.0)  # torch: layer 2 reads zeros in training
+    layer, params = from_torch(module)
+    assert layer.config.dropout == 1.0
+    xs = batch_major_inputs()
+    _, ys = layer.apply(params, jnp.asarray(xs))
+    assert_close(ys, run_torch(module.eval(), xs)[0])  # off without a key
+    _, ys = layer.apply(params, jnp.asarray(xs), key=jax.random.key(0))
+    assert_close(ys, run_torch(module.train(), xs)[0])  # p=1: torch's training output is exact
+    assert to_torch(layer, params).dropout == 1.0

@@ -296,7 +296,7 @@ def _remove_unfinished(directory: Path, step: int | None = None) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-# ---- quiet orbax, signals held during a write ------------------------------------------------------
+# ---- quiet orbax, signals held during a write ----------------------------------------
 
 @contextlib.contextmanager
 def _quiet():
