@@ -82,12 +82,17 @@ def test_option_values_need_no_quoting_and_merge_into_the_experiments(tmp_path):
 
 
 def test_default_run_directory_is_under_runs(tmp_path):
-    result = run_cli("train", "adding", "--steps", "2", *SMALL, cwd=tmp_path)
+    with_progress = [flag for flag in SMALL if flag != "--no-progress"]
+    result = run_cli("train", "adding", "--steps", "4", "--log-every", "2", *with_progress,
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("adding-") and (run_dir / "metrics.jsonl").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing written elsewhere
-    assert "\r" not in result.stdout + result.stderr  # not a terminal: plain progress lines
+    assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard's files beside the metrics
+    # not a terminal: a plain progress line every log_every steps, no carriage returns
+    assert "\r" not in result.stdout + result.stderr
+    assert re.findall(r"adding: step (\d)/4  loss [\d.]+", result.stderr) == ["2", "4"]
 
 
 def test_run_directories_are_created_exclusively_under_a_race(tmp_path):

@@ -25,7 +25,7 @@ from lstm_jax.train.checkpoint import Checkpoints
 from lstm_jax.train.config import Config, ConfigError
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
-from lstm_jax.train.report import MetricsLog, plot_losses
+from lstm_jax.train.report import MetricsLog, Progress, plot_losses
 from lstm_jax.train.sharding import DataParallel
 from lstm_jax.train.steps import (TrainState, default_optimizer, init_state, learning_rate_schedule,
                                   make_eval_step, make_train_step)
@@ -158,7 +158,6 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
     """Train a prepared run in ``run_dir`` (see ``train``)."""
     config, task = prepared.config, prepared.task
     run_dir = Path(run_dir)
-    log = MetricsLog(run_dir / "metrics.jsonl")
     with interrupts.deferred(), \
             Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
         state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
@@ -168,7 +167,7 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
             raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume "
                               f"or choose another --out")
         start = int(state.step)
-        records = log.read()
+        records = MetricsLog(run_dir / "metrics.jsonl").read()
         if start > config.steps:
             raise ConfigError(f"`steps` {config.steps} is below step {start} that {run_dir} has "
                               f"reached; a larger --steps extends a run")
@@ -177,14 +176,16 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
             return {"metrics": records[-1], "baselines": task.baselines, "state": state,
                     "already_finished": True}
         _write_record(prepared, run_dir, resume)
-        log.truncate_after(start)
+        logs = _Logs(run_dir, start)
         try:
-            state, final = _loop(prepared, state, start, checkpoints, log, progress)
+            state, final = _loop(prepared, state, start, checkpoints, logs, progress)
         except interrupts.Interrupted as stop:
             stop.checkpoint = checkpoints.latest_step()
             raise
-    plot_losses(log.read(), run_dir / "loss.png",
-                f"{prepared.name} ({config.cell}, H={config.hidden_size})")
+        finally:
+            logs.board.close()
+    plot_losses(logs.jsonl.read(), run_dir / "loss.png",
+                f"{prepared.name} ({config.cell}, H={config.hidden_size})", task.baselines)
     return {"metrics": final, "baselines": task.baselines, "state": state,
             "already_finished": False}
 
@@ -201,28 +202,39 @@ def _write_record(prepared: Prepared, run_dir: Path, resume: bool) -> None:
     rundir.write_record(run_dir, record)
 
 
-def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkpoints,
-          log: MetricsLog, progress: bool):
-    """Step, log, evaluate and checkpoint from ``start`` to ``config.steps``."""
-    from tqdm.auto import tqdm
+class _Logs:
+    """Where the loop's records go: ``metrics.jsonl`` and TensorBoard event files."""
 
-    config, task, model, optimizer, schedule, keys, parallel = (
-        prepared.config, prepared.task, prepared.model, prepared.optimizer, prepared.schedule,
-        prepared.keys, prepared.parallel)
+    def __init__(self, run_dir: Path, start: int):
+        from lstm_jax.train.report import TensorBoard
+
+        self.jsonl = MetricsLog(run_dir / "metrics.jsonl")
+        self.jsonl.truncate_after(start)
+        self.board = TensorBoard(run_dir, purge_step=start or None)
+
+    def write(self, record: dict) -> None:
+        self.jsonl.write(record)
+        self.board.scalars(record["step"], record, prefix=record["split"])
+
+
+def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkpoints,
+          logs: _Logs, progress: bool):
+    """Step, log, evaluate and checkpoint from ``start`` to ``config.steps``."""
+    config, task, keys, parallel = prepared.config, prepared.task, prepared.keys, prepared.parallel
     eval_set = [parallel.shard_batch(b)
                 for b in task.eval_batches(keys.eval, config.batch_size, config.eval_batches)]
-    train_step = make_train_step(model, task, optimizer)
-    eval_step = make_eval_step(model, task)
+    train_step = make_train_step(prepared.model, task, prepared.optimizer)
+    eval_step = make_eval_step(prepared.model, task)
     state = parallel.replicate(state)
-    previous = [r for r in log.read() if r["step"] <= start and "elapsed_s" in r]
-    elapsed = previous[-1]["elapsed_s"] if previous else 0.0
+    earlier = [r for r in logs.jsonl.read() if "elapsed_s" in r]
+    elapsed = earlier[-1]["elapsed_s"] if earlier else 0.0  # training time before a resume
 
     window: list[tuple[float, float]] = []
     clock = time.perf_counter()
+    bar = Progress(config.steps, start, prepared.name, enabled=progress, every=config.log_every)
     done = start
     try:
-        with tqdm(total=config.steps, initial=start, desc=prepared.name, unit="step",
-                  disable=not progress, dynamic_ncols=True) as bar:
+        with bar:
             for step in range(start, config.steps):
                 interrupts.check()
                 batch = parallel.shard_batch(task.train_batch(keys.data, step, config.batch_size))
@@ -230,42 +242,52 @@ def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkp
                 done = step + 1
                 loss, param_norm = float(metrics["loss"]), float(metrics["param_norm"])
                 if not (math.isfinite(loss) and math.isfinite(param_norm)):
-                    last = checkpoints.latest_step()
-                    kept = "no checkpoint yet" if last is None else f"checkpoint {checkpoints.directory / str(last)}"
                     raise TrainingDiverged(
-                        f"non-finite values at step {done} (loss {loss}, parameter norm {param_norm}); "
-                        f"training stopped. Last good: {kept}"
-                    )
+                        f"non-finite values at step {done} (loss {loss}, parameter norm "
+                        f"{param_norm}); training stopped. Last good: {_last_checkpoint(checkpoints)}")
                 window.append((loss, float(metrics["grad_norm"])))
-                bar.update(1)
                 if done % config.log_every == 0 or done == config.steps:
                     seconds = time.perf_counter() - clock
                     elapsed += seconds
-                    mean_loss, mean_norm = np.mean(window, axis=0)
-                    record = {"split": "train", "step": done, "loss": float(mean_loss),
-                              "grad_norm": float(mean_norm),
-                              "learning_rate": _learning_rate(schedule, state, step),
-                              "steps_per_s": round(len(window) / seconds, 2),
-                              "elapsed_s": round(elapsed, 3), "time": round(time.time(), 3)}
-                    if task.train_size is not None:
-                        record["epoch"] = round(epochs(task, done, config.batch_size), 4)
-                    log.write({k: v for k, v in record.items() if v is not None})
-                    bar.set_postfix(loss=f"{mean_loss:.4g}", steps_per_s=f"{record['steps_per_s']:.1f}")
+                    record = _train_record(prepared, state, done, window, seconds, elapsed)
+                    logs.write(record)
                     window, clock = [], time.perf_counter()
+                    bar.update(1, {"loss": record["loss"], "steps/s": record["steps_per_s"]})
+                else:
+                    bar.update(1)
                 if done % config.eval_every == 0 and done < config.steps:
-                    log.write({"split": "eval", "step": done, **_evaluate(eval_step, state.params, eval_set)})
+                    logs.write({"split": "eval", "step": done,
+                                **_evaluate(eval_step, state.params, eval_set)})
                 if done % config.checkpoint_every == 0 or done == config.steps:
                     checkpoints.save(done, state)
-
         if checkpoints.latest_step() != config.steps:  # resumed after the final checkpoint
             checkpoints.save(config.steps, state)
         final = {"split": "eval", "step": config.steps, "final": True,
                  **_evaluate(eval_step, state.params, eval_set)}
-        log.write(final)
     except interrupts.Interrupted as stop:
         stop.step = done  # the steps taken; the last checkpoint may be older
         raise
+    logs.write(final)
     return state, final
+
+
+def _last_checkpoint(checkpoints: Checkpoints) -> str:
+    last = checkpoints.latest_step()
+    return "no checkpoint yet" if last is None else f"checkpoint {checkpoints.path(last)}"
+
+
+def _train_record(prepared: Prepared, state: TrainState, done: int, window: list,
+                  seconds: float, elapsed: float) -> dict:
+    """A train line of metrics.jsonl: means over the window of steps since the last one."""
+    mean_loss, mean_norm = np.mean(window, axis=0)
+    record = {"split": "train", "step": done, "loss": float(mean_loss),
+              "grad_norm": float(mean_norm),
+              "learning_rate": _learning_rate(prepared.schedule, state, done - 1),
+              "steps_per_s": round(len(window) / seconds, 2),
+              "elapsed_s": round(elapsed, 3), "time": round(time.time(), 3)}
+    if prepared.task.train_size is not None:
+        record["epoch"] = round(epochs(prepared.task, done, prepared.config.batch_size), 4)
+    return {k: v for k, v in record.items() if v is not None}
 
 
 def _learning_rate(schedule, state: TrainState, step: int) -> float | None:
