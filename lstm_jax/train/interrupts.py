@@ -50,7 +50,8 @@ def deferred() -> Iterator[None]:
             signal.getsignal(signal.SIGINT) is _record:
         yield
         return
-    previous = {s: signal.signal(s, _record) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _record) for s in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(s) is not signal.SIG_IGN}  # e.g. nohup: stay ignored
     try:
         yield
     finally:

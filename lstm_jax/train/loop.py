@@ -252,7 +252,7 @@ def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkp
                     record = _train_record(prepared, state, done, window, seconds, elapsed)
                     logs.write(record)
                     window, clock = [], time.perf_counter()
-                    bar.update(1, {"loss": record["loss"], "steps/s": record["steps_per_s"]})
+                    bar.update(1, {"loss": record["loss"]})
                 else:
                     bar.update(1)
                 if done % config.eval_every == 0 and done < config.steps:
