@@ -140,7 +140,7 @@ def train(
 
     Returns:
       ``{"metrics": final evaluation, "baselines": the task's, "state": TrainState,
-      "already_finished": bool}``.
+      "run_dir": Path, "already_finished": bool}``.
 
     Raises:
       ConfigError: a mistake in the config, or ``run_dir`` already holds another run.
@@ -174,7 +174,7 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
         if start == config.steps and records and records[-1].get("final") \
                 and records[-1]["step"] == start:
             return {"metrics": records[-1], "baselines": task.baselines, "state": state,
-                    "already_finished": True}
+                    "run_dir": run_dir, "already_finished": True}
         _write_record(prepared, run_dir, resume)
         logs = _Logs(run_dir, start)
         try:
@@ -187,7 +187,7 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
     plot_losses(logs.jsonl.read(), run_dir / "loss.png",
                 f"{prepared.name} ({config.cell}, H={config.hidden_size})", task.baselines)
     return {"metrics": final, "baselines": task.baselines, "state": state,
-            "already_finished": False}
+            "run_dir": run_dir, "already_finished": False}
 
 
 def _write_record(prepared: Prepared, run_dir: Path, resume: bool) -> None:
