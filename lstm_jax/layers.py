@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
-from lstm_jax.cells.base import Cell
-from lstm_jax.rnn import Layer, drop, rnn
+from lstm_jax._dropout import drop
+from lstm_jax.cells.base import Cell, Layer
+from lstm_jax.rnn import rnn
 
 
 class Directions(NamedTuple):
@@ -117,7 +118,8 @@ def bidirectional(
             return carry, ys, Directions(out_f[2], out_b[2])
         return carry, ys
 
-    return Layer(init, apply, initial_carry, output_size, config)
+    return Layer(init, apply, initial_carry, output_size, config,
+                 uses_key=fwd.uses_key or bwd.uses_key, sublayers=(fwd, bwd))
 
 
 def _pair(name: str, value):
@@ -192,7 +194,9 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
             return tuple(carries), ys, tuple(gates)
         return tuple(carries), ys
 
-    return Layer(init, apply, initial_carry, layers[-1].output_size, config)
+    uses_key = rate > 0 or any(layer.uses_key for layer in layers)
+    return Layer(init, apply, initial_carry, layers[-1].output_size, config,
+                 uses_key=uses_key, sublayers=layers)
 
 
 def _per_layer(name: str, value, n: int):
@@ -200,3 +204,41 @@ def _per_layer(name: str, value, n: int):
         got = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
         raise TypeError(f"`{name}` of a {n}-layer stack must be a tuple of {n} entries, got {got}")
     return value
+
+
+# --- walking a model: the one place that knows how layers nest ------------------------
+
+
+def _rows(layer: Layer) -> tuple[tuple[Layer, ...], bool]:
+    """(a stack's layers, True), or ((layer,), False) for any other layer."""
+    stacked = isinstance(layer.config, StackConfig)
+    return (layer.sublayers if stacked else (layer,)), stacked
+
+
+def _two_way(layer: Layer) -> bool:
+    return isinstance(layer.config, BidirectionalConfig)
+
+
+def levels(layer: Layer) -> list[tuple[Layer, ...]]:
+    """The layers of a model as rows of directions, the way PyTorch numbers them.
+
+    A stack gives one row per layer, any other layer one row; a row is a
+    bidirectional layer's (forward, backward), or the layer alone.
+    """
+    return [row.sublayers if _two_way(row) else (row,) for row in _rows(layer)[0]]
+
+
+def split(layer: Layer, tree) -> list[tuple]:
+    """A params or carry tree of ``layer`` in the rows and directions of ``levels``."""
+    rows, stacked = _rows(layer)
+    trees = tuple(tree) if stacked else (tree,)
+    if len(trees) != len(rows):
+        raise ValueError(f"`params` must hold {len(rows)} layers, got {len(trees)}")
+    return [tuple(t) if _two_way(row) else (t,) for row, t in zip(rows, trees)]
+
+
+def join(layer: Layer, parts: list) -> Any:
+    """The inverse of ``split``: rows of per-direction entries -> ``layer``'s tree."""
+    rows, stacked = _rows(layer)
+    trees = tuple(Directions(*p) if _two_way(row) else p[0] for row, p in zip(rows, parts))
+    return trees if stacked else trees[0]
