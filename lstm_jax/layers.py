@@ -57,6 +57,14 @@ class BidirectionalConfig:
     time_major: bool
     kind = "bidirectional"
 
+    @property
+    def sublayers(self) -> tuple[Layer, Layer]:
+        return (self.forward, self.backward)
+
+    @property
+    def uses_key(self) -> bool:
+        return self.forward.uses_key or self.backward.uses_key
+
 
 def bidirectional(
     forward: Cell | Layer, backward: Cell | Layer | None = None, *, merge: str = "concat"
@@ -118,8 +126,7 @@ def bidirectional(
             return carry, ys, Directions(out_f[2], out_b[2])
         return carry, ys
 
-    return Layer(init, apply, initial_carry, output_size, config,
-                 uses_key=fwd.uses_key or bwd.uses_key, sublayers=(fwd, bwd))
+    return Layer(init, apply, initial_carry, output_size, config)
 
 
 def _pair(name: str, value):
@@ -139,6 +146,14 @@ class StackConfig:
     dropout: float
     time_major: bool
     kind = "stack"
+
+    @property
+    def sublayers(self) -> tuple[Layer, ...]:
+        return self.layers
+
+    @property
+    def uses_key(self) -> bool:
+        return self.dropout > 0 or any(layer.uses_key for layer in self.layers)
 
 
 def stack(layers, *, dropout: float = 0.0) -> Layer:
@@ -194,9 +209,7 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
             return tuple(carries), ys, tuple(gates)
         return tuple(carries), ys
 
-    uses_key = rate > 0 or any(layer.uses_key for layer in layers)
-    return Layer(init, apply, initial_carry, layers[-1].output_size, config,
-                 uses_key=uses_key, sublayers=layers)
+    return Layer(init, apply, initial_carry, layers[-1].output_size, config)
 
 
 def _per_layer(name: str, value, n: int):
@@ -209,10 +222,9 @@ def _per_layer(name: str, value, n: int):
 # --- walking a model: the one place that knows how layers nest ------------------------
 
 
-def _rows(layer: Layer) -> tuple[tuple[Layer, ...], bool]:
-    """(a stack's layers, True), or ((layer,), False) for any other layer."""
-    stacked = isinstance(layer.config, StackConfig)
-    return (layer.sublayers if stacked else (layer,)), stacked
+def rows(layer: Layer) -> tuple[Layer, ...]:
+    """The layers one above the other: a stack's layers, else ``(layer,)``."""
+    return layer.sublayers if isinstance(layer.config, StackConfig) else (layer,)
 
 
 def _two_way(layer: Layer) -> bool:
@@ -225,20 +237,19 @@ def levels(layer: Layer) -> list[tuple[Layer, ...]]:
     A stack gives one row per layer, any other layer one row; a row is a
     bidirectional layer's (forward, backward), or the layer alone.
     """
-    return [row.sublayers if _two_way(row) else (row,) for row in _rows(layer)[0]]
+    return [row.sublayers if _two_way(row) else (row,) for row in rows(layer)]
 
 
 def split(layer: Layer, tree) -> list[tuple]:
     """A params or carry tree of ``layer`` in the rows and directions of ``levels``."""
-    rows, stacked = _rows(layer)
-    trees = tuple(tree) if stacked else (tree,)
-    if len(trees) != len(rows):
-        raise ValueError(f"`params` must hold {len(rows)} layers, got {len(trees)}")
-    return [tuple(t) if _two_way(row) else (t,) for row, t in zip(rows, trees)]
+    entries = rows(layer)
+    trees = tuple(tree) if isinstance(layer.config, StackConfig) else (tree,)
+    if len(trees) != len(entries):
+        raise ValueError(f"`params` must hold {len(entries)} layers, got {len(trees)}")
+    return [tuple(t) if _two_way(row) else (t,) for row, t in zip(entries, trees)]
 
 
 def join(layer: Layer, parts: list) -> Any:
     """The inverse of ``split``: rows of per-direction entries -> ``layer``'s tree."""
-    rows, stacked = _rows(layer)
-    trees = tuple(Directions(*p) if _two_way(row) else p[0] for row, p in zip(rows, parts))
-    return trees if stacked else trees[0]
+    trees = tuple(Directions(*p) if _two_way(row) else p[0] for row, p in zip(rows(layer), parts))
+    return trees if isinstance(layer.config, StackConfig) else trees[0]

@@ -44,6 +44,11 @@ class RNNConfig:
     fused_backward: bool = True
     kind = "rnn"
 
+    @property
+    def uses_key(self) -> bool:
+        return (self.input_dropout > 0 or self.recurrent_dropout > 0
+                or _dropout.uses_zoneout(self.zoneout))
+
 
 def rnn(
     cell: Cell,
@@ -146,10 +151,7 @@ def rnn(
         )
         return (carry, ys, gates) if return_gates else (carry, ys)
 
-    uses_key = (config.input_dropout > 0 or config.recurrent_dropout > 0
-                or _dropout.uses_zoneout(config.zoneout))
-    return Layer(cell.init, apply, cell.initial_carry, cell.output_size, config,
-                 uses_key=uses_key, cell=cell)
+    return Layer(cell.init, apply, cell.initial_carry, cell.output_size, config)
 
 
 def _time_index(T: int, lengths: Array) -> Array:

@@ -71,14 +71,10 @@ class Layer(NamedTuple):
       initial_carry: ``(params, batch_shape=()) -> carry`` of zeros.
       output_size: the last dimension of ys.
       config: the frozen options the layer was built with.
-      uses_key: whether ``apply`` does anything with its ``key`` (dropout or zoneout
-        somewhere inside); True for a layer built by hand unless it says otherwise.
-      sublayers: the layers it is built from, in the order of its params and carry:
-        a stack's layers, a bidirectional layer's (forward, backward); () for ``rnn``.
-      cell: the cell an ``rnn`` layer runs; None for the others.
 
-    What the layer is made of is read from these fields (``lj.layers.levels`` walks
-    them), never from the name of its kind.
+    The layer describes itself through its config (``uses_key``, ``sublayers``,
+    ``cell`` below); wrappers and interop read these (``lj.layers.levels`` walks
+    them), never the name of its kind. A config of your own may define them too.
     """
 
     init: Callable[..., Any]
@@ -86,13 +82,28 @@ class Layer(NamedTuple):
     initial_carry: Callable[..., Any]
     output_size: int
     config: Any
-    uses_key: bool = True
-    sublayers: tuple = ()
-    cell: Cell | None = None
 
     @property
     def time_major(self) -> bool:
         return self.config.time_major
+
+    @property
+    def uses_key(self) -> bool:
+        """Whether ``apply`` does anything with its ``key`` (dropout or zoneout inside);
+        True unless the config says otherwise."""
+        return getattr(self.config, "uses_key", True)
+
+    @property
+    def sublayers(self) -> tuple[Layer, ...]:
+        """The layers it is built from, in the order of its params and carry: a stack's
+        layers, a bidirectional layer's (forward, backward); () for ``rnn``."""
+        return tuple(getattr(self.config, "sublayers", ()))
+
+    @property
+    def cell(self) -> Cell | None:
+        """The cell an ``rnn`` layer runs; None for the others."""
+        cell = getattr(self.config, "cell", None)
+        return cell if isinstance(cell, Cell) else None
 
     @property
     def cells(self) -> tuple[Cell, ...]:
