@@ -1,12 +1,28 @@
-"""Run the benchmark suite and regenerate benchmarks/RESULTS.md (same as `lstm-jax bench`).
+"""Run the benchmark suite (``lstm-jax bench``) and regenerate benchmarks/RESULTS.md.
 
-    python benchmarks/run.py [--reps 10] [--quick] [--out benchmarks]
+    python benchmarks/run.py [--reps 10] [--quick] [--out benchmarks] [--render]
 """
 
+import argparse
 import sys
 from pathlib import Path
 
+import render  # benchmarks/render.py, beside this file
+
 from lstm_jax import bench
 
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    bench.add_arguments(parser, default_out=Path(__file__).resolve().parent)
+    parser.add_argument("--render", action="store_true",
+                        help="only regenerate RESULTS.md from the folder's results.jsonl")
+    args = parser.parse_args(argv)
+    if not args.render:
+        bench.run(args, command="python benchmarks/run.py")
+    print(f"wrote {render.write(args.out)}")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(bench.main(default_out=Path(__file__).resolve().parent))
+    sys.exit(main())

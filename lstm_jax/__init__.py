@@ -18,6 +18,7 @@ The layers, each depending only on those above it: ``cells`` (init and one step)
 
 from lstm_jax import initializers
 from lstm_jax.cells import (
+    KINDS,
     Cell,
     GRUGates,
     GRUParams,
@@ -26,12 +27,13 @@ from lstm_jax.cells import (
     LSTMState,
     SimpleGates,
     SimpleParams,
+    Layer,
     gru,
     lstm,
     simple,
 )
 from lstm_jax.layers import Directions, bidirectional, stack
-from lstm_jax.rnn import Layer, rnn
+from lstm_jax.rnn import rnn
 from lstm_jax import interop  # noqa: E402  (imports torch/flax lazily)
 
 __version__ = "0.1.0"
@@ -46,6 +48,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'lstm_jax' has no attribute {name!r}")
 
 __all__ = [
+    "KINDS",
     "Cell",
     "Directions",
     "GRUGates",

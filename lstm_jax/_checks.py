@@ -64,32 +64,46 @@ def float_array(name: str, x: Any) -> jax.Array:
     return x
 
 
-def params_type(params: Any, expected: type, cell_name: str) -> None:
+def params_type(params: Any, expected: type, cell_name: str, where: str | None = None) -> None:
+    """Raise unless ``params`` is ``expected``, the params type of a ``cell_name`` cell;
+    ``where`` names the params in a model ("layer 1"), else they are `params`."""
     if not isinstance(params, expected):
-        raise TypeError(
-            f"`params` must be {expected.__name__} for a {cell_name} cell, "
-            f"got {type(params).__name__}"
-        )
+        got = type(params).__name__
+        if where is None:
+            raise TypeError(f"`params` must be {expected.__name__} for a {cell_name} cell, got {got}")
+        raise TypeError(f"params of {where} must be {expected.__name__}, got {got}")
 
 
-def _describe(tree: Any) -> str:
-    shapes = jax.tree.map(lambda a: f"{tuple(np.shape(a))} {jnp.result_type(a)}", tree)
-    return str(shapes)
+def _describe(tree: Any, dtypes: bool = True) -> str:
+    def leaf(a):
+        return f"{tuple(np.shape(a))} {jnp.result_type(a)}" if dtypes else tuple(np.shape(a))
+
+    return str(jax.tree.map(leaf, tree))
+
+
+def tree_like(name: str, got: Any, want: Any, *, dtypes: bool = True, skip=()) -> None:
+    """Raise unless ``got`` has the structure, shapes (and dtypes) of ``want``.
+
+    The one tree check: carries, params of modules, checkpoints. ``skip`` holds the
+    indices of leaves (in ``jax.tree.leaves`` order) whose shapes are not compared.
+    TypeError names the structures, ValueError the shapes.
+    """
+    got_def, want_def = jax.tree.structure(got), jax.tree.structure(want)
+    if got_def != want_def:
+        raise TypeError(f"`{name}` must have the structure {want_def}, got {got_def}")
+    for n, (a, b) in enumerate(zip(jax.tree.leaves(got), jax.tree.leaves(want))):
+        differs = n not in skip and np.shape(a) != np.shape(b)
+        if differs or (dtypes and jnp.result_type(a) != jnp.result_type(b)):
+            what = "shapes and dtypes" if dtypes else "the shapes"
+            raise ValueError(
+                f"`{name}` must have {what} {_describe(want, dtypes)}, "
+                f"got {_describe(got, dtypes)}"
+            )
 
 
 def carry_like(carry: Any, expected: Any) -> None:
     """Raise unless ``carry`` has the structure, shapes and dtypes of ``expected``."""
-    got_def, want_def = jax.tree.structure(carry), jax.tree.structure(expected)
-    if got_def != want_def:
-        raise TypeError(
-            f"`carry` must have the structure {want_def}, got {got_def}"
-        )
-    for got, want in zip(jax.tree.leaves(carry), jax.tree.leaves(expected)):
-        if np.shape(got) != np.shape(want) or jnp.result_type(got) != want.dtype:
-            raise ValueError(
-                f"`carry` must have shapes and dtypes {_describe(expected)}, "
-                f"got {_describe(carry)}"
-            )
+    tree_like("carry", carry, expected)
 
 
 def input_size(name: str, x: jax.Array, expected: int) -> None:
@@ -98,3 +112,39 @@ def input_size(name: str, x: jax.Array, expected: int) -> None:
             f"`{name}` must have {expected} features on its last axis to match `params`, "
             f"got shape {tuple(x.shape)}"
         )
+
+
+def sequence(xs, seq_lengths, time_major: bool, features: int):
+    """Validate a layer's inputs; return (xs, batch_shape, seq_lengths or None)."""
+    xs = float_array("xs", xs)
+    layout = "(T, B, I)" if time_major else "(B, T, I)"
+    if xs.ndim < 2:
+        raise ValueError(f"`xs` must have shape {layout} or (T, I), got shape {tuple(xs.shape)}")
+    input_size("xs", xs, features)
+    if time_major:
+        T, batch_shape = xs.shape[0], tuple(xs.shape[1:-1])
+    else:
+        T, batch_shape = xs.shape[-2], tuple(xs.shape[:-2])
+    return xs, batch_shape, lengths(seq_lengths, batch_shape, T)
+
+
+def lengths(seq_lengths, batch_shape: tuple, T: int):
+    """``seq_lengths`` as an array of shape ``batch_shape`` with values in [0, T], or None."""
+    if seq_lengths is None:
+        return None
+    dtype = getattr(seq_lengths, "dtype", None) or np.asarray(seq_lengths).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"`seq_lengths` must have an integer dtype, got {dtype}")
+    shape = tuple(np.shape(seq_lengths))
+    if shape != batch_shape:
+        raise ValueError(
+            f"`seq_lengths` has shape {shape} but `xs` has batch shape {batch_shape}"
+        )
+    if not isinstance(seq_lengths, jax.core.Tracer):
+        values = np.asarray(seq_lengths)
+        if values.size and (values.min() < 0 or values.max() > T):
+            raise ValueError(
+                f"`seq_lengths` must lie in [0, T={T}], got values in "
+                f"[{values.min()}, {values.max()}]"
+            )
+    return jnp.asarray(seq_lengths)

@@ -1,4 +1,7 @@
-"""The time loop with a hand-written backward pass, as cuDNN organises it.
+"""The backward pass of the time loop, hand-written as cuDNN organises it.
+
+The forward pass is ``_loop.run``, unchanged; this module only wraps it in a
+``custom_vjp``.
 
 Autodiff of ``lax.scan`` forms, at every step, the weight gradients of that step's
 matmuls (h_{t-1}ᵀ·dz_t and, without hoisting, x_tᵀ·dz_t) and adds them up: two or four
@@ -20,33 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lstm_jax import _loop
 from lstm_jax.cells.base import Cell, broadcast_like, hidden, matmul
-
-
-def scan(body, carry, xs, unroll: int = 1):
-    """``jax.lax.scan`` that stacks half-precision per-step outputs in float32.
-
-    XLA's CPU code writes a converted bfloat16 or float16 step output into its stack by
-    converting the whole (T, ...) stack to float32 and back at every step: O(T²) work
-    (61 µs a step at (B, T, H) = (32, 128, 128)). A float32 stack is updated in place;
-    the stacks are narrowed back once, after the loop, to the same values.
-    """
-    dtypes = []  # the step outputs' dtypes, recorded while scan traces the body
-
-    def wide_body(carry, x):
-        carry, ys = body(carry, x)
-        leaves = jax.tree.leaves(ys)
-        dtypes[:] = [y.dtype for y in leaves]
-        return carry, jax.tree.map(_widen, ys)
-
-    carry, ys = jax.lax.scan(wide_body, carry, xs, unroll=unroll)
-    leaves, treedef = jax.tree.flatten(ys)
-    return carry, jax.tree.unflatten(treedef, [y.astype(d) for y, d in zip(leaves, dtypes)])
-
-
-def _widen(y):
-    narrow = jnp.issubdtype(y.dtype, jnp.floating) and jnp.dtype(y.dtype).itemsize < 4
-    return y.astype(jnp.float32) if narrow else y
 
 
 def _with_hidden(carry, h):
@@ -55,51 +33,37 @@ def _with_hidden(carry, h):
     return jax.tree.unflatten(treedef, [h, *leaves[1:]])
 
 
+def _without_weights(params):
+    """What ``combine`` reads: params less w_ih and w_hh, whose gradients are formed here."""
+    return params._replace(w_ih=None, w_hh=None)
+
+
 def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool, unroll: int):
     """``(carry, ys_T)`` of ``cell`` over xs_T (T, *batch, I), differentiable in reverse mode.
 
+    The forward pass is ``_loop.run``; this adds only the backward pass.
     lengths: (*batch,) int or None (positions t >= lengths are padding);
     h_mask: multiplies h_{t-1} before the recurrent matmul, or None.
     """
     dtype = cell.config.dtype
-
-    def h_in(carry, h_mask):
-        """h_{t-1} as the recurrent matmul reads it; carry may be stacked over T."""
-        h = hidden(carry)
-        return h if h_mask is None else h * broadcast_like(h_mask, h)
-
-    def step(rest, carry, gx_t, gh_t, t, lengths):
-        """combine, then hold the carry and zero the output at padding."""
-        new, y, _ = cell.combine(rest, carry, gx_t, gh_t)
-        if lengths is None:
-            return new, y
-        valid = (t < lengths)[..., None]
-        new = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
-        return new, jnp.where(valid, y, 0).astype(y.dtype)
-
     summed = cell.config.sums_projections  # save gx_t + gh_t alone, as gh_t
 
     def loop(params, carry0, xs_T, lengths, h_mask, save: bool):
         """The forward scan; with ``save``, also every step's carry, gx_t and gh_t
         (None and gx_t + gh_t for a cell whose combine reads only their sum)."""
-        rest = params._replace(w_ih=None, w_hh=None)
-        inputs_T = cell.project_inputs(params, xs_T) if hoist else xs_T
 
-        def body(carry, inputs):
-            t, x_t = inputs
-            gx_t = x_t if hoist else cell.project_inputs(params, x_t)
-            gh_t = matmul(h_in(carry, h_mask), params.w_hh, dtype)
-            new, y = step(rest, carry, gx_t, gh_t, t, lengths)
+        def emit(y, _, carry, gx_t, gh_t):
             if not save:
-                return new, (y,)
+                return (y,)
             if summed:
-                return new, (y, carry, None, gx_t + gh_t)
-            return new, (y, carry, None if hoist else gx_t, gh_t)
+                return (y, carry, None, gx_t + gh_t)
+            return (y, carry, None if hoist else gx_t, gh_t)
 
-        steps = jnp.arange(xs_T.shape[0])
-        carry, outputs = scan(body, carry0, (steps, inputs_T), unroll=unroll)
+        carry, outputs, gx_T = _loop.run(cell, params, carry0, xs_T, lengths, hoist=hoist,
+                                         unroll=unroll, h_mask=h_mask, emit=emit,
+                                         combine_params=_without_weights(params))
         if save and hoist and not summed:
-            outputs = (*outputs[:2], inputs_T, outputs[3])
+            outputs = (*outputs[:2], gx_T, outputs[3])
         return carry, outputs
 
     # lengths and h_mask are arguments, not closed over: a custom_vjp's backward may be
@@ -116,7 +80,7 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
     def run_bwd(residuals, cotangents):
         params, xs_T, lengths, h_mask, carries, gx_T, gh_T = residuals
         d_carry, d_ys = cotangents
-        rest = params._replace(w_ih=None, w_hh=None)
+        rest = _without_weights(params)
         w_hh_t = params.w_hh.T
 
         def body(acc, inputs):
@@ -124,8 +88,11 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
             carry, dy_t, t = inputs
             gh_t = gh_T[t]
             gx_t = jnp.zeros_like(gh_t) if gx_T is None else gx_T[t]
-            _, vjp = jax.vjp(lambda r, c, gx, gh: step(r, c, gx, gh, t, lengths),
-                             rest, carry, gx_t, gh_t)
+
+            def step(r, c, gx, gh):
+                return _loop.masked_step(cell, r, c, gx, gh, t, lengths)[:2]
+
+            _, vjp = jax.vjp(step, rest, carry, gx_t, gh_t)
             d_rest_t, d_prev, dgx_t, dgh_t = vjp((d_carry, dy_t))
             dh = matmul(dgh_t, w_hh_t, dtype)
             if h_mask is not None:
@@ -148,12 +115,13 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
         if dgx_T is gx_T:  # dgx_t was dgh_t at every step: gx_T was never written
             dgx_T = dgh_T
         # all the steps' h_{t-1}ᵀ·dz_t in one GEMM: (P, T·B) @ (T·B, G)
-        h_T = h_in(carries, h_mask)
+        h_T = hidden(carries)  # h_{t-1} as the recurrent matmul read it
+        h_T = h_T if h_mask is None else h_T * broadcast_like(h_mask, h_T)
         d_w_hh = matmul(h_T.reshape(-1, h_T.shape[-1]).T, dgh_T.reshape(-1, dgh_T.shape[-1]), dtype)
         # the input projection's backward over the whole sequence: one GEMM each
         gx, project_vjp = jax.vjp(cell.project_inputs, params, xs_T)  # gx itself is unused
         d_params, d_xs = project_vjp(dgx_T.astype(gx.dtype))
-        merged = jax.tree.map(jnp.add, d_params._replace(w_ih=None, w_hh=None), d_rest)
+        merged = jax.tree.map(jnp.add, _without_weights(d_params), d_rest)
         d_params = merged._replace(w_ih=d_params.w_ih,
                                    w_hh=d_params.w_hh + d_w_hh.astype(params.w_hh.dtype))
         d_lengths = None if lengths is None else np.zeros(lengths.shape, jax.dtypes.float0)

@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
-from lstm_jax.cells.base import Cell
-from lstm_jax.rnn import Layer, drop, rnn
+from lstm_jax._dropout import drop
+from lstm_jax.cells.base import Cell, Layer
+from lstm_jax.rnn import rnn
 
 
 class Directions(NamedTuple):
@@ -55,6 +56,14 @@ class BidirectionalConfig:
     merge: str
     time_major: bool
     kind = "bidirectional"
+
+    @property
+    def sublayers(self) -> tuple[Layer, Layer]:
+        return (self.forward, self.backward)
+
+    @property
+    def uses_key(self) -> bool:
+        return self.forward.uses_key or self.backward.uses_key
 
 
 def bidirectional(
@@ -138,6 +147,14 @@ class StackConfig:
     time_major: bool
     kind = "stack"
 
+    @property
+    def sublayers(self) -> tuple[Layer, ...]:
+        return self.layers
+
+    @property
+    def uses_key(self) -> bool:
+        return self.dropout > 0 or any(layer.uses_key for layer in self.layers)
+
 
 def stack(layers, *, dropout: float = 0.0) -> Layer:
     """Layers applied one after another, each reading the previous one's ys.
@@ -202,3 +219,39 @@ def _per_layer(name: str, value, n: int):
         got = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
         raise TypeError(f"`{name}` of a {n}-layer stack must be a tuple of {n} entries, got {got}")
     return value
+
+
+# --- walking a model: the one place that knows how layers nest ------------------------
+
+
+def rows(layer: Layer) -> tuple[Layer, ...]:
+    """The layers one above the other: a stack's layers, else ``(layer,)``."""
+    return layer.sublayers if isinstance(layer.config, StackConfig) else (layer,)
+
+
+def _two_way(layer: Layer) -> bool:
+    return isinstance(layer.config, BidirectionalConfig)
+
+
+def levels(layer: Layer) -> list[tuple[Layer, ...]]:
+    """The layers of a model as rows of directions, the way PyTorch numbers them.
+
+    A stack gives one row per layer, any other layer one row; a row is a
+    bidirectional layer's (forward, backward), or the layer alone.
+    """
+    return [row.sublayers if _two_way(row) else (row,) for row in rows(layer)]
+
+
+def split(layer: Layer, tree) -> list[tuple]:
+    """A params or carry tree of ``layer`` in the rows and directions of ``levels``."""
+    entries = rows(layer)
+    trees = tuple(tree) if isinstance(layer.config, StackConfig) else (tree,)
+    if len(trees) != len(entries):
+        raise ValueError(f"`params` must hold {len(entries)} layers, got {len(trees)}")
+    return [tuple(t) if _two_way(row) else (t,) for row, t in zip(entries, trees)]
+
+
+def join(layer: Layer, parts: list) -> Any:
+    """The inverse of ``split``: rows of per-direction entries -> ``layer``'s tree."""
+    trees = tuple(Directions(*p) if _two_way(row) else p[0] for row, p in zip(rows(layer), parts))
+    return trees if isinstance(layer.config, StackConfig) else trees[0]

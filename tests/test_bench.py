@@ -1,6 +1,16 @@
-"""A fast smoke run of the benchmark harness (the full run is `lstm-jax bench`)."""
+"""A fast smoke run of the benchmark harness (the full run is `lstm-jax bench`) and of
+the repository's rendering of RESULTS.md (benchmarks/render.py)."""
+
+import argparse
+import importlib.util
+from pathlib import Path
 
 from lstm_jax import bench
+
+_spec = importlib.util.spec_from_file_location(
+    "benchmarks_render", Path(__file__).resolve().parents[1] / "benchmarks" / "render.py")
+render = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render)
 
 
 def test_case_names_and_flops():
@@ -23,9 +33,19 @@ def test_measure_and_render_a_tiny_case(tmp_path):
     report = {"machine": bench.machine(), "peak": {"jax_gflops": 100.0, "torch_gflops": 100.0},
               "rows": rows, "compile": {"100": 1.0, "10000": 1.05},
               "memory": {"False": 100 * 2**20, "True": 8 * 2**20}}
-    text = bench.render(report, "lstm-jax bench")
+    text = render.render(report, "lstm-jax bench")
     assert "| lstm-2layer-bi | 2, 6, 3, 4 |" in text
     assert "growth < 10% (now +5%)" in text and "(now 1/12.5)" in text
     bench.write_jsonl(report, tmp_path / "results.jsonl")
     assert (tmp_path / "results.jsonl").read_text().count('"kind": "row"') == 6
-    assert bench.render(bench.read_jsonl(tmp_path / "results.jsonl"), "lstm-jax bench") == text
+    assert render.render(bench.read_jsonl(tmp_path / "results.jsonl"), "lstm-jax bench") == text
+
+
+def test_bench_is_a_sub_command(tmp_path):
+    """``add_arguments`` + ``run``: what ``lstm-jax bench`` dispatches to, like any
+    other sub-command."""
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command")
+    bench.add_arguments(commands.add_parser("bench"))
+    args = parser.parse_args(["bench", "--quick", "--reps", "2", "--out", str(tmp_path)])
+    assert (args.quick, args.reps, args.out) == (True, 2, tmp_path)

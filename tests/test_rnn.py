@@ -394,7 +394,7 @@ def test_reverse_in_time_is_an_involution_within_lengths():
 def test_scan_stacks_half_precision_outputs_without_changing_them():
     """The runners' scan widens bf16/f16 stacks to float32 inside the loop (XLA's CPU
     code would rewrite the whole stack at every step) and returns lax.scan's result."""
-    from lstm_jax._fused import scan
+    from lstm_jax._loop import scan
 
     def body(c, x):
         c = c * 1.01 + x

@@ -1,6 +1,8 @@
 """Cells: parameter init and one time step, as pure functions, per cell kind."""
 
-from lstm_jax.cells.base import Cell, LayerNormParams
+from typing import Callable, NamedTuple
+
+from lstm_jax.cells.base import Cell, Layer, LayerNormParams
 from lstm_jax.cells.gru import GRUConfig, GRUGates, GRUParams, gru
 from lstm_jax.cells.lstm import (
     LSTMConfig,
@@ -13,8 +15,25 @@ from lstm_jax.cells.lstm import (
 )
 from lstm_jax.cells.simple import SimpleConfig, SimpleGates, SimpleParams, simple
 
+
+class CellKind(NamedTuple):
+    """What the library knows about one kind of cell, found by ``cell.config.kind``."""
+
+    factory: Callable[..., Cell]  # e.g. lj.lstm(hidden_size, **options)
+    params: type  # the NamedTuple its init returns
+
+
+# The one table of cell kinds: interop, the training configs and the benchmarks read it.
+KINDS: dict[str, CellKind] = {
+    "lstm": CellKind(lstm, LSTMParams),
+    "gru": CellKind(gru, GRUParams),
+    "simple": CellKind(simple, SimpleParams),
+}
+
 __all__ = [
+    "KINDS",
     "Cell",
+    "CellKind",
     "GRUConfig",
     "GRUGates",
     "GRUParams",
@@ -23,6 +42,7 @@ __all__ = [
     "LSTMLayerNorm",
     "LSTMParams",
     "LSTMState",
+    "Layer",
     "LayerNormParams",
     "Peephole",
     "SimpleConfig",

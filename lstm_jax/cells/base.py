@@ -59,6 +59,60 @@ class Cell(NamedTuple):
         return self.config.output_size
 
 
+class Layer(NamedTuple):
+    """A sequence layer as pure functions, built by ``rnn``, ``bidirectional``, ``stack``.
+
+    Attributes:
+      init: ``(key, input_size) -> params``.
+      apply: ``(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
+        return_gates=False) -> (carry, ys)``, or ``(carry, ys, gates)`` with
+        ``return_gates=True``. xs is (B, T, I) (or (T, B, I) when time-major, or
+        (T, I) unbatched) and ys (B, T, output_size).
+      initial_carry: ``(params, batch_shape=()) -> carry`` of zeros.
+      output_size: the last dimension of ys.
+      config: the frozen options the layer was built with.
+
+    The layer describes itself through its config (``uses_key``, ``sublayers``,
+    ``cell`` below); wrappers and interop read these (``lj.layers.levels`` walks
+    them), never the name of its kind. A config of your own may define them too.
+    """
+
+    init: Callable[..., Any]
+    apply: Callable[..., Any]
+    initial_carry: Callable[..., Any]
+    output_size: int
+    config: Any
+
+    @property
+    def time_major(self) -> bool:
+        return self.config.time_major
+
+    @property
+    def uses_key(self) -> bool:
+        """Whether ``apply`` does anything with its ``key`` (dropout or zoneout inside);
+        True unless the config says otherwise."""
+        return getattr(self.config, "uses_key", True)
+
+    @property
+    def sublayers(self) -> tuple[Layer, ...]:
+        """The layers it is built from, in the order of its params and carry: a stack's
+        layers, a bidirectional layer's (forward, backward); () for ``rnn``."""
+        return tuple(getattr(self.config, "sublayers", ()))
+
+    @property
+    def cell(self) -> Cell | None:
+        """The cell an ``rnn`` layer runs; None for the others."""
+        cell = getattr(self.config, "cell", None)
+        return cell if isinstance(cell, Cell) else None
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """Every cell inside the layer, in the order of its params."""
+        if self.cell is not None:
+            return (self.cell,)
+        return tuple(cell for sub in self.sublayers for cell in sub.cells)
+
+
 @dataclasses.dataclass(frozen=True)
 class CellConfig:
     """Options every cell has; each cell kind's config adds its own."""

@@ -51,8 +51,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax.cells import GRUParams, LSTMParams, LSTMState, SimpleParams, gru, lstm, simple
-from lstm_jax.cells.base import Cell
+from lstm_jax import _checks
+from lstm_jax.cells import (
+    KINDS, Cell, GRUParams, LSTMParams, LSTMState, SimpleParams, gru, lstm, simple,
+)
 
 __all__ = ["carry_from_flax", "carry_to_flax", "from_flax", "to_flax"]
 
@@ -267,16 +269,14 @@ def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
     return cell, params
 
 
-_PARAMS_TYPES = {"lstm": LSTMParams, "gru": GRUParams, "simple": SimpleParams}
-
-
 def _check_cell(cell: Any, name: str = "cell") -> str:
     if not isinstance(cell, Cell):
         raise TypeError(f"`{name}` must be a Cell such as lj.lstm(...), got {type(cell).__name__}")
     kind = cell.config.kind
-    if kind not in _PARAMS_TYPES:
+    supported = {kind for kind, _ in _flax_kinds().values()}
+    if kind not in supported:
         raise ValueError(
-            f"flax has no counterpart of a {kind!r} cell; supported: {sorted(_PARAMS_TYPES)}"
+            f"flax has no counterpart of a {kind!r} cell; supported: {sorted(supported)}"
         )
     return kind
 
@@ -345,12 +345,7 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
     import flax.linen as nn
 
     kind = _check_cell(cell)
-    params_type = _PARAMS_TYPES[kind]
-    if not isinstance(params, params_type):
-        raise TypeError(
-            f"`params` must be {params_type.__name__} for a {kind} cell, "
-            f"got {type(params).__name__}"
-        )
+    _checks.params_type(params, KINDS[kind].params, kind)
     config = cell.config
     H = config.hidden_size
     dtypes = dict(dtype=config.dtype, param_dtype=config.param_dtype)

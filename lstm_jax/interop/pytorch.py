@@ -32,23 +32,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax.cells import (
-    Cell,
-    GRUParams,
-    LSTMParams,
-    LSTMState,
-    SimpleParams,
-    gru,
-    lstm,
-    simple,
-)
+from lstm_jax import _checks, layers
+from lstm_jax.cells import KINDS, Cell, Layer, LSTMState
 from lstm_jax.cells.base import ACTIVATIONS
-from lstm_jax.layers import Directions, bidirectional, stack
-from lstm_jax.rnn import Layer, rnn
+from lstm_jax.layers import bidirectional, stack
+from lstm_jax.rnn import rnn
 
 __all__ = ["carry_from_torch", "carry_to_torch", "from_torch", "to_torch"]
 
-_PARAMS_TYPES = {"lstm": LSTMParams, "gru": GRUParams, "simple": SimpleParams}
 _LAYER_CLASSES = {"lstm": "LSTM", "gru": "GRU", "simple": "RNN"}
 _CELL_CLASSES = {"lstm": "LSTMCell", "gru": "GRUCell", "simple": "RNNCell"}
 _SUPPORTED = "torch.nn.LSTM, GRU, RNN, LSTMCell, GRUCell or RNNCell"
@@ -111,10 +102,10 @@ def _params_from_torch(kind: str, tensors: dict) -> Any:
             b = _jax_from_tensor(b_ih + b_hh)
     if kind == "lstm":
         w_hr = _jax_from_tensor(tensors["weight_hr"].T) if "weight_hr" in tensors else None
-        return LSTMParams(w_ih, w_hh, b, w_hr, peephole=None, layer_norm=None)
+        return KINDS[kind].params(w_ih, w_hh, b, w_hr, peephole=None, layer_norm=None)
     if kind == "gru":
-        return GRUParams(w_ih, w_hh, b, b_hn)
-    return SimpleParams(w_ih, w_hh, b)
+        return KINDS[kind].params(w_ih, w_hh, b, b_hn)
+    return KINDS[kind].params(w_ih, w_hh, b)
 
 
 def _params_to_torch(kind: str, params) -> dict:
@@ -189,13 +180,12 @@ def _module_dtype(module):
 
 def _cell_for(module, kind: str, dtype) -> Cell:
     """Our cell with ``module``'s options, initialising like torch when re-initialised."""
-    common = dict(bias=bool(module.bias), init="pytorch", param_dtype=dtype)
+    options = dict(bias=bool(module.bias), init="pytorch", param_dtype=dtype)
     if kind == "lstm":
-        proj_size = getattr(module, "proj_size", 0) or None
-        return lstm(module.hidden_size, proj_size=proj_size, forget_bias=0.0, **common)
-    if kind == "gru":
-        return gru(module.hidden_size, **common)
-    return simple(module.hidden_size, activation=module.nonlinearity, **common)
+        options.update(proj_size=getattr(module, "proj_size", 0) or None, forget_bias=0.0)
+    if kind == "simple":
+        options.update(activation=module.nonlinearity)
+    return KINDS[kind].factory(module.hidden_size, **options)
 
 
 def from_torch(module) -> tuple[Layer | Cell, Any]:
@@ -245,55 +235,23 @@ def from_torch(module) -> tuple[Layer | Cell, Any]:
         [_params_from_torch(kind, _torch_tensors(module, _suffix(n, d))) for d in range(D)]
         for n in range(module.num_layers)
     ]
-    return layer, _assemble(layer, per_layer)
+    return layer, layers.join(layer, per_layer)
 
 
 # --- the layers of an lstm_jax model, in torch's numbering -----------------------------
 
 
-def _entries(layer: Layer) -> tuple[Layer, ...]:
-    """The layers torch would number: a stack's layers, or ``layer`` alone."""
-    return layer.config.layers if layer.config.kind == "stack" else (layer,)
-
-
-def _torch_layers(layer: Layer) -> list[list[Layer]]:
+def _torch_layers(layer: Layer) -> list[tuple[Layer, ...]]:
     """The ``rnn`` layers of ``layer`` as torch numbers them: per layer, its directions."""
-    result = []
-    for n, entry in enumerate(_entries(layer)):
-        kind = entry.config.kind
-        if kind == "bidirectional":
-            directions = [entry.config.forward, entry.config.backward]
-        else:
-            directions = [entry]
-        if any(d.config.kind != "rnn" for d in directions):
+    rows = layers.levels(layer)
+    for n, (entry, directions) in enumerate(zip(layers.rows(layer), rows)):
+        if any(d.cell is None for d in directions):
+            kinds = [getattr(d.config, "kind", type(d.config).__name__) for d in directions]
             raise ValueError(
-                f"layer {n} is a {kind!r} layer of {[d.config.kind for d in directions]}; "
+                f"layer {n} is a {getattr(entry.config, 'kind', '?')!r} layer of {kinds}; "
                 "torch layers are lj.rnn or lj.bidirectional of lj.rnn"
             )
-        result.append(directions)
-    return result
-
-
-def _split(layer: Layer, tree) -> list[list[Any]]:
-    """A params or carry tree of ``layer`` as per-layer lists of per-direction entries."""
-    entries = _entries(layer)
-    trees = tuple(tree) if layer.config.kind == "stack" else (tree,)
-    if len(trees) != len(entries):
-        raise ValueError(f"`params` must hold {len(entries)} layers, got {len(trees)}")
-    return [
-        [t.forward, t.backward] if e.config.kind == "bidirectional" else [t]
-        for e, t in zip(entries, trees)
-    ]
-
-
-def _assemble(layer: Layer, per_layer: list[list[Any]]):
-    """The inverse of ``_split``: per-direction entries -> the tree ``layer`` expects."""
-    entries = _entries(layer)
-    trees = tuple(
-        Directions(*dirs) if e.config.kind == "bidirectional" else dirs[0]
-        for e, dirs in zip(entries, per_layer)
-    )
-    return trees if layer.config.kind == "stack" else trees[0]
+    return rows
 
 
 # --- lstm_jax -> torch modules ---------------------------------------------------------
@@ -336,12 +294,13 @@ def _first_difference(a: dict, b: dict) -> str:
 
 def _module_options(layer: Layer) -> dict:
     """The torch module options of ``layer``; ValueError for what torch cannot express."""
-    layers, entries = _torch_layers(layer), _entries(layer)
+    rows = _torch_layers(layer)
     first = None
-    for n, (entry, directions) in enumerate(zip(entries, layers)):
-        if entry.config.kind == "bidirectional" and entry.config.merge != "concat":
+    for n, (entry, directions) in enumerate(zip(layers.rows(layer), rows)):
+        merge = getattr(entry.config, "merge", "concat")
+        if merge != "concat":
             raise ValueError(
-                f"layer {n} merges its directions with merge={entry.config.merge!r}; "
+                f"layer {n} merges its directions with merge={merge!r}; "
                 "torch concatenates them (merge='concat')"
             )
         for d in directions:
@@ -352,7 +311,7 @@ def _module_options(layer: Layer) -> dict:
                     raise ValueError(f"torch has no {option}; layer {n} has {option}={rate}")
             if any(p > 0 for p in jax.tree.leaves(rc.zoneout)):
                 raise ValueError(f"torch has no zoneout; layer {n} has zoneout={rc.zoneout}")
-        options = [_cell_options(d.config.cell) for d in directions]
+        options = [_cell_options(d.cell) for d in directions]
         if len(options) == 2 and options[0] != options[1]:
             raise ValueError(
                 f"the forward and backward directions of layer {n} differ "
@@ -366,8 +325,8 @@ def _module_options(layer: Layer) -> dict:
                 f"layer {n} differs from layer 0 ({_first_difference(this, first)}); "
                 f"a torch module uses one config for all its layers"
             )
-    dropout = layer.config.dropout if layer.config.kind == "stack" else 0.0
-    return dict(first, num_layers=len(layers), dropout=dropout)
+    dropout = getattr(layer.config, "dropout", 0.0)  # a stack's, between its layers
+    return dict(first, num_layers=len(rows), dropout=dropout)
 
 
 def _params_dtype(params):
@@ -376,14 +335,6 @@ def _params_dtype(params):
     if len(dtypes) != 1:
         raise ValueError(f"`params` must share one dtype for torch, got {sorted(map(str, dtypes))}")
     return dtypes.pop()
-
-
-def _check_params_type(kind: str, params, where: str) -> None:
-    expected = _PARAMS_TYPES[kind]
-    if not isinstance(params, expected):
-        raise TypeError(
-            f"params of {where} must be {expected.__name__}, got {type(params).__name__}"
-        )
 
 
 def to_torch(layer_or_cell: Layer | Cell, params):
@@ -431,10 +382,10 @@ def to_torch(layer_or_cell: Layer | Cell, params):
             f"to_torch needs an lstm_jax Layer or Cell, got {type(layer_or_cell).__name__}"
         )
     spec = _module_options(layer_or_cell)
-    kind, per_layer = spec["kind"], _split(layer_or_cell, params)
+    kind, per_layer = spec["kind"], layers.split(layer_or_cell, params)
     for n, directions in enumerate(per_layer):
         for p in directions:
-            _check_params_type(kind, p, f"layer {n}")
+            _checks.params_type(p, KINDS[kind].params, kind, where=f"layer {n}")
     options = dict(
         num_layers=spec["num_layers"], bias=spec["bias"], batch_first=not spec["time_major"],
         dropout=spec["dropout"], bidirectional=spec["bidirectional"],
@@ -460,7 +411,7 @@ def _cell_to_torch(cell: Cell, params):
     kind = options["kind"]
     if options["proj_size"]:
         raise ValueError("torch.nn.LSTMCell has no proj_size; export the cell as lj.rnn(cell)")
-    _check_params_type(kind, params, "the cell")
+    _checks.params_type(params, KINDS[kind].params, kind, where="the cell")
     extra = {"nonlinearity": options["nonlinearity"]} if kind == "simple" else {}
     dtype = getattr(torch, _params_dtype(params).name)
     cls = getattr(torch.nn, _CELL_CLASSES[kind])
@@ -508,7 +459,7 @@ def carry_from_torch(layer: Layer, h0, c0=None):
     """
     if not isinstance(layer, Layer):
         raise TypeError(f"`layer` must be an lstm_jax Layer, got {type(layer).__name__}")
-    cells = [[d.config.cell for d in dirs] for dirs in _torch_layers(layer)]
+    cells = [[d.cell for d in dirs] for dirs in _torch_layers(layer)]
     flat = [cell for dirs in cells for cell in dirs]
     is_lstm = {cell.config.kind == "lstm" for cell in flat}
     h0 = _as_jax("h0", h0)
@@ -526,7 +477,7 @@ def carry_from_torch(layer: Layer, h0, c0=None):
             )
     states = [h0[k] if c0 is None else LSTMState(h0[k], c0[k]) for k in range(len(flat))]
     starts = np.cumsum([0] + [len(dirs) for dirs in cells])
-    return _assemble(layer, [states[a:b] for a, b in zip(starts[:-1], starts[1:])])
+    return layers.join(layer, [states[a:b] for a, b in zip(starts[:-1], starts[1:])])
 
 
 def _check_state_shape(name: str, x, rows: int, sizes: set, letter: str) -> None:

@@ -1,18 +1,43 @@
-"""What the linen and nnx wrappers share: which layers use a key, params checks, outputs."""
+"""What the linen and nnx modules share; every option is read from the functional API."""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from lstm_jax.rnn import Layer
+import lstm_jax as lj
+from lstm_jax import _checks
+
+CALL_DOC = """Run the layer over ``xs``: ``layer.apply`` (see ``lj.rnn``).
+
+Args:
+  xs: (B, T, I), or (T, B, I) when the layer is time-major, or (T, I).
+  seq_lengths, initial_carry (the ``carry``), reverse, return_gates: as for ``apply``.
+  return_carry, deterministic: override the attributes.{rngs}
+
+Returns:
+  ys (B, T, P); ``(carry, ys)`` when ``return_carry``; gates last with ``return_gates``.
+"""
+
+MODULE_ARGS = """Module options:
+  return_carry: return ``(carry, ys)`` instead of ys.
+  deterministic: False turns dropout and zoneout on; see the module docstring.
+  rng_collection: the rng stream dropout and zoneout draw from.{rngs}"""
 
 
-def check_layer(layer: Any) -> Layer:
-    if not isinstance(layer, Layer):
+def as_layer(part: Any) -> Any:
+    """A module's functional ``layer``, element-wise in a list; anything else unchanged."""
+    if type(part) in (list, tuple):  # not a Cell or a Layer, which are NamedTuples
+        return [as_layer(p) for p in part]
+    layer = getattr(part, "layer", None)
+    return layer if isinstance(layer, lj.Layer) else part
+
+
+def check_layer(layer: Any) -> lj.Layer:
+    if not isinstance(layer, lj.Layer):
         raise TypeError(
             "`layer` must be a Layer such as lj.rnn(lj.lstm(...)), lj.bidirectional(...) or "
             f"lj.stack(...), got {type(layer).__name__}"
@@ -20,51 +45,34 @@ def check_layer(layer: Any) -> Layer:
     return layer
 
 
-def uses_key(layer: Layer) -> bool:
-    """Whether ``layer.apply`` does anything with its ``key``: dropout or zoneout somewhere.
-
-    A layer built outside ``rnn``/``bidirectional``/``stack`` is assumed to use it.
-    """
-    config = layer.config
-    kind = getattr(config, "kind", None)
-    if kind == "rnn":
-        return (
-            config.input_dropout > 0
-            or config.recurrent_dropout > 0
-            or any(p > 0 for p in jax.tree.leaves(config.zoneout))
-        )
-    if kind == "bidirectional":
-        return uses_key(config.forward) or uses_key(config.backward)
-    if kind == "stack":
-        return config.dropout > 0 or any(uses_key(sub) for sub in config.layers)
-    return True
+def one_cell(layer: lj.Layer) -> lj.Cell:
+    """The cell a one-cell layer runs (``lj.rnn``), for flax's ``nn.RNN`` to step."""
+    if layer.cell is None:
+        raise TypeError("only a module running one cell (RNN, LSTM, GRU) steps as a cell, "
+                        f"got a layer of {type(layer.config).__name__}")
+    return layer.cell
 
 
-def _shapes(tree) -> str:
-    return str(jax.tree.map(lambda a: tuple(np.shape(a)), tree))
+def wants_key(layer: lj.Layer, attribute: bool | None, argument: bool | None, hint: str) -> bool:
+    """Whether a call draws a key: the layer uses one and the call is not deterministic."""
+    if not layer.uses_key:
+        return False
+    deterministic = attribute if argument is None else argument
+    if deterministic is None:
+        raise ValueError("`deterministic` must be given to the constructor or the call of a "
+                         "layer with dropout or zoneout" + hint)
+    return not deterministic
 
 
-def check_params(layer: Layer, params, input_size: int) -> None:
-    """Raise unless ``params`` has the structure and shapes ``layer.init`` gives.
-
-    Shapes that depend on the input size are not compared: an ``xs`` with the wrong
-    feature size is left to ``layer.apply``, whose error names ``xs``.
-    """
+def check_params(layer: lj.Layer, params, input_size: int) -> None:
+    """Raise unless ``params`` has the structure and shapes ``layer.init`` gives; shapes
+    that depend on the input size are left to ``layer.apply``, whose error names ``xs``."""
     key = jax.random.key(0)
     want = jax.eval_shape(lambda: layer.init(key, input_size))
     other = jax.eval_shape(lambda: layer.init(key, input_size + 1))
-    got_def, want_def = jax.tree.structure(params), jax.tree.structure(want)
-    if got_def != want_def:
-        raise TypeError(
-            f"`params` must have the structure that the layer's init gives, {want_def}, "
-            f"got {got_def}"
-        )
-    for got, a, b in zip(jax.tree.leaves(params), jax.tree.leaves(want), jax.tree.leaves(other)):
-        if a.shape == b.shape and np.shape(got) != a.shape:
-            raise ValueError(
-                f"`params` must have the shapes that the layer's init gives, "
-                f"{_shapes(want)} for input size {input_size}, got {_shapes(params)}"
-            )
+    pairs = zip(jax.tree.leaves(want), jax.tree.leaves(other))
+    skip = {n for n, (a, b) in enumerate(pairs) if a.shape != b.shape}
+    _checks.tree_like("params", params, want, dtypes=False, skip=skip)
 
 
 def outputs(out: tuple, return_carry: bool, return_gates: bool):
@@ -76,13 +84,55 @@ def outputs(out: tuple, return_carry: bool, return_gates: bool):
     return result[0] if len(result) == 1 else result
 
 
-def zero_carry(layer: Layer, batch_shape) -> Any:
-    """``layer.initial_carry`` without params: zeros of the carry's shapes and dtypes.
-
-    Traces ``init`` abstractly (no random numbers are drawn, no key is consumed) to
-    learn the params' dtypes; the carry does not depend on the input size.
-    """
+def zero_carry(layer: lj.Layer, batch_shape) -> Any:
+    """``layer.initial_carry`` without params: ``init`` traced abstractly (no key is
+    consumed) gives the dtypes; the carry does not depend on the input size."""
     batch_shape = tuple(batch_shape)
     key = jax.random.key(0)
     abstract = jax.eval_shape(lambda: layer.initial_carry(layer.init(key, 1), batch_shape))
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), abstract)
+
+
+# --- options and docstrings, read from the functional API ------------------------------
+
+
+def args_doc(fn: Callable) -> str:
+    """The ``Args:`` block of ``fn``'s docstring, without its heading."""
+    lines = inspect.getdoc(fn).splitlines()
+    start = lines.index("Args:") + 1
+    end = next((n for n in range(start, len(lines)) if lines[n][:1] not in ("", " ")), len(lines))
+    return "\n".join(lines[start:end]).rstrip()
+
+
+def wrapper_doc(fn: Callable, framework: str, rngs: str = "") -> str:
+    """The docstring of the module that runs ``lj.<fn>``: that function's own arguments."""
+    return (f"``lj.{fn.__name__}`` as a {framework} module; its arguments are the module's.\n\n"
+            f"Arguments of ``lj.{fn.__name__}``:\n{args_doc(fn)}\n\n"
+            + MODULE_ARGS.format(rngs=rngs))
+
+
+def constructor(factory: Callable, module: type, name: str, framework: str) -> Callable:
+    """``name(..., hidden_size, **options)``: ``module(..., factory(hidden_size, ...), ...)``,
+    its signature the factory's and then ``module``'s: every option keeps its name."""
+    module_params = list(inspect.signature(module).parameters.values())
+    at = [p.name for p in module_params].index("cell")
+    factory_params = list(inspect.signature(factory).parameters.values())
+    cell_options = {p.name for p in factory_params[1:]}
+    signature = inspect.Signature(module_params[:at] + factory_params + module_params[at + 1:])
+
+    def make(*args, **kwargs):
+        arguments = signature.bind(*args, **kwargs).arguments
+        cell = factory(arguments.pop(factory_params[0].name),
+                       **{k: arguments.pop(k) for k in list(arguments) if k in cell_options})
+        lead = [arguments.pop(p.name) for p in module_params[:at]]
+        return module(*lead, cell, **arguments)
+
+    make.__name__ = make.__qualname__ = name
+    make.__module__, make.__signature__ = module.__module__, signature
+    make.__doc__ = (
+        f"``{module.__name__}(lj.{factory.__name__}(hidden_size, ...), ...)``: a {framework} "
+        f"module running ``lj.rnn(lj.{factory.__name__}(...))``, every option under its "
+        f"functional name (``init=`` is the preset).\n\nOptions of ``lj.{factory.__name__}``:"
+        f"\n{args_doc(factory)}\n\nThe rest: see ``{module.__name__}``."
+    )
+    return make
