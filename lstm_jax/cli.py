@@ -116,15 +116,14 @@ def _list(args, fields: list[str]) -> int:
 
 
 def _bench(args, fields: list[str]) -> int:
+    from lstm_jax import bench
     from lstm_jax.train import ConfigError
 
     try:
         import torch  # noqa: F401  (the benchmark's reference)
     except ModuleNotFoundError:
         raise ConfigError("`lstm-jax bench` needs torch: pip install 'lstm_jax[torch]'") from None
-    from lstm_jax import bench
-
-    return bench.main(fields)
+    return bench.run(args)
 
 
 def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
@@ -137,12 +136,21 @@ def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
         print(f"  {name:10} {value:.4g}{baseline}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, as every other error of the command."""
+
+    def error(self, message: str):
+        from lstm_jax.train.config import ConfigError
+
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
 def _train_parser(parent=None) -> argparse.ArgumentParser:
     kwargs = dict(usage=TRAIN_USAGE, add_help=False,
                   description="Train an experiment; the config fields are listed by "
                               "`lstm-jax train NAME --help`.")
     train = parent.add_parser("train", help="train an experiment (see `lstm-jax list`)", **kwargs) \
-        if parent else argparse.ArgumentParser(prog="lstm-jax train", **kwargs)
+        if parent else _Parser(prog="lstm-jax train", **kwargs)
     train.add_argument("experiment", nargs="?", help="a shipped experiment or your own .py file")
     train.add_argument("--out", help="the run directory (default runs/EXPERIMENT-TIME)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out DIR")
@@ -153,7 +161,7 @@ def _train_parser(parent=None) -> argparse.ArgumentParser:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstm-jax", description="Train LSTM/GRU experiments.")
+    parser = _Parser(prog="lstm-jax", description="Train LSTM/GRU experiments.")
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
     _train_parser(commands)
@@ -161,9 +169,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.set_defaults(run=_eval)
     commands.add_parser("list", help="list the experiments").set_defaults(run=_list)
-    commands.add_parser("bench", add_help=False,
-                        help="benchmark against flax and PyTorch (`lstm-jax bench --help`)"
-                        ).set_defaults(run=_bench)
+    from lstm_jax import bench
+
+    benchmark = commands.add_parser("bench", help="benchmark against flax and PyTorch",
+                                    description=bench.__doc__.splitlines()[0])
+    bench.add_arguments(benchmark)
+    benchmark.set_defaults(run=_bench)
     return parser
 
 
@@ -173,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with interrupts.deferred():
-            args, rest = _parser().parse_known_args(argv)
-            if args.command != "train" and args.command != "bench" and rest:
-                _parser().parse_args(argv)  # argparse's own one-line error for stray words
+            parser = _parser()
+            args, rest = parser.parse_known_args(argv)
+            if args.command != "train" and rest:
+                parser.parse_args(argv)  # argparse's own error for stray words
             return args.run(args, rest)
     except ConfigError as error:
         print(f"lstm-jax: error: {error}", file=sys.stderr)

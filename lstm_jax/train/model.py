@@ -20,11 +20,10 @@ import jax.numpy as jnp
 
 import lstm_jax as lj
 from lstm_jax import _checks
+from lstm_jax.cells import KINDS
 from lstm_jax.cells.base import add_bias
 from lstm_jax.tasks import Task
 from lstm_jax.train.config import Config
-
-CELLS = {"lstm": lj.lstm, "gru": lj.gru, "simple": lj.simple}
 
 
 class Model(NamedTuple):
@@ -68,9 +67,9 @@ def readout_of(config: Config, task: Task) -> str:
 
 def build_layer(config: Config) -> lj.Layer:
     """The recurrent stack of ``config``; unknown cells or options name the valid ones."""
-    if config.cell not in CELLS:
-        raise ValueError(f"unknown cell {config.cell!r}; known cells: {', '.join(CELLS)}")
-    cell_factory = CELLS[config.cell]
+    if config.cell not in KINDS:
+        raise ValueError(f"unknown cell {config.cell!r}; known cells: {', '.join(KINDS)}")
+    cell_factory = KINDS[config.cell].factory
     cell_options = _checks.known_options(f"cell {config.cell!r}", cell_factory, config.cell_options)
     rnn_options = _checks.known_options("lj.rnn", lj.rnn, config.rnn_options)
 
