@@ -194,7 +194,7 @@ def _one_line(message: str) -> str:
         suggestion = lines[lines.index("Perhaps you meant:") + 1].split()[0]
         text += f"; did you mean {suggestion}?"
     if text.startswith("Unrecognized options"):
-        text += " (--help lists the config fields)"
+        text += "; the config fields: " + ", ".join("--" + f.replace("_", "-") for f in FIELDS)
     return text
 
 
