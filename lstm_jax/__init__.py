@@ -16,55 +16,49 @@ The layers, each depending only on those above it: ``cells`` (init and one step)
 (data), ``train`` (the optax loop and checkpoints).
 """
 
-from lstm_jax import initializers
-from lstm_jax.cells import (
-    KINDS,
-    Cell,
-    GRUGates,
-    GRUParams,
-    LSTMGates,
-    LSTMParams,
-    LSTMState,
-    SimpleGates,
-    SimpleParams,
-    Layer,
-    gru,
-    lstm,
-    simple,
-)
-from lstm_jax.layers import Directions, bidirectional, stack
-from lstm_jax.rnn import rnn
-from lstm_jax import interop  # noqa: E402  (imports torch/flax lazily)
+import importlib
 
 __version__ = "0.1.0"
 
+# name -> (module, attribute or None for the module itself). Everything loads on first
+# use, so ``import lstm_jax`` is quick and ``lstm-jax`` takes over Ctrl-C before jax loads.
+_EXPORTS = {
+    "KINDS": ("lstm_jax.cells", "KINDS"),
+    "Cell": ("lstm_jax.cells", "Cell"),
+    "Directions": ("lstm_jax.layers", "Directions"),
+    "GRUGates": ("lstm_jax.cells", "GRUGates"),
+    "GRUParams": ("lstm_jax.cells", "GRUParams"),
+    "LSTMGates": ("lstm_jax.cells", "LSTMGates"),
+    "LSTMParams": ("lstm_jax.cells", "LSTMParams"),
+    "LSTMState": ("lstm_jax.cells", "LSTMState"),
+    "Layer": ("lstm_jax.cells", "Layer"),
+    "SimpleGates": ("lstm_jax.cells", "SimpleGates"),
+    "SimpleParams": ("lstm_jax.cells", "SimpleParams"),
+    "bidirectional": ("lstm_jax.layers", "bidirectional"),
+    "gru": ("lstm_jax.cells", "gru"),
+    "lstm": ("lstm_jax.cells", "lstm"),
+    "rnn": ("lstm_jax.rnn", "rnn"),
+    "simple": ("lstm_jax.cells", "simple"),
+    "stack": ("lstm_jax.layers", "stack"),
+    "initializers": ("lstm_jax.initializers", None),
+    "interop": ("lstm_jax.interop", None),
+    "nn": ("lstm_jax.nn", None),
+    "tasks": ("lstm_jax.tasks", None),
+    "train": ("lstm_jax.train", None),
+}
+
+__all__ = sorted(name for name in _EXPORTS if name not in ("nn", "tasks", "train"))
+
 
 def __getattr__(name: str):
-    """``lj.nn`` (flax modules) and ``lj.train`` (the training loop) load on first use."""
-    if name in ("nn", "train", "tasks"):
-        import importlib
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lstm_jax' has no attribute {name!r}")
+    module_name, attribute = _EXPORTS[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return importlib.import_module(f"lstm_jax.{name}")
-    raise AttributeError(f"module 'lstm_jax' has no attribute {name!r}")
 
-__all__ = [
-    "KINDS",
-    "Cell",
-    "Directions",
-    "GRUGates",
-    "GRUParams",
-    "LSTMGates",
-    "LSTMParams",
-    "LSTMState",
-    "Layer",
-    "SimpleGates",
-    "SimpleParams",
-    "bidirectional",
-    "gru",
-    "initializers",
-    "interop",
-    "lstm",
-    "rnn",
-    "simple",
-    "stack",
-]
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

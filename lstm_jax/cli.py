@@ -180,24 +180,35 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    from lstm_jax.train import CheckpointError, ConfigError, TrainingDiverged, interrupts
+    from lstm_jax.train import interrupts  # light: taken before jax and orbax load
+
+    with interrupts.deferred():
+        try:
+            return _dispatch(argv)
+        except KeyboardInterrupt as stop:  # before a run started: nothing was written
+            print("lstm-jax: interrupted; nothing was written", file=sys.stderr)
+            return getattr(stop, "exit_code", 130)
+
+
+def _dispatch(argv: list[str]) -> int:
+    from lstm_jax.train import interrupts
+    from lstm_jax.train.checkpoint import CheckpointError
+    from lstm_jax.train.config import ConfigError
+    from lstm_jax.train.loop import TrainingDiverged
 
     try:
-        with interrupts.deferred():
-            parser = _parser()
-            args, rest = parser.parse_known_args(argv)
-            if args.command != "train" and rest:
-                parser.parse_args(argv)  # argparse's own error for stray words
-            return args.run(args, rest)
+        parser = _parser()
+        args, rest = parser.parse_known_args(argv)
+        if args.command != "train" and rest:
+            parser.parse_args(argv)  # argparse's own error for stray words
+        interrupts.check()
+        return args.run(args, rest)
     except ConfigError as error:
         print(f"lstm-jax: error: {error}", file=sys.stderr)
         return 2
     except (CheckpointError, TrainingDiverged) as error:
         print(f"lstm-jax: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as stop:  # before a run started: nothing was written
-        print("lstm-jax: interrupted; nothing was written", file=sys.stderr)
-        return getattr(stop, "exit_code", 130)
 
 
 def _version() -> str:

@@ -240,6 +240,18 @@ def test_sigint_stops_cleanly_and_resume_is_bit_identical(moment, tmp_path):
     assert_same_params(out, straight)
 
 
+def test_sigint_during_start_up_exits_130_and_writes_nothing(tmp_path):
+    process = run_cli("train", "adding", "--out", str(tmp_path / "run"), *SMALL, wait=False)
+    time.sleep(1.0)  # jax, flax and orbax are loading
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Segmentation" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("lstm-jax: interrupted")
+    if not (tmp_path / "run").exists():
+        assert stderr.strip().endswith("lstm-jax: interrupted; nothing was written")
+
+
 def test_sigterm_from_outside_during_training_exits_143(tmp_path):
     out = tmp_path / "run"
     process = run_cli("train", "adding", "--out", str(out), "--steps", "100000", *SMALL, wait=False)
