@@ -17,6 +17,8 @@ The layers, each depending only on those above it: ``cells`` (init and one step)
 """
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -62,3 +64,20 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted([*globals(), *_EXPORTS])
+
+
+class _Package(types.ModuleType):
+    """``lj.rnn`` is the function, though importing the module ``lstm_jax.rnn`` would
+    bind the module to that name: the import system's assignment is ignored here."""
+
+    @property
+    def rnn(self):
+        return __getattr__("rnn")
+
+    @rnn.setter
+    def rnn(self, value):
+        if not isinstance(value, types.ModuleType):
+            globals()["rnn"] = value
+
+
+sys.modules[__name__].__class__ = _Package
