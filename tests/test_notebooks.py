@@ -1,0 +1,106 @@
+"""The notebooks in notebooks/ run from a clean kernel, and are committed clean.
+
+Each notebook is executed with nbclient in a fresh kernel of *this* interpreter
+(``sys.executable``, the one running pytest, where lstm_jax is installed): the kernel
+spec is ipykernel's native one, never a ``python3`` spec found on the machine, which
+could start another Python without jax. A cell that raises fails its test.
+
+To re-execute the notebooks and save them with their outputs (after editing one)::
+
+    python tests/test_notebooks.py                       # all of them
+    python tests/test_notebooks.py 01_lstm_anatomy.ipynb # some
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
+TIMEOUT_S = 600  # per cell; the notebooks take well under a minute each
+MAX_BYTES = 600_000  # a committed notebook, images included
+# Outputs must not name the machine they ran on.
+LOCAL_PATHS = sorted({str(ROOT), str(Path.home()), sys.prefix, tempfile.gettempdir(), "/work/"})
+
+
+def kernel_manager() -> KernelManager:
+    """A manager for ipykernel's native kernel: ``sys.executable -m ipykernel_launcher``."""
+    specs = KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
+    return KernelManager(kernel_name="python3", kernel_spec_manager=specs)
+
+
+def execute(name: str):
+    """Run notebook ``name`` top to bottom in a new kernel; return it and the seconds taken."""
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    client = NotebookClient(
+        nb,
+        km=kernel_manager(),
+        timeout=TIMEOUT_S,
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+    start = time.perf_counter()
+    client.execute()
+    return nb, time.perf_counter() - start
+
+
+def clean(nb) -> None:
+    """Drop what is per-run noise: timing metadata, widget state; name the kernel plainly."""
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
+                                 "name": "python3"}
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+
+
+def test_notebooks_exist():
+    assert NOTEBOOKS, f"no notebooks in {NOTEBOOK_DIR}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs(name):
+    execute(name)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_committed_with_outputs(name):
+    path = NOTEBOOK_DIR / name
+    assert path.stat().st_size < MAX_BYTES, f"{name} is {path.stat().st_size} bytes"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{name}: not run top to bottom: {counts}"
+    images = 0
+    for cell in code:
+        for out in cell.outputs:
+            assert out.output_type != "error", f"{name}: a cell failed: {out.get('ename')}"
+            images += "image/png" in out.get("data", {})
+            text = json.dumps(out)
+            for local in LOCAL_PATHS:
+                assert local not in text, f"{name}: an output names the local path {local}"
+    assert images > 0, f"{name} was saved without its figures"
+
+
+def main(names: list[str]) -> None:
+    for name in names or NOTEBOOKS:
+        nb, seconds = execute(name)
+        clean(nb)
+        nbformat.write(nb, NOTEBOOK_DIR / name)
+        size = os.path.getsize(NOTEBOOK_DIR / name)
+        print(f"{name}: executed in {seconds:.1f} s, saved ({size / 1000:.0f} kB)", flush=True)
+
+
+if __name__ == "__main__":
+    main([Path(a).name for a in sys.argv[1:]])
