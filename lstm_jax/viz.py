@@ -146,14 +146,16 @@ def plot_bars(
     title: str,
     xlabel: str,
     ylabel: str,
+    value_format: str = "%.2f",
     ax=None,
 ) -> Figure:
     """Grouped bars: for each group (e.g. a unit), one bar per entry of ``series``.
 
     Args:
-      series: label -> one value per group.
+      series: label -> one value per group; with several series a legend names them.
       groups: the group names, drawn under the x axis.
       title, xlabel, ylabel: the figure's texts.
+      value_format: how the value written over each bar is formatted.
       ax: draw on these axes instead of a new figure.
 
     >>> fig = plot_bars({"kept": [0.5, 0.1], "written": [0.2, 0.7]}, groups=["unit 0", "unit 1"],
@@ -161,8 +163,8 @@ def plot_bars(
     >>> [round(float(p.get_height()), 2) for p in fig.axes[0].patches]
     [0.5, 0.1, 0.2, 0.7]
     """
-    fig, ax = _figure(ax, (8.4, 3.6))
     n = len(series)
+    fig, ax = _figure(ax, (8.4 if n > 1 else 6.4, 3.6))
     width = 0.8 / max(n, 1)
     positions = np.arange(len(groups))
     for k, (label, values) in enumerate(series.items()):
@@ -174,10 +176,11 @@ def plot_bars(
             )
         offset = (k - (n - 1) / 2) * width
         bars = ax.bar(positions + offset, values, width, label=label)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+        ax.bar_label(bars, fmt=value_format, fontsize=8, padding=1)
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xticks(positions, list(groups))
-    _legend(ax, "outside", fontsize=9)
+    if n > 1:
+        _legend(ax, "outside", fontsize=9)
     ax.margins(y=0.15)
     _label(ax, title, xlabel, ylabel)
     return fig
@@ -246,11 +249,11 @@ def plot_parity(
 ) -> Figure:
     """Scatter of ``b`` against ``a`` with the line y = x: two computations that agree.
 
-    The legend gives the largest absolute difference.
+    The legend gives the largest absolute difference, max |b − a|.
 
     >>> fig = plot_parity([0.0, 1.0], [0.0, 1.0 + 1e-6], title="t", xlabel="a", ylabel="b")
     >>> fig.axes[0].get_legend().get_texts()[0].get_text()
-    'values (max |b − a| = 1.0e-06)'
+    'values (largest difference 1.0e-06)'
     """
     a, b = np.ravel(np.asarray(a, dtype=float)), np.ravel(np.asarray(b, dtype=float))
     if a.shape != b.shape:
@@ -259,7 +262,7 @@ def plot_parity(
     lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
     ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", label="y = x")
     diff = float(np.max(np.abs(b - a))) if a.size else 0.0
-    ax.scatter(a, b, s=6, alpha=0.5, label=f"values (max |b − a| = {diff:.1e})")
+    ax.scatter(a, b, s=6, alpha=0.5, label=f"values (largest difference {diff:.1e})")
     ax.set_aspect("equal", adjustable="datalim")
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], loc="upper left", fontsize=8)

@@ -93,9 +93,25 @@ def test_notebook_committed_with_outputs(name):
     assert images > 0, f"{name} was saved without its figures"
 
 
+def cell_seconds(nb) -> list[tuple[float, int]]:
+    """(seconds, index) of each executed cell, from nbclient's timing metadata."""
+    from datetime import datetime
+
+    timings = []
+    for index, cell in enumerate(nb.cells):
+        execution = cell.metadata.get("execution", {})
+        if "iopub.execute_input" in execution and "shell.execute_reply" in execution:
+            start, end = (datetime.fromisoformat(execution[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            timings.append(((end - start).total_seconds(), index))
+    return sorted(timings, reverse=True)
+
+
 def main(names: list[str]) -> None:
     for name in names or NOTEBOOKS:
         nb, seconds = execute(name)
+        slowest = ", ".join(f"cell {i}: {s:.1f} s" for s, i in cell_seconds(nb)[:3])
+        print(f"{name}: slowest cells {slowest}", flush=True)
         clean(nb)
         nbformat.write(nb, NOTEBOOK_DIR / name)
         size = os.path.getsize(NOTEBOOK_DIR / name)
