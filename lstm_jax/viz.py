@@ -114,7 +114,7 @@ def plot_lines(
     >>> [line.get_label() for line in fig.axes[0].get_lines()]
     ['a', 'b', 'baseline']
     """
-    fig, ax = _figure(ax, (6.4, 3.6))
+    fig, ax = _figure(ax, (8.6 if legend == "outside" else 6.4, 3.6))
     for label, y in ys.items():
         y = np.asarray(y)
         if x is None:

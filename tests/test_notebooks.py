@@ -111,11 +111,10 @@ def main(names: list[str]) -> None:
     for name in names or NOTEBOOKS:
         nb, seconds = execute(name)
         slowest = ", ".join(f"cell {i}: {s:.1f} s" for s, i in cell_seconds(nb)[:3])
-        print(f"{name}: slowest cells {slowest}", flush=True)
         clean(nb)
         nbformat.write(nb, NOTEBOOK_DIR / name)
         size = os.path.getsize(NOTEBOOK_DIR / name)
-        print(f"{name}: executed in {seconds:.1f} s, saved ({size / 1000:.0f} kB)", flush=True)
+        print(f"{name}: executed in {seconds:.1f} s, saved ({size / 1000:.0f} kB); slowest {slowest}", flush=True)
 
 
 if __name__ == "__main__":
