@@ -6,7 +6,7 @@ nothing is kept in a global figure list; a notebook shows it as the cell's last 
 (after ``%matplotlib inline``), a script saves it with ``fig.savefig(path)``. Titles and
 axis labels are required arguments: a figure without them explains nothing.
 
-This is the one module of the package that imports matplotlib; the core never does.
+The core (cells, runners, layers) never imports this module or matplotlib.
 
 >>> import numpy as np
 >>> fig = plot_lines({"loss": np.array([1.0, 0.5, 0.25])}, title="Training",
