@@ -194,6 +194,8 @@ def plot_heatmaps(
     ylabel: str = "unit",
     marks: Sequence[int] = (),
     mark_label: str = "marked step",
+    row_labels: Sequence[str] | None = None,
+    value_label: str = "value (unitless)",
 ) -> Figure:
     """One heatmap per entry of ``panels``, stacked, sharing the time axis.
 
@@ -205,6 +207,9 @@ def plot_heatmaps(
       xlabel, ylabel: axis labels (the x label is drawn under the last panel only).
       marks: time steps to mark with a dotted vertical line on every panel.
       mark_label: the legend entry of those lines.
+      row_labels: a name for each row (unit), e.g. the units' indices after sorting;
+        0, 1, ... when None.
+      value_label: the colour bars' label.
 
     >>> fig = plot_heatmaps({"f": np.full((5, 3), 0.9), "c": np.zeros((5, 3))}, title="x",
     ...                     marks=[1, 3])
@@ -212,7 +217,7 @@ def plot_heatmaps(
     ['f', 'c']
     """
     n = len(panels)
-    fig = Figure(figsize=(7.5, 1.35 + 1.45 * n), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(7.5, 1.35 + 1.6 * n), dpi=DPI, layout="constrained")
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
     for k, (ax, (name, values)) in enumerate(zip(axes, panels.items())):
         values = np.asarray(values, dtype=float)
@@ -225,7 +230,14 @@ def plot_heatmaps(
             limits, cmap = (-bound, bound), "RdBu_r"
         image = ax.imshow(values.T, aspect="auto", origin="lower", cmap=cmap,
                           vmin=limits[0], vmax=limits[1], interpolation="nearest")
-        fig.colorbar(image, ax=ax, pad=0.01)
+        fig.colorbar(image, ax=ax, pad=0.01).set_label(value_label, fontsize=8)
+        if row_labels is not None:
+            if len(row_labels) != values.shape[1]:
+                raise ValueError(
+                    f"`row_labels` has {len(row_labels)} names but `panels[{name!r}]` has "
+                    f"{values.shape[1]} rows"
+                )
+            ax.set_yticks(np.arange(values.shape[1]), list(row_labels), fontsize=6)
         for j, t in enumerate(marks):
             ax.axvline(t, color="magenta", lw=1.2, ls=":",
                        label=mark_label if (j == 0 and k == 0) else None)

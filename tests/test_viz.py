@@ -128,6 +128,18 @@ def test_plot_heatmaps_one_image_per_panel_time_along_x():
     for ax in panels:
         assert [line.get_xdata()[0] for line in ax.get_lines()] == [2, 5]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["marked step"]
+    colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert [ax.get_ylabel() for ax in colorbars] == ["value (unitless)"] * 2
+
+
+def test_plot_heatmaps_row_labels():
+    fig = viz.plot_heatmaps({"f": np.full((4, 3), 0.5)}, title="t", row_labels=["7", "2", "5"],
+                            value_label="gate (0..1)")
+    panel, colorbar = fig.axes
+    assert [t.get_text() for t in panel.get_yticklabels()] == ["7", "2", "5"]
+    assert colorbar.get_ylabel() == "gate (0..1)"
+    with pytest.raises(ValueError, match=r"`row_labels` has 2 names but `panels\['f'\]` has 3"):
+        viz.plot_heatmaps({"f": np.zeros((4, 3))}, title="t", row_labels=["a", "b"])
 
 
 def test_plot_heatmaps_accepts_jax_arrays_and_rejects_other_ranks():
