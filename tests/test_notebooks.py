@@ -76,6 +76,17 @@ def test_notebooks_exist():
     assert NOTEBOOKS, f"no notebooks in {NOTEBOOK_DIR}"
 
 
+def test_kernel_is_this_interpreter(tmp_path, monkeypatch):
+    # A "python3" kernel spec elsewhere on the machine (here: on JUPYTER_PATH) is ignored.
+    spec = tmp_path / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "another Python", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    assert kernel_manager().kernel_spec.argv[0] == sys.executable
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs(name):
     execute(name)
