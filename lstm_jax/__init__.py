@@ -16,9 +16,10 @@ The layers, each depending only on those above it: ``cells`` (init and one step)
 (data), ``train`` (the optax loop and checkpoints).
 """
 
-import importlib
 import sys
 import types
+
+from lstm_jax import _lazy
 
 __version__ = "0.1.0"
 
@@ -52,18 +53,7 @@ _EXPORTS = {
 __all__ = sorted(name for name in _EXPORTS if name not in ("nn", "tasks", "train"))
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'lstm_jax' has no attribute {name!r}")
-    module_name, attribute = _EXPORTS[name]
-    module = importlib.import_module(module_name)
-    value = module if attribute is None else getattr(module, attribute)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
 
 
 class _Package(types.ModuleType):

@@ -8,50 +8,40 @@ heavy imports (jax, orbax) begin.
 'lstm'
 """
 
-import importlib
+from lstm_jax import _lazy
 
 # name -> (module, attribute): each public name is written once, here
 _EXPORTS = {
-    "CheckpointError": ("checkpoint", "CheckpointError"),
-    "Checkpoints": ("checkpoint", "Checkpoints"),
-    "Config": ("config", "Config"),
-    "ConfigError": ("config", "ConfigError"),
-    "DataParallel": ("sharding", "DataParallel"),
-    "Experiment": ("experiments", "Experiment"),
-    "Interrupted": ("interrupts", "Interrupted"),
-    "Model": ("model", "Model"),
-    "Prepared": ("loop", "Prepared"),
-    "TrainState": ("steps", "TrainState"),
-    "Trained": ("loop", "Trained"),
-    "TrainingDiverged": ("loop", "TrainingDiverged"),
-    "build_layer": ("model", "build_layer"),
-    "build_model": ("model", "build_model"),
-    "default_optimizer": ("steps", "default_optimizer"),
-    "evaluate": ("loop", "evaluate"),
-    "init_state": ("steps", "init_state"),
-    "learning_rate_schedule": ("steps", "learning_rate_schedule"),
-    "list_experiments": ("experiments", "list_experiments"),
-    "load": ("loop", "load"),
-    "load_experiment": ("experiments", "load"),
-    "make_eval_step": ("steps", "make_eval_step"),
-    "make_train_step": ("steps", "make_train_step"),
-    "prepare": ("loop", "prepare"),
-    "run": ("loop", "run"),
-    "run_keys": ("loop", "run_keys"),
-    "train": ("loop", "train"),
+    "CheckpointError": ("lstm_jax.train.checkpoint", "CheckpointError"),
+    "Checkpoints": ("lstm_jax.train.checkpoint", "Checkpoints"),
+    "Config": ("lstm_jax.train.config", "Config"),
+    "ConfigError": ("lstm_jax.train.config", "ConfigError"),
+    "DataParallel": ("lstm_jax.train.sharding", "DataParallel"),
+    "Experiment": ("lstm_jax.train.experiments", "Experiment"),
+    "Interrupted": ("lstm_jax.train.interrupts", "Interrupted"),
+    "Model": ("lstm_jax.train.model", "Model"),
+    "Prepared": ("lstm_jax.train.loop", "Prepared"),
+    "TrainState": ("lstm_jax.train.steps", "TrainState"),
+    "Trained": ("lstm_jax.train.loop", "Trained"),
+    "TrainingDiverged": ("lstm_jax.train.loop", "TrainingDiverged"),
+    "build_layer": ("lstm_jax.train.model", "build_layer"),
+    "build_model": ("lstm_jax.train.model", "build_model"),
+    "default_optimizer": ("lstm_jax.train.steps", "default_optimizer"),
+    "evaluate": ("lstm_jax.train.loop", "evaluate"),
+    "init_state": ("lstm_jax.train.steps", "init_state"),
+    "learning_rate_schedule": ("lstm_jax.train.steps", "learning_rate_schedule"),
+    "list_experiments": ("lstm_jax.train.experiments", "list_experiments"),
+    "load": ("lstm_jax.train.loop", "load"),
+    "load_experiment": ("lstm_jax.train.experiments", "load"),
+    "make_eval_step": ("lstm_jax.train.steps", "make_eval_step"),
+    "make_train_step": ("lstm_jax.train.steps", "make_train_step"),
+    "prepare": ("lstm_jax.train.loop", "prepare"),
+    "run": ("lstm_jax.train.loop", "run"),
+    "run_keys": ("lstm_jax.train.loop", "run_keys"),
+    "train": ("lstm_jax.train.loop", "train"),
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'lstm_jax.train' has no attribute {name!r}")
-    module, attribute = _EXPORTS[name]
-    value = getattr(importlib.import_module(f"lstm_jax.train.{module}"), attribute)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
