@@ -1,0 +1,88 @@
+"""The cuDNN path's pure parts on the CPU: weight layout, padding, reversal, what it runs.
+
+``jax.experimental.rnn.lstm`` needs a GPU; its CPU reference ``lstm_ref`` computes the
+same function from the same flat weights, so the conversion and the padding rules are
+checked here against our XLA loop. The GPU run itself is in the GPU test run.
+"""
+
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import rnn as experimental_rnn
+
+import lstm_jax as lj
+from lstm_jax import _cudnn
+from lstm_jax.rnn import reverse_in_time
+
+B, T, I, H = 3, 5, 4, 6
+
+
+def reference_implementation(x, h_0, c_0, weights, seq_lengths, *, input_size, hidden_size):
+    W_ih, W_hh, b_ih, b_hh = experimental_rnn.unpack_lstm_weights(
+        weights, input_size, hidden_size, num_layers=1, bidirectional=False)
+    assert bool(jnp.all(seq_lengths >= 1))  # as cuDNN requires
+    return experimental_rnn.lstm_ref(x, h_0, c_0, W_ih, W_hh, b_ih, b_hh, seq_lengths, input_size,
+                                     hidden_size, 1, 0.0, False)
+
+
+@pytest.fixture
+def layer_and_params():
+    layer = lj.rnn(lj.lstm(H, forget_bias=0.5), fused_backward=False)
+    params = layer.init(jax.random.key(0), input_size=I)
+    params = params._replace(b=jax.random.normal(jax.random.key(1), params.b.shape))
+    return layer, params
+
+
+def test_weights_round_trip_and_match_the_documented_layout(layer_and_params):
+    _, params = layer_and_params
+    weights = _cudnn.to_weights(params)
+    assert weights.shape == (experimental_rnn.get_num_params_in_lstm(I, H, 1, False),)
+    W_ih, W_hh, b_ih, b_hh = experimental_rnn.unpack_lstm_weights(weights, I, H, 1, False)
+    np.testing.assert_array_equal(W_ih[0], params.w_ih.T)
+    np.testing.assert_array_equal(W_hh[0], params.w_hh.T)
+    np.testing.assert_array_equal(b_ih[0] + b_hh[0], params.b)
+    back = _cudnn.from_weights(weights, I, H)
+    for got, want in zip(back[:3], params[:3]):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cudnn_formula_equals_the_xla_loop_with_padding(layer_and_params, reverse):
+    layer, params = layer_and_params
+    xs = jax.random.normal(jax.random.key(2), (B, T, I))
+    lengths = jnp.array([5, 2, 0])
+    carry0 = lj.LSTMState(jax.random.normal(jax.random.key(3), (B, H)),
+                          jax.random.normal(jax.random.key(4), (B, H)))
+    want_carry, want_ys = layer.apply(params, xs, seq_lengths=lengths, carry=carry0, reverse=reverse)
+    xs_T = jnp.moveaxis(xs, 1, 0)
+    if reverse:
+        xs_T = reverse_in_time(xs_T, lengths)
+    carry, ys_T = _cudnn.run(params, carry0, xs_T, lengths, implementation=reference_implementation)
+    if reverse:
+        ys_T = reverse_in_time(ys_T, lengths)
+    np.testing.assert_allclose(jnp.moveaxis(ys_T, 0, 1), want_ys, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(carry.h, want_carry.h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(carry.c, want_carry.c, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(carry.h[2], carry0.h[2])  # length 0 keeps its carry
+
+
+def test_no_bias_means_zero_biases(layer_and_params):
+    params = lj.lstm(H, bias=False).init(jax.random.key(0), input_size=I)
+    weights = _cudnn.to_weights(params)
+    np.testing.assert_array_equal(weights[-8 * H:], 0.0)
+
+
+@pytest.mark.parametrize("cell, reason", [
+    (lj.lstm(H), None),
+    (lj.gru(H), "cuDNN runs the LSTM only, not a gru cell"),
+    (lj.lstm(H, peephole=True), "cuDNN's LSTM has no `peephole`"),
+    (lj.lstm(H, proj_size=3), "cuDNN's LSTM has no `proj_size`"),
+    (lj.lstm(H, layer_norm=True), "cuDNN's LSTM has no `layer_norm`"),
+    (lj.lstm(H, coupled=True), "cuDNN's LSTM has no `coupled`"),
+    (lj.lstm(H, activation="relu"), "cuDNN's LSTM uses sigmoid gates and tanh, no other activations"),
+    (lj.lstm(H, dtype=jnp.bfloat16), "jax.experimental.rnn runs float32 only, got `dtype` bfloat16"),
+])
+def test_what_cudnn_can_run(cell, reason):
+    assert _cudnn.unsupported(cell.config) == reason
