@@ -392,3 +392,16 @@ def test_module_options_are_the_functional_arguments():
     # and so are their docstrings
     assert "fused_backward: differentiate" in ljl.RNN.__doc__ and "zoneout:" in ljx.RNN.__doc__
     assert "proj_size: P" in ljl.LSTM.__doc__ and "gate_activation" in ljx.GRU.__doc__
+
+
+def test_params_work_with_optax_masks():
+    """Options left off (``w_hr``, ``peephole``, ``layer_norm`` here) are empty subtrees,
+    not leaves: masks built with ``jax.tree.map`` line up with the params."""
+    model = ljl.Stack([ljl.LSTM(H), ljl.GRU(H, bias=False)])
+    params = model.init(jax.random.key(0), XS)["params"]
+    mask = jax.tree.map(lambda a: a.ndim > 1, params)  # decay the matrices only
+    tx = optax.masked(optax.add_decayed_weights(0.5), mask)
+    updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    lstm_updates = updates["layer"][0]
+    assert_trees_equal(lstm_updates.w_hh, 0.5 * params["layer"][0].w_hh)
+    assert lstm_updates.w_hr is None and not np.any(lstm_updates.b)
