@@ -185,3 +185,19 @@ def test_sums_projections_is_true_of_combine(name, factory, kind, options):
         assert max(differences) < 1e-6
     else:
         assert max(differences) > 1e-3
+
+
+def test_options_every_cell_has_are_declared_once():
+    """``common_options`` declares the options every cell has; each factory's signature
+    is its own options followed by those, with the same defaults."""
+    import inspect
+
+    from lstm_jax.cells.base import common_options
+
+    common = {n: p.default for n, p in inspect.signature(common_options).parameters.items()
+              if p.kind is p.KEYWORD_ONLY}
+    for kind in lj.KINDS.values():
+        options = {n: p.default for n, p in inspect.signature(kind.factory).parameters.items()}
+        assert {n: options[n] for n in common} == common
+    with pytest.raises(TypeError, match=r"gru\(\) got an unexpected keyword argument 'proj_size'"):
+        lj.gru(H, proj_size=2)

@@ -159,3 +159,31 @@ def test_layer_apply_errors():
         bi.apply(params[0], xs, carry=jnp.zeros((B, H)))
     with pytest.raises(ValueError, match=r"`xs` must have 5 features"):
         model.apply(params, jnp.ones((B, T, 3)))
+
+
+def test_layers_describe_themselves():
+    """``uses_key``, ``sublayers``, ``cell`` and ``cells`` come from the layer; ``levels``,
+    ``split`` and ``join`` are the one walk over nested layers."""
+    from lstm_jax import layers
+
+    inner = lj.rnn(lj.gru(H), recurrent_dropout=0.1)
+    model = lj.stack([lj.bidirectional(lj.lstm(H), inner), lj.rnn(lj.lstm(H))])
+    assert model.uses_key and not lj.stack([lj.lstm(H)]).uses_key
+    assert lj.stack([lj.lstm(H)], dropout=0.2).uses_key
+    assert len(model.sublayers) == 2 and model.sublayers[0].sublayers[1] is inner
+    assert inner.cell is not None and model.cell is None
+    assert [c.config.kind for c in model.cells] == ["lstm", "gru", "lstm"]
+    assert [len(row) for row in layers.levels(model)] == [2, 1]
+    params = model.init(jax.random.key(0), I)
+    parts = layers.split(model, params)
+    assert parts[0][1] is params[0].backward and parts[1][0] is params[1]
+    assert jax.tree.structure(layers.join(model, parts)) == jax.tree.structure(params)
+    custom = lj.Layer(*model[:4], config=None)  # a layer built by hand
+    assert custom.uses_key and custom.sublayers == () and custom.cell is None
+
+
+def test_one_table_of_cell_kinds():
+    for kind, entry in lj.KINDS.items():
+        cell = entry.factory(H)
+        assert cell.config.kind == kind
+        assert isinstance(cell.init(jax.random.key(0), I), entry.params)

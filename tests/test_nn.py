@@ -329,3 +329,79 @@ def test_errors_from_bad_input():
         ljx.LSTM(0, H, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="`hidden_size` must be a positive int"):
         ljl.GRU(0).init(jax.random.key(0), XS)
+
+
+# --- composition, as flax's own modules compose -------------------------------------
+
+
+def test_linen_modules_compose_with_cells_layers_and_modules():
+    """Bidirectional and Stack take modules as well as cells and layers, and build the
+    same functional layer as the functional API."""
+    model = ljl.Stack([ljl.Bidirectional(ljl.LSTM(H, init="pytorch"), ljl.GRU(H)),
+                       lj.rnn(lj.gru(P), zoneout=0.1), ljl.RecurrentLayer(lj.rnn(lj.lstm(H)))],
+                      return_carry=True)
+    layer = lj.stack([lj.bidirectional(lj.lstm(H, init="pytorch"), lj.gru(H)),
+                      lj.rnn(lj.gru(P), zoneout=0.1), lj.rnn(lj.lstm(H))])
+    variables = model.init(jax.random.key(0), XS, deterministic=True)
+    params = variables["params"]["layer"]
+    assert jax.tree.structure(params) == jax.tree.structure(layer.init(jax.random.key(0), I))
+    assert_trees_equal(model.apply(variables, XS, seq_lengths=LENGTHS, deterministic=True),
+                       layer.apply(params, XS, seq_lengths=LENGTHS))
+    assert model.layer.uses_key and not ljl.Bidirectional(ljl.LSTM(H), ljl.LSTM(H)).layer.uses_key
+
+
+def test_flax_rnn_runs_a_one_cell_module():
+    """``flax.linen.RNN(LSTM(H))``: a module that runs one cell is a cell for flax."""
+    for module, layer in [(ljl.LSTM(H, proj_size=P), lj.rnn(lj.lstm(H, proj_size=P))),
+                          (ljl.RNN(lj.gru(H)), lj.rnn(lj.gru(H)))]:
+        flax_rnn = nn.RNN(module, return_carry=True)
+        variables = flax_rnn.init(jax.random.key(0), XS)
+        params = variables["params"]["cell"]["layer"]
+        assert_trees_equal(flax_rnn.apply(variables, XS), layer.apply(params, XS))
+    both = nn.Bidirectional(nn.RNN(ljl.LSTM(H)), nn.RNN(ljl.LSTM(H)))
+    assert both.apply(both.init(jax.random.key(0), XS), XS).shape == (B, T, 2 * H)
+    with pytest.raises(TypeError, match="only a module running one cell"):
+        nn.RNN(ljl.Stack([lj.lstm(H)])).init(jax.random.key(0), XS)
+
+
+def test_nnx_modules_compose_and_keep_their_params():
+    forward = ljx.LSTM(I, H, rngs=nnx.Rngs(1))
+    first = ljx.Bidirectional(I, forward, lj.gru(H), rngs=nnx.Rngs(2))
+    model = ljx.Stack(I, [first, ljx.GRU(2 * H, P, rngs=nnx.Rngs(3))], return_carry=True,
+                      rngs=nnx.Rngs(4))
+    assert_trees_equal(model.get_params()[0], first.get_params(), atol=0)
+    assert_trees_equal(model.get_params()[0].forward, forward.get_params(), atol=0)
+    layer = lj.stack([lj.bidirectional(lj.lstm(H), lj.gru(H)), lj.gru(P)])
+    assert_trees_equal(model(XS), layer.apply(model.get_params(), XS))
+    wrapped = ljx.RecurrentLayer(I, forward, rngs=nnx.Rngs(5))
+    assert_trees_equal(wrapped.get_params(), forward.get_params(), atol=0)
+    with pytest.raises(ValueError, match="`params` must have the shapes"):
+        ljx.Stack(I, [ljx.LSTM(I + 1, H, rngs=nnx.Rngs(0))], rngs=nnx.Rngs(0))
+
+
+def test_module_options_are_the_functional_arguments():
+    """The modules declare no option of their own: their attributes and signatures are
+    read from ``lj.rnn``, ``lj.bidirectional`` and ``lj.stack``."""
+    for fn, linen_module, nnx_module in [(lj.rnn, ljl.RNN, ljx.RNN),
+                                         (lj.bidirectional, ljl.Bidirectional, ljx.Bidirectional),
+                                         (lj.stack, ljl.Stack, ljx.Stack)]:
+        linen_params = inspect.signature(linen_module).parameters
+        nnx_params = inspect.signature(nnx_module).parameters
+        for name, p in inspect.signature(fn).parameters.items():
+            assert linen_params[name].default == p.default == nnx_params[name].default, name
+    # and so are their docstrings
+    assert "fused_backward: differentiate" in ljl.RNN.__doc__ and "zoneout:" in ljx.RNN.__doc__
+    assert "proj_size: P" in ljl.LSTM.__doc__ and "gate_activation" in ljx.GRU.__doc__
+
+
+def test_params_work_with_optax_masks():
+    """Options left off (``w_hr``, ``peephole``, ``layer_norm`` here) are empty subtrees,
+    not leaves: masks built with ``jax.tree.map`` line up with the params."""
+    model = ljl.Stack([ljl.LSTM(H), ljl.GRU(H, bias=False)])
+    params = model.init(jax.random.key(0), XS)["params"]
+    mask = jax.tree.map(lambda a: a.ndim > 1, params)  # decay the matrices only
+    tx = optax.masked(optax.add_decayed_weights(0.5), mask)
+    updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    lstm_updates = updates["layer"][0]
+    assert_trees_equal(lstm_updates.w_hh, 0.5 * params["layer"][0].w_hh)
+    assert lstm_updates.w_hr is None and not np.any(lstm_updates.b)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
-
 import dataclasses
+import functools
+import inspect
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -161,9 +162,20 @@ def default_initializers(preset: str, hidden_size: int, num_gates: int):
     return inits.lecun_normal(), inits.per_gate(inits.orthogonal(), num_gates), inits.zeros()
 
 
-def common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_init, activation,
-                   param_dtype, dtype) -> dict:
-    """The checked options every cell factory shares: the fields of ``CellConfig``."""
+def common_options(
+    hidden_size: int,
+    *,
+    bias: bool = True,
+    init: str = "flax",
+    kernel_init: inits.Initializer | None = None,
+    recurrent_init: inits.Initializer | None = None,
+    bias_init: inits.Initializer | None = None,
+    activation: str | Callable = "tanh",
+    param_dtype: Any = jnp.float32,
+    dtype: Any = None,
+) -> dict:
+    """The options every cell has, declared once (see ``lstm`` for their meaning), and
+    checked: the fields of ``CellConfig``. ``cell_factory`` adds them to each factory."""
     return dict(
         hidden_size=_checks.positive_int("hidden_size", hidden_size),
         bias=bool(bias),
@@ -175,6 +187,31 @@ def common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_in
         param_dtype=param_dtype,
         dtype=dtype,
     )
+
+
+def cell_factory(factory: Callable[..., Cell]) -> Callable[..., Cell]:
+    """``factory(hidden_size, *, its own options, **common)`` with the signature of its
+    own options followed by those of ``common_options``, which ``**common`` receives.
+
+    A new option every cell has is written once, in ``common_options`` (and
+    ``CellConfig``); wrappers read the full signature (``inspect.signature``).
+    """
+    own = [p for p in inspect.signature(factory).parameters.values()
+           if p.kind is not p.VAR_KEYWORD]
+    common = [p for p in inspect.signature(common_options).parameters.values()
+              if p.kind is p.KEYWORD_ONLY]
+    signature = inspect.Signature(own + common, return_annotation="Cell")
+
+    @functools.wraps(factory)
+    def checked(*args, **kwargs):
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as error:  # e.g. an unknown option: name the factory
+            raise TypeError(f"{factory.__name__}() {error}") from None
+        return factory(*args, **kwargs)
+
+    checked.__signature__ = signature
+    return checked
 
 
 def initializers_of(config, num_gates: int):

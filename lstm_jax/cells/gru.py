@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells import base
-from lstm_jax.initializers import Initializer
 
 Array = jax.Array
 
@@ -40,18 +39,12 @@ class GRUConfig(base.CellConfig):
     kind = "gru"
 
 
+@base.cell_factory
 def gru(
     hidden_size: int,
     *,
-    bias: bool = True,
-    init: str = "flax",
-    kernel_init: Initializer | None = None,
-    recurrent_init: Initializer | None = None,
-    bias_init: Initializer | None = None,
-    activation: str | Callable = "tanh",
     gate_activation: str | Callable = "sigmoid",
-    param_dtype: Any = jnp.float32,
-    dtype: Any = None,
+    **common,
 ) -> base.Cell:
     r"""A gated recurrent unit (Cho et al., 2014) as PyTorch and cuDNN compute it.
 
@@ -83,8 +76,7 @@ def gru(
     """
     config = GRUConfig(
         gate_activation=base.resolve_activation("gate_activation", gate_activation),
-        **base.common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_init,
-                              activation, param_dtype, dtype),
+        **base.common_options(hidden_size, **common),
     )
     return _build(config)
 

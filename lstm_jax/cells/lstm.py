@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
 from lstm_jax.cells import base
-from lstm_jax.initializers import Initializer
 
 Array = jax.Array
 
@@ -86,6 +85,7 @@ class LSTMConfig(base.CellConfig):
         return not self.layer_norm  # layer norm normalises gh_t on its own
 
 
+@base.cell_factory
 def lstm(
     hidden_size: int,
     *,
@@ -93,16 +93,9 @@ def lstm(
     peephole: bool = False,
     layer_norm: bool = False,
     coupled: bool = False,
-    bias: bool = True,
     forget_bias: float = 1.0,
-    init: str = "flax",
-    kernel_init: Initializer | None = None,
-    recurrent_init: Initializer | None = None,
-    bias_init: Initializer | None = None,
-    activation: str | Callable = "tanh",
     gate_activation: str | Callable = "sigmoid",
-    param_dtype: Any = jnp.float32,
-    dtype: Any = None,
+    **common,
 ) -> base.Cell:
     r"""A long short-term memory cell (Hochreiter & Schmidhuber, 1997).
 
@@ -159,8 +152,7 @@ def lstm(
         coupled=bool(coupled),
         forget_bias=float(forget_bias),
         gate_activation=base.resolve_activation("gate_activation", gate_activation),
-        **base.common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_init,
-                              activation, param_dtype, dtype),
+        **base.common_options(hidden_size, **common),
     )
     return _build(config)
 

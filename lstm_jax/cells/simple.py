@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells import base
-from lstm_jax.initializers import Initializer
 
 Array = jax.Array
 
@@ -35,18 +34,8 @@ class SimpleConfig(base.CellConfig):
         return True
 
 
-def simple(
-    hidden_size: int,
-    *,
-    activation: str | Callable = "tanh",
-    bias: bool = True,
-    init: str = "flax",
-    kernel_init: Initializer | None = None,
-    recurrent_init: Initializer | None = None,
-    bias_init: Initializer | None = None,
-    param_dtype: Any = jnp.float32,
-    dtype: Any = None,
-) -> base.Cell:
+@base.cell_factory
+def simple(hidden_size: int, **common) -> base.Cell:
     r"""An Elman RNN cell, as ``torch.nn.RNN``: :math:`h_t = φ(x_t W_{ih} + h_{t-1} W_{hh} + b)`.
 
     Args:
@@ -69,8 +58,7 @@ def simple(
     Array([1., 1., 1., 1.], dtype=float32)
     """
     config = SimpleConfig(
-        **base.common_options(hidden_size, bias, init, kernel_init, recurrent_init, bias_init,
-                              activation, param_dtype, dtype),
+        **base.common_options(hidden_size, **common),
     )
     return _build(config)
 
