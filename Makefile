@@ -31,7 +31,7 @@ demo: $(DEMO_STAMP)
 	$(BIN)/lstm-jax train adding
 
 bench: $(TEST_STAMP)
-	$(BIN)/lstm-jax bench
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -65,12 +65,13 @@ def _cudnn_lstm(x, h_0, c_0, weights, seq_lengths, *, input_size, hidden_size):
 
 
 def run(params: LSTMParams, carry: LSTMState, xs_T: Array, lengths: Array | None,
-        implementation: Callable = _cudnn_lstm) -> tuple[LSTMState, Array]:
+        implementation: Callable | None = None) -> tuple[LSTMState, Array]:
     """One LSTM layer forward over xs_T (T, B, I) -> (carry, ys_T (T, B, H)).
 
     ``implementation`` has ``jax.experimental.rnn.lstm``'s signature (one layer, one
     direction); tests pass its CPU reference.
     """
+    implementation = implementation or _cudnn_lstm
     T, B, I = xs_T.shape
     H = params.w_hh.shape[0]
     full = jnp.full((B,), T, jnp.int32)

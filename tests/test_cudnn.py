@@ -6,6 +6,9 @@ checked here against our XLA loop. The GPU run itself is in the GPU test run.
 """
 
 
+import re
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,3 +89,77 @@ def test_no_bias_means_zero_biases(layer_and_params):
 ])
 def test_what_cudnn_can_run(cell, reason):
     assert _cudnn.unsupported(cell.config) == reason
+
+
+# ---- backend= on lj.rnn ---------------------------------------------------------------
+
+RNN_MODULE = sys.modules["lstm_jax.rnn"]  # lj.rnn is the function
+
+
+@pytest.mark.parametrize("layer, platform, return_gates, chosen", [
+    (lj.rnn(lj.lstm(H)), "gpu", False, "cudnn"),
+    (lj.rnn(lj.lstm(H)), "cpu", False, "xla"),
+    (lj.rnn(lj.lstm(H)), "tpu", False, "xla"),
+    (lj.rnn(lj.lstm(H)), "gpu", True, "xla"),
+    (lj.rnn(lj.lstm(H), zoneout=0.1), "gpu", False, "xla"),
+    (lj.rnn(lj.lstm(H), input_dropout=0.1), "gpu", False, "xla"),
+    (lj.rnn(lj.lstm(H, dtype=jnp.bfloat16)), "gpu", False, "xla"),
+    (lj.rnn(lj.gru(H)), "gpu", False, "xla"),
+    (lj.rnn(lj.lstm(H), backend="xla"), "gpu", False, "xla"),
+    (lj.rnn(lj.lstm(H), backend="cudnn"), "gpu", False, "cudnn"),
+])
+def test_auto_takes_cudnn_on_a_gpu_where_it_runs_the_layer(layer, platform, return_gates, chosen):
+    assert RNN_MODULE.choose_backend(layer.config, return_gates, platform) == chosen
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: lj.rnn(lj.gru(H), backend="cudnn"), "backend='cudnn' cannot run this layer: cuDNN runs the LSTM only, not a gru cell"),
+    (lambda: lj.rnn(lj.lstm(H), backend="cudnn", zoneout=0.1), "backend='cudnn' cannot run this layer: cuDNN's LSTM has no variational dropout or zoneout"),
+    (lambda: lj.rnn(lj.lstm(H), backend="cuda"), "`backend` must be one of ['auto', 'cudnn', 'xla'], got 'cuda'"),
+])
+def test_cudnn_refuses_what_it_cannot_run(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
+
+
+@pytest.mark.skipif(jax.default_backend() == "gpu", reason="the CPU's error")
+def test_cudnn_on_the_cpu_is_a_clear_error():
+    layer = lj.rnn(lj.lstm(H), backend="cudnn")
+    params = layer.init(jax.random.key(0), input_size=I)
+    with pytest.raises(ValueError, match="backend='cudnn': cuDNN needs a GPU; this computation runs on cpu"):
+        layer.apply(params, jnp.ones((B, T, I)))
+
+
+def test_the_cudnn_path_of_a_layer_equals_the_xla_loop(monkeypatch):
+    """The whole layer through the cuDNN branch (its CPU reference standing in for the GPU
+    kernel), with two batch axes, padding, reversal, a carry and gradients."""
+    monkeypatch.setattr(_cudnn, "_cudnn_lstm", reference_implementation)
+    monkeypatch.setattr(RNN_MODULE, "choose_backend", lambda config, gates, platform: config.backend)
+    xla, cudnn = (lj.rnn(lj.lstm(H), backend=b, fused_backward=False) for b in ("xla", "cudnn"))
+    params = xla.init(jax.random.key(0), input_size=I)
+    xs = jax.random.normal(jax.random.key(1), (2, B, T, I))
+    lengths = jnp.array([[5, 1, 3], [2, 4, 5]])
+
+    def loss(params, layer, reverse):
+        carry, ys = layer.apply(params, xs, seq_lengths=lengths, reverse=reverse)
+        return jnp.sum(ys ** 2) + jnp.sum(carry.c), (carry, ys)
+
+    for reverse in (False, True):
+        (value_a, out_a), grads_a = jax.value_and_grad(loss, has_aux=True)(params, xla, reverse)
+        (value_b, out_b), grads_b = jax.value_and_grad(loss, has_aux=True)(params, cudnn, reverse)
+        for a, b in zip(jax.tree.leaves((out_a, grads_a)), jax.tree.leaves((out_b, grads_b))):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN runs on a GPU only")
+def test_cudnn_on_the_gpu_equals_the_xla_loop():
+    xla, cudnn = (lj.rnn(lj.lstm(32), backend=b) for b in ("xla", "cudnn"))
+    params = xla.init(jax.random.key(0), input_size=16)
+    xs = jax.random.normal(jax.random.key(1), (4, 20, 16))
+    lengths = jnp.array([20, 7, 1, 0])
+    with jax.default_matmul_precision("highest"):
+        for reverse in (False, True):
+            want = jax.value_and_grad(lambda p: jnp.sum(xla.apply(p, xs, seq_lengths=lengths, reverse=reverse)[1] ** 2))(params)
+            got = jax.value_and_grad(lambda p: jnp.sum(cudnn.apply(p, xs, seq_lengths=lengths, reverse=reverse)[1] ** 2))(params)
+            for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
