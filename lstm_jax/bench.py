@@ -30,6 +30,7 @@ import numpy as np
 import lstm_jax as lj
 
 SHAPES = [(32, 128, 64, 128), (1, 512, 64, 256), (64, 100, 128, 256), (16, 256, 256, 512)]
+GPU_SHAPES = [(64, 256, 512, 512), (1, 256, 256, 256), (16, 512, 128, 128), (128, 100, 256, 1024)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,11 @@ def default_cases() -> list[Case]:
     return cases
 
 
+def gpu_cases() -> list[Case]:
+    """The GPU rows: the LSTM at the GPU shapes, float32 and bfloat16."""
+    return [Case("lstm", s, dtype=d) for s in GPU_SHAPES for d in ("float32", "bfloat16")]
+
+
 class Contender(NamedTuple):
     forward: Callable[[], object]  # runs one forward pass and waits for it
     train: Callable[[], object]  # runs one forward+backward pass and waits for it
@@ -80,11 +86,12 @@ def _jax_contender(apply, params, xs) -> Contender:
                      lambda: jax.block_until_ready(grad(params, xs)))
 
 
-def lstm_jax_contender(case: Case, xs) -> Contender:
+def lstm_jax_contender(case: Case, xs, backend: str = "auto") -> Contender:
     B, T, I, H = case.shape
     dtype = None if case.dtype == "float32" else jnp.dtype(case.dtype)
     cell = lj.KINDS[case.cell].factory(H, dtype=dtype)
-    layer = lj.bidirectional(cell) if case.bidirectional else lj.rnn(cell)
+    layer = lj.rnn(cell, backend=backend)
+    layer = lj.bidirectional(layer) if case.bidirectional else layer
     model = lj.stack([layer] * case.layers)
     params = model.init(jax.random.key(1), I)
     return _jax_contender(lambda p, x: model.apply(p, x)[1], params, xs)
@@ -160,6 +167,7 @@ def contenders(case: Case, xs) -> dict[str, Contender]:
     if jax.default_backend() == "gpu":
         import torch
 
+        found["lstm_jax_xla"] = lstm_jax_contender(case, xs, backend="xla")
         if torch.cuda.is_available():
             found["torch_cudnn"] = torch_contender(case, xs, device="cuda")
         if case.cell == "lstm" and case.dtype == "float32":
@@ -311,14 +319,18 @@ def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("ben
     """The options of ``lstm-jax bench``, on ``parser`` (a sub-command's or a script's)."""
     parser.add_argument("--reps", type=int, default=10, help="timed repetitions per contender")
     parser.add_argument("--quick", action="store_true", help="one LSTM shape only (a smoke run)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="the GPU rows (LSTM at the GPU shapes, float32 and bfloat16)")
     parser.add_argument("--out", type=Path, default=default_out,
                         help=f"folder for results.jsonl (default {default_out})")
 
 
 def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
     """``lstm-jax bench``: measure, print a line per case, write ``args.out/results.jsonl``."""
-    report = measure_all(default_cases()[:1] if args.quick else None, reps=args.reps)
-    flags = (" --quick" if args.quick else "") + (f" --reps {args.reps}" if args.reps != 10 else "")
+    cases = gpu_cases() if args.gpu else default_cases()
+    report = measure_all(cases[:1] if args.quick else cases, reps=args.reps)
+    flags = (" --gpu" if args.gpu else "") + (" --quick" if args.quick else "") + (
+        f" --reps {args.reps}" if args.reps != 10 else "")
     report["machine"]["command"] = command + flags
     args.out.mkdir(parents=True, exist_ok=True)
     write_jsonl(report, args.out / "results.jsonl")

@@ -1,9 +1,13 @@
-"""Test-wide settings: strict rank promotion, deterministic hypothesis runs."""
+"""Test-wide settings: strict rank promotion, full float32 matmuls, deterministic hypothesis runs."""
 
 import jax
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# The parity tests compare with float64 NumPy and CPU PyTorch at ~1e-5: on a GPU, jax's
+# default float32 matmuls are TF32-like (10-bit mantissa), so the tests ask for full
+# float32 there. Library code never sets this; see the README's "Precision".
+jax.config.update("jax_default_matmul_precision", "highest")
 
 settings.register_profile(
     "lstm_jax",
