@@ -84,12 +84,11 @@ def prepare(
     """
     if isinstance(experiment, str):
         experiment = load_experiment(experiment)
+    name = experiment.name if experiment else (task.name if task else config.task)
     if task is not None or model is not None:
-        name, source = (experiment.name if experiment else (task.name if task else config.task)), FROM_PYTHON
-    elif experiment is not None:
-        name, source = experiment.name, experiment.source
+        source = FROM_PYTHON  # nothing on disk can rebuild them
     else:
-        name, source = config.task, FROM_CONFIG
+        source = experiment.source if experiment else FROM_CONFIG
     parallel = DataParallel(devices)
     parallel.check_batch_size(config.batch_size)
     keys = run_keys(config.seed)
