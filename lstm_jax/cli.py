@@ -129,7 +129,7 @@ def _bench(args, fields: list[str]) -> int:
 def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
     print(f"{title}:")
     shown = {k: v for k, v in metrics.items() if k not in ("split", "step", "final")}
-    if len(shown) > 1:
+    if len(shown) > 1 and "loss" not in baselines:
         shown.pop("loss", None)  # the task's own metrics say it better
     for name, value in shown.items():
         baseline = f"   (baseline {baselines[name]:.4g})" if name in baselines else ""

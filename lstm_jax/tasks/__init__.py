@@ -8,8 +8,11 @@ from lstm_jax import _checks
 from lstm_jax.tasks.adding import adding_batch, adding_task
 from lstm_jax.tasks.arrays import from_arrays
 from lstm_jax.tasks.base import READOUTS, Batch, Task, generated
+from lstm_jax.tasks.copy import copy_baseline, copy_batch, copy_task
+from lstm_jax.tasks.digits import MissingData, digits_task
 
-TASKS: dict[str, Callable[..., Task]] = {"adding": adding_task}
+TASKS: dict[str, Callable[..., Task]] = {"adding": adding_task, "copy": copy_task,
+                                         "digits": digits_task}
 
 
 def get_task(name: str, **options) -> Task:
@@ -19,5 +22,6 @@ def get_task(name: str, **options) -> Task:
     return TASKS[name](**_checks.known_options(f"task {name!r}", TASKS[name], options))
 
 
-__all__ = ["Batch", "READOUTS", "TASKS", "Task", "adding_batch", "adding_task", "from_arrays",
-           "generated", "get_task"]
+__all__ = ["Batch", "MissingData", "READOUTS", "TASKS", "Task", "adding_batch", "adding_task",
+           "copy_baseline", "copy_batch", "copy_task", "digits_task", "from_arrays", "generated",
+           "get_task"]
