@@ -180,7 +180,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    from lstm_jax.train import interrupts  # light: taken before jax and orbax load
+    from lstm_jax.train import interrupts, rundir  # light: taken before jax and orbax load
+
+    rundir.COMMAND = ["lstm-jax", *argv]  # what config.json records
 
     with interrupts.deferred():
         try:

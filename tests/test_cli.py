@@ -54,6 +54,7 @@ def test_train_eval_list_end_to_end(tmp_path, capsys):
     record = json.loads((out / "config.json").read_text())
     assert record["config"]["seed"] == 3 and record["config"]["task_options"] == {"length": 12}
     assert record["source"] == "lstm_jax.experiments.adding"
+    assert record["command"].startswith(f"lstm-jax train adding --steps 20 --seed 3 --out {out}")
     import matplotlib.image
 
     assert matplotlib.image.imread(out / "loss.png").ndim == 3  # a readable PNG

@@ -39,9 +39,13 @@ _EXPORTS = {
     "run": ("lstm_jax.train.loop", "run"),
     "run_keys": ("lstm_jax.train.loop", "run_keys"),
     "train": ("lstm_jax.train.loop", "train"),
+    # the modules whose own names are used as lt.config.cli(...), lt.rundir.RECORD, ...
+    "config": ("lstm_jax.train.config", None),
+    "experiments": ("lstm_jax.train.experiments", None),
+    "rundir": ("lstm_jax.train.rundir", None),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(name for name, (_, attr) in _EXPORTS.items() if attr)
 
 
 __getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)

@@ -9,6 +9,7 @@ from its ``config.json``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
@@ -194,7 +195,7 @@ def _write_record(prepared: Prepared, run_dir: Path, resume: bool) -> None:
     if resume and path.exists():
         record, _ = rundir.read_record(run_dir)
         record["config"] = rundir.to_dict(prepared.config)
-        record["resumed"] = [*record.get("resumed", []), rundir.command_line()]
+        record["resumed"] = [*record.get("resumed", []), rundir.command_line() or "python"]
     else:
         record = rundir.new_record(prepared.name, prepared.source, prepared.config,
                                    prepared.parallel.devices)
@@ -326,8 +327,16 @@ class Trained(NamedTuple):
     step: int
 
     def predict(self, xs, seq_lengths=None) -> jax.Array:
-        """The model's predictions for xs (B, T, I) or (B, T) token ids: (B, O) or (B, T, O)."""
-        return self.model.apply(self.params, xs, seq_lengths)
+        """The model's predictions for xs (B, T, I) or (B, T) token ids: (B, O) or (B, T, O).
+
+        Compiled once per input shape.
+        """
+        return _compiled(self.model.apply)(self.params, xs, seq_lengths)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(apply):
+    return jax.jit(apply)
 
 
 def load(run_dir: str | Path, *, task: Task | None = None, model: Model | None = None) -> Trained:

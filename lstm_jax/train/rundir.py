@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import sys
+import shlex
 from importlib import metadata
 from pathlib import Path
 
@@ -87,8 +87,12 @@ def new_record(experiment_name: str, source: str, config: Config, devices: list)
     }
 
 
-def command_line() -> str:
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
+COMMAND: list[str] | None = None  # set by the lstm-jax command; None for a run made in Python
+
+
+def command_line() -> str | None:
+    """The ``lstm-jax`` command line that made this run, or None when Python code did."""
+    return None if COMMAND is None else shlex.join(COMMAND)
 
 
 def read_record(run_dir: Path) -> tuple[dict, Config]:
