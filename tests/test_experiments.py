@@ -1,0 +1,73 @@
+"""The shipped experiments: each runs end to end, and their data is what it promises."""
+
+import dataclasses
+import math
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from lstm_jax import train as lt
+from lstm_jax.tasks import MissingData, copy_baseline, copy_batch, copy_task, digits_task
+from lstm_jax.train import experiments
+
+
+def test_copy_baseline_is_the_papers():
+    assert copy_baseline(100) == pytest.approx(10 * math.log(8) / 120)
+    assert round(copy_baseline(100), 4) == 0.1733
+
+
+def test_copy_targets_repeat_the_symbols_after_the_delimiter():
+    xs, targets = copy_batch(jax.random.key(0), 16, delay=7, length=4, symbols=5)
+    xs, targets = np.asarray(xs), np.asarray(targets)
+    assert xs.shape == targets.shape == (16, 7 + 8)
+    assert np.all((xs[:, :4] >= 1) & (xs[:, :4] <= 5))
+    assert np.all(xs[:, 4:10] == 0) and np.all(xs[:, 10] == 6) and np.all(xs[:, 11:] == 0)
+    assert np.all(targets[:, :11] == 0) and np.array_equal(targets[:, 11:], xs[:, :4])
+    again, _ = copy_batch(jax.random.key(0), 16, delay=7, length=4, symbols=5)
+    np.testing.assert_array_equal(xs, again)
+
+
+def test_copy_memoryless_predictor_scores_the_baseline():
+    task = copy_task(delay=30)
+    batch = task.train_batch(jax.random.key(0), 0, 64)
+    steps = batch.xs.shape[1]
+    logits = np.full((64, steps, 10), -1e9, np.float32)
+    logits[:, :-10, 0] = 0.0  # blank, surely
+    logits[:, -10:, 1:9] = 0.0  # then any of the 8 symbols, uniformly
+    assert float(task.loss(logits, batch)) == pytest.approx(task.baselines["loss"], rel=1e-5)
+
+
+def test_digits_are_64_steps_of_one_pixel_with_a_fixed_test_split():
+    task = digits_task()
+    assert (task.input_size, task.output_size, task.train_size) == (1, 10, 1797 - 359)
+    batch = task.train_batch(jax.random.key(0), 0, 32)
+    assert batch.xs.shape == (32, 64, 1) and 0.0 <= batch.xs.min() and batch.xs.max() <= 1.0
+    test_a = np.concatenate([b.xs for b in task.eval_batches(None, 64, 0)])
+    test_b = np.concatenate([b.xs for b in digits_task().eval_batches(None, 64, 0)])
+    np.testing.assert_array_equal(test_a, test_b)
+
+
+def test_missing_data_packages_name_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(MissingData, match=r"the digits task needs scikit-learn: pip install 'lstm_jax\[experiments\]'"):
+        digits_task()
+    with pytest.raises(lt.ConfigError, match="needs scikit-learn"):
+        lt.prepare(lt.load_experiment("digits").config())
+
+
+def test_list_shows_every_shipped_experiment():
+    listed = lt.list_experiments()
+    assert set(listed) == {"adding", "copy", "digits"} and all(listed.values())
+
+
+@pytest.mark.parametrize("name", experiments.shipped())
+def test_every_shipped_experiment_trains_a_few_steps(name, tmp_path):
+    config = dataclasses.replace(lt.load_experiment(name).config(), steps=3, hidden_size=8,
+                                 batch_size=16, eval_batches=1, log_every=1, eval_every=2,
+                                 checkpoint_every=3, warmup_steps=1)
+    result = lt.train(config, tmp_path, experiment=name, progress=False)
+    assert result["metrics"]["step"] == 3 and all(np.isfinite(v) for k, v in result["metrics"].items()
+                                                   if k not in ("split", "final"))
+    assert lt.evaluate(tmp_path)["step"] == 3
