@@ -48,7 +48,8 @@ def _train(args, fields: list[str]) -> int:
     run_dir = rundir.make(Path(args.out)) if args.resume else rundir.create(args.out, experiment.name)
     print(f"run directory: {run_dir}", flush=True)
     try:
-        result = loop.run(prepared, run_dir, resume=args.resume, progress=not args.no_progress)
+        result = loop.run(prepared, run_dir, resume=args.resume, progress=not args.no_progress,
+                          command=shlex.join(["lstm-jax", *args.argv]))
     except interrupts.Interrupted as stop:
         print(_interrupted_message(stop, run_dir, args.experiment), file=sys.stderr)
         return stop.exit_code
@@ -180,9 +181,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    from lstm_jax.train import interrupts, rundir  # light: taken before jax and orbax load
-
-    rundir.COMMAND = ["lstm-jax", *argv]  # what config.json records
+    from lstm_jax.train import interrupts  # light: taken before jax and orbax load
 
     with interrupts.deferred():
         try:
@@ -204,6 +203,7 @@ def _dispatch(argv: list[str]) -> int:
         if args.command != "train" and rest:
             parser.parse_args(argv)  # argparse's own error for stray words
         interrupts.check()
+        args.argv = argv  # the command line, as config.json records it
         return args.run(args, rest)
     except ConfigError as error:
         print(f"lstm-jax: error: {error}", file=sys.stderr)

@@ -153,9 +153,10 @@ def train(
     return run(prepared, run_dir, resume=resume, progress=progress)
 
 
-def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
-        progress: bool = True) -> dict[str, Any]:
-    """Train a prepared run in ``run_dir`` (see ``train``)."""
+def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bool = True,
+        command: str | None = None) -> dict[str, Any]:
+    """Train a prepared run in ``run_dir`` (see ``train``); ``command`` is the lstm-jax
+    command line that asked for it, recorded in ``config.json`` (None from Python)."""
     config, task = prepared.config, prepared.task
     run_dir = Path(run_dir)
     with interrupts.deferred(), \
@@ -175,7 +176,7 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
                 and records[-1]["step"] == start:
             return {"metrics": records[-1], "baselines": task.baselines, "state": state,
                     "run_dir": run_dir, "already_finished": True}
-        _write_record(prepared, run_dir, resume)
+        _write_record(prepared, run_dir, resume, command)
         logs = _Logs(run_dir, start)
         try:
             state, final = _loop(prepared, state, start, checkpoints, logs, progress)
@@ -190,15 +191,15 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False,
             "run_dir": run_dir, "already_finished": False}
 
 
-def _write_record(prepared: Prepared, run_dir: Path, resume: bool) -> None:
+def _write_record(prepared: Prepared, run_dir: Path, resume: bool, command: str | None) -> None:
     path = run_dir / rundir.RECORD
     if resume and path.exists():
         record, _ = rundir.read_record(run_dir)
         record["config"] = rundir.to_dict(prepared.config)
-        record["resumed"] = [*record.get("resumed", []), rundir.command_line() or "python"]
+        record["resumed"] = [*record.get("resumed", []), command or "python"]
     else:
         record = rundir.new_record(prepared.name, prepared.source, prepared.config,
-                                   prepared.parallel.devices)
+                                   prepared.parallel.devices, command)
     rundir.write_record(run_dir, record)
 
 

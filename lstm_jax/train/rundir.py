@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shlex
 from importlib import metadata
 from pathlib import Path
 
@@ -74,25 +73,19 @@ def write_record(run_dir: Path, record: dict) -> None:
     os.replace(partial, path)
 
 
-def new_record(experiment_name: str, source: str, config: Config, devices: list) -> dict:
+def new_record(experiment_name: str, source: str, config: Config, devices: list,
+               command: str | None) -> dict:
+    """A new run's ``config.json``; ``command`` is the lstm-jax command line, None from Python."""
     return {
         "experiment": experiment_name,
         "source": source,  # lstm_jax.experiments.NAME, a file's path, or "python"
         "config": to_dict(config),
-        "command": command_line(),
+        "command": command,
         "resumed": [],
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "versions": versions(),
         "devices": [str(device) for device in devices],
     }
-
-
-COMMAND: list[str] | None = None  # set by the lstm-jax command; None for a run made in Python
-
-
-def command_line() -> str | None:
-    """The ``lstm-jax`` command line that made this run, or None when Python code did."""
-    return None if COMMAND is None else shlex.join(COMMAND)
 
 
 def read_record(run_dir: Path) -> tuple[dict, Config]:
