@@ -22,10 +22,12 @@ def _train(args, fields: list[str]) -> int:
     from lstm_jax.train import experiments, interrupts, loop, rundir
 
     if args.experiment is None:
+        names = f"{', '.join(experiments.shipped())} or the path of your own .py file"
+        if not args.help:
+            raise cfg.ConfigError(f"train needs an experiment: {names}")
         _train_parser().print_help()
-        print(f"\nexperiments: {', '.join(experiments.shipped())} (or the path of your own .py "
-              f"file); `lstm-jax train NAME --help` lists NAME's config fields")
-        return 0 if args.help else 2
+        print(f"\nexperiments: {names}; `lstm-jax train NAME --help` lists NAME's config fields")
+        return 0
     experiment = experiments.load(args.experiment)
     if args.help:
         print(f"usage: {TRAIN_USAGE}\n\n{experiment.name}: {experiment.description}\n"
