@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import json
+import functools
 import typing
 from typing import Annotated, Any
 
@@ -117,6 +117,7 @@ class Config:
             raise ConfigError(f"`readout` must be one of {', '.join(READOUTS)}, got {self.readout!r}")
 
 
+@functools.cache
 def _field_types() -> dict[str, type]:
     """{field: the class its values must be an instance of}, from the annotations."""
     return typing.get_type_hints(Config)  # Options is Annotated[dict, ...]: dict
@@ -203,7 +204,3 @@ def explicit_fields(args: list[str]) -> set[str]:
     named = {arg[2:].split("=")[0].replace("-", "_") for arg in args if arg.startswith("--")}
     named |= {name[3:] for name in named if name.startswith("no_")}  # --no-bidirectional
     return named & set(FIELDS)
-
-
-def config_json(config: Config) -> str:
-    return json.dumps(to_dict(config), indent=2)

@@ -23,7 +23,7 @@ from lstm_jax.tasks import Task, get_task
 from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
 from lstm_jax.train.checkpoint import Checkpoints
-from lstm_jax.train.config import Config, ConfigError
+from lstm_jax.train.config import Config, ConfigError, to_dict
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
 from lstm_jax.train.report import MetricsLog, Progress, plot_losses
@@ -178,8 +178,10 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
                     "run_dir": run_dir, "already_finished": True}
         _write_record(prepared, run_dir, resume, command)
         logs = _Logs(run_dir, start)
+        earlier = [r["elapsed_s"] for r in records if r["step"] <= start and "elapsed_s" in r]
         try:
-            state, final = _loop(prepared, state, start, checkpoints, logs, progress)
+            state, final = _loop(prepared, state, start, checkpoints, logs, progress,
+                                 elapsed=earlier[-1] if earlier else 0.0)
         except interrupts.Interrupted as stop:
             stop.checkpoint = checkpoints.latest_step()
             raise
@@ -195,7 +197,7 @@ def _write_record(prepared: Prepared, run_dir: Path, resume: bool, command: str 
     path = run_dir / rundir.RECORD
     if resume and path.exists():
         record, _ = rundir.read_record(run_dir)
-        record["config"] = rundir.to_dict(prepared.config)
+        record["config"] = to_dict(prepared.config)
         record["resumed"] = [*record.get("resumed", []), command or "python"]
     else:
         record = rundir.new_record(prepared.name, prepared.source, prepared.config,
@@ -219,16 +221,15 @@ class _Logs:
 
 
 def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkpoints,
-          logs: _Logs, progress: bool):
-    """Step, log, evaluate and checkpoint from ``start`` to ``config.steps``."""
+          logs: _Logs, progress: bool, elapsed: float):
+    """Step, log, evaluate and checkpoint from ``start`` to ``config.steps``; ``elapsed``
+    is the training time logged before ``start`` (by the runs this one resumes)."""
     config, task, keys, parallel = prepared.config, prepared.task, prepared.keys, prepared.parallel
     eval_set = [parallel.shard_batch(b)
                 for b in task.eval_batches(keys.eval, config.batch_size, config.eval_batches)]
     train_step = make_train_step(prepared.model, task, prepared.optimizer)
     eval_step = make_eval_step(prepared.model, task)
     state = parallel.replicate(state)
-    earlier = [r for r in logs.jsonl.read() if "elapsed_s" in r]
-    elapsed = earlier[-1]["elapsed_s"] if earlier else 0.0  # training time before a resume
 
     window: list[tuple[float, float]] = []
     clock = time.perf_counter()
@@ -321,6 +322,7 @@ def _evaluate(eval_step, params, batches) -> dict[str, float]:
 class Trained(NamedTuple):
     """A trained run, ready for inference: ``predict(xs, seq_lengths=None)``."""
 
+    experiment: str  # the name config.json records
     config: Config
     task: Task
     model: Model
@@ -360,21 +362,19 @@ def load(run_dir: str | Path, *, task: Task | None = None, model: Model | None =
             raise ConfigError(f"the experiment file {source} of {run_dir} no longer exists")
         experiment = load_experiment(source.removeprefix(PACKAGE + "."))
     prepared = prepare(config, experiment=experiment, task=task, model=model)
-    like = jax.eval_shape(prepared.model.init, jax.random.key(0))
-    like = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like)
+    like = jax.eval_shape(prepared.model.init, jax.random.key(0))  # shapes and dtypes only
     with Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
         params, step = checkpoints.restore_params(like)
-    return Trained(config, prepared.task, prepared.model, params, int(step))
+    return Trained(record["experiment"], config, prepared.task, prepared.model, params, int(step))
 
 
 def evaluate(run_dir: str | Path, *, task: Task | None = None,
              model: Model | None = None) -> dict[str, Any]:
     """Evaluate the latest checkpoint of ``run_dir`` that restores, on its evaluation set."""
     trained = load(run_dir, task=task, model=model)
-    record, _ = rundir.read_record(Path(run_dir))
     config = trained.config
     keys = run_keys(config.seed)
     batches = trained.task.eval_batches(keys.eval, config.batch_size, config.eval_batches)
     metrics = _evaluate(make_eval_step(trained.model, trained.task), trained.params, batches)
-    return {"experiment": record["experiment"], "step": trained.step, "metrics": metrics,
+    return {"experiment": trained.experiment, "step": trained.step, "metrics": metrics,
             "baselines": trained.task.baselines}
