@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from lstm_jax import cli
 from lstm_jax.tasks import MissingData, fashion, fashion_rows_task, get_task, mnist1d, mnist1d_task
 from lstm_jax.tasks.fashion import read_idx
 
@@ -194,3 +195,19 @@ def test_mnist1d_missing_package_names_the_extra(cache, monkeypatch):
 def test_mnist1d_too_few_samples():
     with pytest.raises(ValueError, match=r"^`num_samples` must be at least 10 \(one per digit\), got 5$"):
         mnist1d_task(num_samples=5)
+
+
+def test_cli_reports_missing_data_in_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch,
+                                                                  cache):
+    out = tmp_path / "run"
+    code = cli.main(["train", "fashion_rows", "--task-options", f"data_dir={tmp_path}/none",
+                     "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert capsys.readouterr().err == (f"lstm-jax: error: the fashion_rows task needs {tmp_path}/none/"
+                                       "train-images-idx3-ubyte.gz: sudo apt-get install "
+                                       "dataset-fashion-mnist (or `make data`)\n")
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)
+    assert cli.main(["train", "mnist1d", "--task-options", "num_samples=20", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("lstm-jax: error: the mnist1d task needs the mnist1d "
+                                       "package: pip install 'lstm_jax[experiments]'\n")
+    assert not out.exists()
