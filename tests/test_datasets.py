@@ -1,6 +1,7 @@
 """Tasks over data that packages ship: Fashion-MNIST (Debian) and MNIST-1D (PyPI)."""
 
 import gzip
+import importlib.metadata
 import struct
 import sys
 from pathlib import Path
@@ -165,12 +166,13 @@ def test_mnist1d_generation_is_reproducible_and_leaves_global_seeds_alone(cache)
 
 def test_mnist1d_disk_cache_is_read_back(cache, monkeypatch):
     first = mnist1d.mnist1d_arrays(SMALL)
-    assert [p.name for p in cache.iterdir()] == [f"mnist1d-{SMALL}.npz"]
+    version = importlib.metadata.version("mnist1d")
+    assert [p.name for p in cache.iterdir()] == [f"mnist1d-{version}-{SMALL}.npz"]
     mnist1d.mnist1d_arrays.cache_clear()
     monkeypatch.setattr(mnist1d, "_generate", lambda n: pytest.fail("generated again"))
     again = mnist1d.mnist1d_arrays(SMALL)
     np.testing.assert_array_equal(first["x_test"], again["x_test"])
-    (cache / f"mnist1d-{SMALL}.npz").write_bytes(b"damaged")
+    (cache / f"mnist1d-{version}-{SMALL}.npz").write_bytes(b"damaged")
     mnist1d.mnist1d_arrays.cache_clear()
     monkeypatch.undo()
     np.testing.assert_array_equal(mnist1d.mnist1d_arrays(SMALL)["x"], first["x"])
@@ -189,6 +191,13 @@ def test_mnist1d_missing_package_names_the_extra(cache, monkeypatch):
     monkeypatch.setitem(sys.modules, "mnist1d.data", None)
     with pytest.raises(MissingData, match=r"^the mnist1d task needs the mnist1d package: "
                                           r"pip install 'lstm_jax\[experiments\]'$"):
+        mnist1d_task(num_samples=SMALL)
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    with pytest.raises(MissingData, match=r"^the mnist1d task needs the mnist1d package"):
         mnist1d_task(num_samples=SMALL)
 
 

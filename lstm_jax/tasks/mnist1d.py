@@ -10,6 +10,7 @@ a few seconds, so the arrays are kept per process and in an ``.npz`` under
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import random
 import tempfile
@@ -29,12 +30,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm_jax"
 
 
+def _missing() -> MissingData:
+    return MissingData(f"the mnist1d task needs the mnist1d package: {INSTALL}")
+
+
 def _generate(num_samples: int) -> dict[str, np.ndarray]:
     """The package's ``make_dataset`` (never its ``get_dataset``, which may download)."""
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ModuleNotFoundError:
-        raise MissingData(f"the mnist1d task needs the mnist1d package: {INSTALL}") from None
+        raise _missing() from None
     args = get_dataset_args()
     args.num_samples = num_samples
     states = random.getstate(), np.random.get_state()
@@ -50,20 +55,27 @@ def _generate(num_samples: int) -> dict[str, np.ndarray]:
 @functools.cache
 def mnist1d_arrays(num_samples: int = NUM_SAMPLES) -> dict[str, np.ndarray]:
     """``{"x": (N, 40), "y": (N,), "x_test": (M, 40), "y_test": (M,)}``, N + M = num_samples."""
-    path = cache_dir() / f"mnist1d-{num_samples}.npz"
+    try:
+        version = importlib.metadata.version("mnist1d")  # a new generator, a new file
+    except importlib.metadata.PackageNotFoundError:
+        raise _missing() from None
+    path = cache_dir() / f"mnist1d-{version}-{num_samples}.npz"
     try:
         with np.load(path, allow_pickle=False) as stored:
             return {name: stored[name] for name in ("x", "y", "x_test", "y_test")}
     except (OSError, KeyError, ValueError):
         pass  # absent or unreadable: generate it again
     arrays = _generate(num_samples)
+    partial = None
     try:  # written whole or not at all: two processes may race here
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as file:
+            partial = Path(file.name)
             np.savez(file, **arrays)
-        os.replace(file.name, path)
-    except OSError:
-        pass  # an unwritable cache only costs the next process a few seconds
+        os.replace(partial, path)
+    except OSError:  # an unwritable cache only costs the next process a few seconds
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     return arrays
 
 
