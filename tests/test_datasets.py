@@ -220,3 +220,15 @@ def test_cli_reports_missing_data_in_one_line_and_writes_nothing(tmp_path, capsy
     assert capsys.readouterr().err == ("lstm-jax: error: the mnist1d task needs the mnist1d "
                                        "package: pip install 'lstm_jax[experiments]'\n")
     assert not out.exists()
+
+
+def test_mnist1d_unwritable_cache_still_gives_the_data(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    mnist1d.mnist1d_arrays.cache_clear()
+    try:
+        assert mnist1d.mnist1d_arrays(SMALL)["x"].shape == (400, 40)
+    finally:
+        mnist1d.mnist1d_arrays.cache_clear()
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
