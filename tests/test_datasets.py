@@ -77,16 +77,15 @@ def test_idx_foreign_files_are_refused(tmp_path):
 # ---- Fashion-MNIST
 
 
-def fake_fashion(folder: Path, train: int = 6, test: int = 4) -> np.ndarray:
-    """The four files of the release, holding a few random images; returns the train images."""
+def fake_fashion(folder: Path, train: int = 6, test: int = 4) -> dict[str, np.ndarray]:
+    """The four files of the release holding a few random images, labelled 0, 1, 2, ..."""
     rng = np.random.default_rng(0)
-    folder.mkdir(exist_ok=True)
-    for prefix, n in (("train", train), ("t10k", test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10)
-        first = images if prefix == "train" else first
-    return first
+    images = {prefix: rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+              for prefix, n in (("train", train), ("t10k", test))}
+    for prefix, array in images.items():
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", array)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(len(array), dtype=np.uint8))
+    return images
 
 
 def test_fashion_rows_reads_rows_scaled_to_unit_range(tmp_path):
@@ -94,11 +93,12 @@ def test_fashion_rows_reads_rows_scaled_to_unit_range(tmp_path):
     task = fashion_rows_task(str(tmp_path))
     assert (task.input_size, task.output_size, task.train_size) == (28, 10, 6)
     batch = task.train_batch(jax.random.key(0), 0, 6)
-    order = np.asarray(batch.targets)  # labels 0..5 are the image indices
-    np.testing.assert_allclose(np.asarray(batch.xs), images[order] / 255.0, rtol=1e-6)
-    assert batch.xs.dtype == np.float32
-    xs, targets = all_rows(task.eval_batches(None, 3, 0))
-    assert xs.shape == (4, 28, 28) and targets.tolist() == [0, 1, 2, 3]
+    order = np.asarray(batch.targets)  # each label is its image's index
+    assert sorted(order.tolist()) == [0, 1, 2, 3, 4, 5] and batch.xs.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(batch.xs), images["train"][order] / 255.0, rtol=1e-6)
+    xs, targets = all_rows(task.eval_batches(None, 3, 0))  # t10k, padded to 2 batches of 3
+    assert targets.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(xs, images["t10k"] / 255.0, rtol=1e-6)
 
 
 def test_fashion_rows_missing_files_name_the_debian_package(tmp_path):
