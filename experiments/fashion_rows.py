@@ -23,7 +23,7 @@ def get_config() -> Config:
         cell="lstm",
         hidden_size=128,
         batch_size=128,
-        steps=3000,  # 6.4 epochs of the 60,000 training images
+        steps=3000,  # 6.4 epochs; chosen with the last 10,000 training images held out (89.7%)
         learning_rate=3e-3,
         warmup_steps=100,
         eval_every=1000,
