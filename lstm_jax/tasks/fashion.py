@@ -36,7 +36,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as error:  # not gzip, or a cut-off stream
         raise ValueError(f"{path} is not a readable gzip file: {error}") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (its magic number is {raw[:4].hex() or 'missing'})")
+        magic = raw[:4].hex() or "missing"
+        raise ValueError(f"{path} is not an IDX file (its magic number is {magic})")
     dtype, ndim = np.dtype(IDX_DTYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
