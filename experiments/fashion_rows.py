@@ -14,6 +14,10 @@ REFERENCE = {
     "published": "GRU+SVM 0.888, GRU+SVM with dropout 0.897 (@AFAgarap, no preprocessing); "
                  "MLP 256-128-100 0.8833",
     "metric": "accuracy",
+    "value": 0.897,
+    "variant": "gru",
+    "note": "GRU+SVM reads the rows with a GRU under an SVM output layer; ours is one layer "
+            "of 128 units under a softmax, trained 6.4 epochs",
 }
 
 

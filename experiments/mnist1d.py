@@ -15,6 +15,10 @@ REFERENCE = {
                  "GRU of hidden size 6 whose 40 steps of outputs feed one linear layer; "
                  "notebooks/train.py: Adam at 1e-2, batch 100, 8,000 steps)",
     "metric": "accuracy",
+    "value": 0.91,
+    "variant": "gru",
+    "note": "our GRU is larger (64 units per direction, not 6) and reads the mean of its 40 "
+            "outputs; data and split are make_dataset's defaults (4,000 / 1,000 signals)",
 }
 
 
