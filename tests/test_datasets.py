@@ -170,13 +170,14 @@ def test_mnist1d_disk_cache_is_read_back(cache, monkeypatch):
     version = importlib.metadata.version("mnist1d")
     assert [p.name for p in cache.iterdir()] == [f"mnist1d-{version}-{SMALL}.npz"]
     mnist1d.mnist1d_arrays.cache_clear()
-    monkeypatch.setattr(mnist1d, "_generate", lambda n: pytest.fail("generated again"))
-    again = mnist1d.mnist1d_arrays(SMALL)
+    with monkeypatch.context() as patch:
+        patch.setattr(mnist1d, "_generate", lambda n: pytest.fail("generated again"))
+        again = mnist1d.mnist1d_arrays(SMALL)
     np.testing.assert_array_equal(first["x_test"], again["x_test"])
-    (cache / f"mnist1d-{version}-{SMALL}.npz").write_bytes(b"damaged")
+    (cache / f"mnist1d-{version}-{SMALL}.npz").write_bytes(b"damaged")  # generated again
     mnist1d.mnist1d_arrays.cache_clear()
-    monkeypatch.undo()
     np.testing.assert_array_equal(mnist1d.mnist1d_arrays(SMALL)["x"], first["x"])
+    assert [p.name for p in cache.iterdir()] == [f"mnist1d-{version}-{SMALL}.npz"]
 
 
 def test_mnist1d_seeds_change_the_order_not_the_data(cache):
