@@ -12,8 +12,9 @@ VARIANTS = {
 }
 REFERENCE = {
     "source": "Karpathy, Johnson & Fei-Fei (2015), Visualizing and Understanding Recurrent "
-              "Networks, Table 2 (test cross-entropy, War and Peace and Linux kernel)",
-    "published": "TODO",
+              "Networks, section 4.1 (test cross-entropy on War and Peace and the Linux kernel)",
+    "published": "relative: LSTM ≈ GRU, both better than a vanilla tanh RNN, at every size and "
+                 "depth they tried (other texts, larger models)",
     "metric": "bpc",
 }
 
