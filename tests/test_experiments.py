@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import shutil
 import sys
 
 import jax
@@ -62,7 +63,14 @@ def test_list_shows_every_shipped_experiment():
     assert set(listed) == {"adding", "copy", "digits"} and all(listed.values())
 
 
-@pytest.mark.parametrize("name", experiments.shipped())
+NEEDS = {  # experiments whose data comes from a Debian package, or takes minutes to parse once
+    "charlm": pytest.mark.skipif(shutil.which("bible") is None, reason="needs Debian's bible-kjv"),
+    "chorales": pytest.mark.slow,  # music21's 371 chorales: parsed (minutes), then cached
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=NEEDS.get(name, ()))
+                                  for name in experiments.shipped()])
 def test_every_shipped_experiment_trains_a_few_steps(name, tmp_path):
     config = dataclasses.replace(lt.load_experiment(name).config(), steps=3, hidden_size=8,
                                  batch_size=16, eval_batches=1, log_every=1, eval_every=2,
