@@ -19,7 +19,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from lstm_jax import _checks
