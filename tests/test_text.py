@@ -154,3 +154,28 @@ def test_lstm_jax_sample_prints_the_prompt_and_its_continuation(trained_run, cap
     assert cli.main(["sample", str(trained_run), "--prompt", "Qxyz"]) == 2
     assert capsys.readouterr().err == ("lstm-jax: error: prompt: characters 'Qxz' are not in the "
                                        "text's vocabulary\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sample", "{tmp}"], "the following arguments are required: --prompt"),
+    (["sample", "{tmp}", "--prompt", "x", "--length", "ten"], "argument --length: invalid int value: 'ten'"),
+    (["sample", "{tmp}/nothing", "--prompt", "x"],
+     "{tmp}/nothing/config.json not found: is {tmp}/nothing a run directory?"),
+])
+def test_lstm_jax_sample_user_errors_are_one_line_exit_2(args, message, tmp_path, capsys):
+    assert cli.main([a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lstm-jax: error: ") and err.count("\n") == 1, err
+    assert message.format(tmp=tmp_path) in err
+
+
+def test_sampling_a_run_whose_task_has_no_text_is_a_one_line_error(tmp_path, capsys):
+    config = lt.Config(task="adding", task_options={"length": 5}, hidden_size=4, batch_size=8,
+                       steps=1, eval_batches=1, log_every=1, eval_every=1, checkpoint_every=1)
+    lt.train(config, tmp_path / "run", progress=False)
+    with pytest.raises(lt.ConfigError, match=r"^the model of 'adding' cannot be sampled: that needs "
+                                             r"token inputs, a per-step readout and no bidirectional"):
+        lt.load(tmp_path / "run").sample("x", 3)
+    assert cli.main(["sample", str(tmp_path / "run"), "--prompt", "x"]) == 2
+    assert capsys.readouterr().err == (f"lstm-jax: error: {tmp_path / 'run'} is a run of 'adding', "
+                                       f"whose task has no text to sample\n")
