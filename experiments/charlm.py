@@ -8,7 +8,7 @@ SEEDS = (0,)
 VARIANTS = {
     "lstm": {},
     "gru": {"cell": "gru"},
-    "rnn": {"cell": "simple"},  # tanh
+    "rnn": {"cell": "simple"},  # tanh (Elman)
 }
 REFERENCE = {
     "source": "Karpathy, Johnson & Fei-Fei (2015), Visualizing and Understanding Recurrent "
@@ -27,8 +27,8 @@ def get_config() -> Config:
         hidden_size=256,
         embed_size=32,  # 63 characters
         batch_size=32,  # 3,200 characters a step
-        steps=2500,  # about 7 minutes on 2 CPU cores
-        learning_rate=2e-3,  # as Karpathy et al. (2015), for every cell
+        steps=2500,  # 2 CPU cores: LSTM 7 min, GRU 5.5, tanh RNN 3.5 (~2 passes over the text)
+        learning_rate=5e-3,  # every cell: each reached a lower training loss than at 2e-3
         warmup_steps=100,
         eval_every=1000,
         checkpoint_every=1000,

@@ -26,7 +26,7 @@ def get_config() -> Config:
         cell="lstm",
         hidden_size=64,
         batch_size=16,  # pieces, padded to the longest (192 quarter-note frames)
-        steps=1000,  # about 54 epochs of the 297 training pieces
+        steps=1000,  # ~54 epochs of the 297 training pieces; 35-70 s a run on 2 CPU cores
         learning_rate=3e-3,
         warmup_steps=50,
         eval_every=250,
