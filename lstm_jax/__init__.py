@@ -41,6 +41,7 @@ _EXPORTS = {
     "gru": ("lstm_jax.cells", "gru"),
     "lstm": ("lstm_jax.cells", "lstm"),
     "rnn": ("lstm_jax.rnn", "rnn"),
+    "sample": ("lstm_jax.sample", "sample"),
     "simple": ("lstm_jax.cells", "simple"),
     "stack": ("lstm_jax.layers", "stack"),
     "initializers": ("lstm_jax.initializers", None),
@@ -56,18 +57,23 @@ __all__ = sorted(name for name in _EXPORTS if name not in ("nn", "tasks", "train
 __getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
 
 
-class _Package(types.ModuleType):
-    """``lj.rnn`` is the function, though importing the module ``lstm_jax.rnn`` would
+def _function_not_module(name: str) -> property:
+    """``lj.NAME`` is the function, though importing the module ``lstm_jax.NAME`` would
     bind the module to that name: the import system's assignment is ignored here."""
 
-    @property
-    def rnn(self):
-        return __getattr__("rnn")
+    def get(self):
+        return __getattr__(name)
 
-    @rnn.setter
-    def rnn(self, value):
+    def set(self, value):
         if not isinstance(value, types.ModuleType):
-            globals()["rnn"] = value
+            globals()[name] = value
+
+    return property(get, set)
+
+
+class _Package(types.ModuleType):
+    rnn = _function_not_module("rnn")
+    sample = _function_not_module("sample")
 
 
 sys.modules[__name__].__class__ = _Package

@@ -1,4 +1,4 @@
-"""The ``lstm-jax`` command: train, evaluate, reproduce, list and benchmark.
+"""The ``lstm-jax`` command: train, evaluate, reproduce, sample, list and benchmark.
 
 Intentionally kept short: the work lives in ``lstm_jax.train``. A mistake of the
 user's is one line ``lstm-jax: error: ...`` and exit status 2, reported before a run
@@ -15,8 +15,6 @@ from pathlib import Path
 
 TRAIN_USAGE = ("lstm-jax train NAME|FILE [--steps N] [--seed S] [--out DIR] [--resume] "
                "[--no-progress] [CONFIG FIELDS ...]")
-
-
 REPRODUCE_USAGE = ("lstm-jax reproduce NAME|FILE [--variants V ...] [--seeds S ...] [--runs DIR] "
                    "[--results DIR] [--no-progress] [CONFIG FIELDS ...]")
 
@@ -159,6 +157,18 @@ def _eval(args, fields: list[str]) -> int:
     return 0
 
 
+def _sample(args, fields: list[str]) -> int:
+    from lstm_jax import train as lt
+
+    trained = lt.load(Path(args.run_dir))
+    if trained.task.decode is None:
+        raise lt.ConfigError(f"{args.run_dir} is a run of {trained.experiment!r}, whose task "
+                             f"has no text to sample")
+    text = trained.sample(args.prompt, args.length, temperature=args.temperature, seed=args.seed)
+    print(args.prompt + text)
+    return 0
+
+
 def _list(args, fields: list[str]) -> int:
     from lstm_jax import train as lt
 
@@ -220,6 +230,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a run's latest checkpoint")
     evaluate.add_argument("run_dir")
     evaluate.set_defaults(run=_eval)
+    sample = commands.add_parser("sample", help="continue a prompt with a text run's model")
+    sample.add_argument("run_dir")
+    sample.add_argument("--prompt", required=True, help="the text the model reads first")
+    sample.add_argument("--length", type=int, default=200, help="characters to draw")
+    sample.add_argument("--temperature", type=float, default=1.0, help="0 draws the likeliest")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(run=_sample)
     commands.add_parser("list", help="list the experiments").set_defaults(run=_list)
     again = commands.add_parser(
         "reproduce", usage=REPRODUCE_USAGE,

@@ -111,9 +111,12 @@ def test_run_directories_are_created_exclusively_under_a_race(tmp_path):
     assert len(set(made)) == 8 and all(p.is_dir() for p in made)
 
 
+SHIPPED = ", ".join(lt.experiments.shipped())  # adding, charlm, chorales, copy, ...
+
+
 @pytest.mark.parametrize("args, message", [
-    (["train"], "train needs an experiment: adding, copy, digits, fashion_rows, forget_bias, mnist1d or the path of your own .py file"),
-    (["train", "nope"], "unknown experiment 'nope'; known experiments: adding, copy, digits, fashion_rows, forget_bias, mnist1d"),
+    (["train"], f"train needs an experiment: {SHIPPED} or the path of your own .py file"),
+    (["train", "nope"], f"unknown experiment 'nope'; known experiments: {SHIPPED}"),
     (["train", "missing_exp.py"], "no experiment file"),
     (["train", "adding", "--hiden-size", "3"], "Unrecognized options: --hiden-size, 3; did you mean --hidden-size?"),
     (["train", "adding", "--hidden-size", "x"], "Error parsing --hidden-size: invalid literal for int()"),

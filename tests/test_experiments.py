@@ -11,6 +11,7 @@ import pytest
 from lstm_jax import train as lt
 from lstm_jax.tasks import MissingData, copy_baseline, copy_batch, copy_task, digits_task
 from lstm_jax.train import experiments, reproduce
+from tests.test_datasets import write_idx
 
 
 def test_copy_baseline_is_the_papers():
@@ -59,7 +60,8 @@ def test_missing_data_packages_name_the_install_command(monkeypatch):
 
 def test_list_shows_every_shipped_experiment():
     listed = lt.list_experiments()
-    assert set(listed) == {"adding", "copy", "digits", "fashion_rows", "forget_bias", "mnist1d"}
+    assert set(listed) == {"adding", "charlm", "chorales", "copy", "digits", "fashion_rows",
+                           "forget_bias", "mnist1d"}
     assert all(listed.values())
 
 
@@ -67,19 +69,48 @@ SMOKE = dict(steps=3, hidden_size=8, batch_size=16, eval_batches=1, log_every=1,
              checkpoint_every=3, warmup_steps=1)
 
 
+def stand_in_options(name: str, folder) -> dict:
+    """Task options that put a few examples the test writes in place of data from a
+    Debian package or a slow first parse (the loaders meet the real data in
+    test_datasets.py, test_text.py and test_chorales.py)."""
+    rng = np.random.default_rng(0)
+    if name == "fashion_rows":
+        for prefix, n in (("train", 40), ("t10k", 20)):
+            write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
+                      rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
+            write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10)
+        return {"data_dir": str(folder)}
+    if name == "charlm":
+        (folder / "text.txt").write_text("In the beginning was the word. " * 60)
+        return {"path": str(folder / "text.txt")}
+    if name == "chorales":
+        music21 = pytest.importorskip("music21")
+        from tests.test_chorales import write_piece
+
+        assert music21
+        notes = ["C4", "D4", "E4", "F4", "G4", "A4", "B4", "C5"]
+        return {"files": [write_piece(folder / f"piece{n}.musicxml",
+                                      [(notes[(n + k) % 8], 1) for k in range(6 + n % 3)])
+                          for n in range(20)]}
+    return {}
+
+
 @pytest.mark.parametrize("name", experiments.shipped())
 def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
     """Every variant's config builds and traces; the first variant trains end to end
     through `reproduce` and its summary, figure and table are written."""
     experiment = lt.load_experiment(name)
+    stand_in = stand_in_options(name, tmp_path)
     assert reproduce.reference(experiment)["source"] and reproduce.reference(experiment)["published"]
-    runs = reproduce.plan(experiment, chosen_seeds=[0])
+    runs = reproduce.plan(experiment, chosen_seeds=[0], overrides=lambda c: dataclasses.replace(
+        c, task_options={**c.task_options, **stand_in}))
     for run in runs:
         lt.prepare(run.config, experiment=experiment)
     first = runs[0].variant
     summary = reproduce.reproduce(experiment, runs_dir=tmp_path / "runs",
                                   results_dir=tmp_path / "results", only=[first], chosen_seeds=[0],
-                                  overrides=lambda c: dataclasses.replace(c, **SMOKE),
+                                  overrides=lambda c: dataclasses.replace(
+                                      c, **SMOKE, task_options={**c.task_options, **stand_in}),
                                   progress=False, log=lambda line: None)
     final = summary["variants"][first]["final"]
     metric = reproduce.reference(experiment)["metric"]

@@ -38,6 +38,9 @@ class Task(NamedTuple):
         next to the final evaluation and drawn in the loss plot.
       tokens: ``xs`` holds int token ids in ``[0, input_size)``, for an embedding.
       train_size: examples in a finite training set (None for a generator).
+      encode: for a text task, ``str -> (T,) int ids`` (raises ValueError on a character
+        outside the vocabulary); None otherwise.
+      decode: for a text task, ``int ids -> str``; None otherwise.
     """
 
     name: str
@@ -51,6 +54,8 @@ class Task(NamedTuple):
     baselines: dict[str, Any]
     tokens: bool = False
     train_size: int | None = None
+    encode: Callable[[str], Any] | None = None
+    decode: Callable[[Any], str] | None = None
 
 
 def generated(name: str, make_batch: Callable[[jax.Array, int], Batch], **task) -> Task:

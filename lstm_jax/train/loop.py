@@ -336,6 +336,53 @@ class Trained(NamedTuple):
         """
         return _compiled(self.model.apply)(self.params, xs, seq_lengths)
 
+    def sample(self, prompt, length: int, *, temperature: float = 1.0, seed: int = 0):
+        """Continue ``prompt`` with ``length`` tokens drawn from the model (``lj.sample``).
+
+        The model reads the prompt, then each drawn token is fed back. A text task
+        (``task.decode``) takes and returns strings; another token task takes and
+        returns int ids. The result is the continuation alone, without the prompt.
+
+        Raises:
+          ConfigError: the model cannot be stepped (not a token model with a per-step
+            readout, or bidirectional), the prompt is empty or holds unknown
+            characters, or ``length`` / ``temperature`` are out of range.
+        """
+        from lstm_jax.sample import sample
+
+        if self.model.step is None or not self.task.tokens:
+            raise ConfigError(f"the model of {self.experiment!r} cannot be sampled: that needs "
+                              f"token inputs, a per-step readout and no bidirectional layer")
+        if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
+            raise ConfigError(f"`length` must be a positive int, got {length!r}")
+        if not isinstance(temperature, (int, float)) or temperature < 0:
+            raise ConfigError(f"`temperature` must be >= 0, got {temperature!r}")
+        try:
+            ids = self.task.encode(prompt) if self.task.encode else np.asarray(prompt, np.int32)
+        except ValueError as error:
+            raise ConfigError(f"prompt: {error}") from None
+        if ids.ndim != 1 or len(ids) == 0:
+            raise ConfigError("the prompt must hold at least one token")
+        ids = ids[None, :]  # a batch of one: (1, T)
+        step = self.model.step
+
+        @jax.jit
+        def draw(params, ids, key):
+            carry, _ = step(params, None, ids[:, :1])
+            carry = jax.tree.map(jax.numpy.zeros_like, carry)  # the initial carry is zeros
+            if ids.shape[1] > 1:
+                carry, _ = step(params, carry, ids[:, :-1])
+
+            def one(carry, token):
+                carry, logits = step(params, carry, token[:, None])
+                return carry, logits[:, 0]
+
+            return sample(one, carry, ids[:, -1], key, length=length,
+                          temperature=float(temperature))[0]
+
+        tokens = np.asarray(draw(self.params, ids, jax.random.key(seed)))[0]
+        return self.task.decode(tokens) if self.task.decode else tokens
+
 
 @functools.lru_cache(maxsize=16)
 def _compiled(apply):

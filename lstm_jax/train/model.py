@@ -31,10 +31,14 @@ class Model(NamedTuple):
 
     xs is a task's (B, T, I) features or (B, T) token ids; predictions are (B, O), or
     (B, T, O) for a per-step readout. ``key`` is given only in training (dropout).
+    ``step(params, carry, xs) -> (carry, predictions (B, T, O))`` continues reading from
+    ``carry`` (None: from zeros), for sampling; None for a model that cannot be read
+    piece by piece (a bidirectional one, or one without a per-step readout).
     """
 
     init: Callable[[jax.Array], Any]
     apply: Callable[..., jax.Array]
+    step: Callable[..., tuple[Any, jax.Array]] | None = None
 
 
 def last_valid(ys: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
@@ -103,11 +107,18 @@ def build_model(config: Config, task: Task) -> Model:
             params["embed"] = jax.random.normal(k_embed, (task.input_size, config.embed_size)) * 0.1
         return params
 
-    def apply(params, xs, seq_lengths=None, key=None):
+    def run(params, xs, seq_lengths=None, key=None, carry=None):
         if task.tokens:
             xs = jnp.take(params["embed"], xs, axis=0)  # (B, T) ids -> (B, T, E)
-        _, ys = layer.apply(params["rnn"], xs, seq_lengths=seq_lengths, key=key)
+        carry, ys = layer.apply(params["rnn"], xs, seq_lengths=seq_lengths, key=key, carry=carry)
         readout = params["readout"]
-        return add_bias(read(ys, seq_lengths) @ readout["w"], readout["b"])
+        return carry, add_bias(read(ys, seq_lengths) @ readout["w"], readout["b"])
 
-    return Model(init, apply)
+    def apply(params, xs, seq_lengths=None, key=None):
+        return run(params, xs, seq_lengths, key)[1]
+
+    def step(params, carry, xs):
+        return run(params, xs, carry=carry)
+
+    streams = read is READ["every"] and not config.bidirectional
+    return Model(init, apply, step if streams else None)
