@@ -82,7 +82,7 @@ def stand_in_options(name: str, folder) -> dict:
         return {"data_dir": str(folder)}
     if name == "charlm":
         (folder / "text.txt").write_text("In the beginning was the word. " * 60)
-        return {"path": str(folder / "text.txt")}
+        return {"path": str(folder / "text.txt"), "seq_len": 20}
     if name == "chorales":
         music21 = pytest.importorskip("music21")
         from tests.test_chorales import write_piece
@@ -102,15 +102,16 @@ def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
     experiment = lt.load_experiment(name)
     stand_in = stand_in_options(name, tmp_path)
     assert reproduce.reference(experiment)["source"] and reproduce.reference(experiment)["published"]
-    runs = reproduce.plan(experiment, chosen_seeds=[0], overrides=lambda c: dataclasses.replace(
-        c, task_options={**c.task_options, **stand_in}))
+    def smoke(config):
+        return dataclasses.replace(config, **SMOKE, task_options={**config.task_options, **stand_in})
+
+    runs = reproduce.plan(experiment, chosen_seeds=[0], overrides=smoke)
     for run in runs:
         lt.prepare(run.config, experiment=experiment)
     first = runs[0].variant
     summary = reproduce.reproduce(experiment, runs_dir=tmp_path / "runs",
                                   results_dir=tmp_path / "results", only=[first], chosen_seeds=[0],
-                                  overrides=lambda c: dataclasses.replace(
-                                      c, **SMOKE, task_options={**c.task_options, **stand_in}),
+                                  overrides=smoke,
                                   progress=False, log=lambda line: None)
     final = summary["variants"][first]["final"]
     metric = reproduce.reference(experiment)["metric"]
