@@ -19,8 +19,15 @@ class LSTMState(NamedTuple):
 
     h: Array  # (*batch, P) hidden state: short-term memory, also the output
     c: Array  # (*batch, H) cell state: long-term memory
-    gates: Array | None = None  # (*batch, K) with gate_recurrence: the previous step's
-    #   gate activations (the weighted ones of i, f, o, in that order), else None
+
+
+class LSTMGateState(NamedTuple):
+    """The carry of an LSTM with ``gate_recurrence``: ``LSTMState`` plus the gates."""
+
+    h: Array  # (*batch, P) as LSTMState.h
+    c: Array  # (*batch, H) as LSTMState.c
+    gates: Array  # (*batch, K) the previous step's activations of the gates with weights
+    #   among (i, f, o), in that order
 
 
 class Peephole(NamedTuple):
@@ -176,7 +183,7 @@ def lstm(
       gate_recurrence: FGR: each gate with weights also reads the previous step's gate
         activations, z_t += [i, f, o]_{t-1} @ w_gg with w_gg (K, K), K = 3H (less H per
         gate without weights): Greff's nine extra recurrent matrices in one. The carry
-        then holds those activations in ``LSTMState.gates`` (*batch, K), zeros at first.
+        is then ``LSTMGateState(h, c, gates (*batch, K))``, gates zero at first.
       bias: learn the bias b (G,); False matches ``torch.nn.LSTM(bias=False)``.
       forget_bias: added to the forget-gate bias at init (Jozefowicz et al., 2015
         recommend 1.0); it is an initial value, not a constant in the math, so
@@ -197,8 +204,8 @@ def lstm(
         the cell state stay in ``param_dtype``. None computes in ``param_dtype``.
 
     Returns:
-      A ``Cell``. Its carry is ``LSTMState(h (*batch, P), c (*batch, H))``, plus
-      ``gates`` (*batch, K) with ``gate_recurrence``.
+      A ``Cell``. Its carry is ``LSTMState(h (*batch, P), c (*batch, H))``
+      (``LSTMGateState`` with ``gate_recurrence``).
 
     Raises:
       ValueError: ``coupled`` without ``input_gate`` or ``forget_gate``, or
@@ -289,11 +296,10 @@ def _build(config: LSTMConfig) -> base.Cell:
 
     def initial_carry(params, batch_shape):
         dt = params.w_hh.dtype
-        gates = None
+        h, c = jnp.zeros((*batch_shape, P), dt), jnp.zeros((*batch_shape, H), dt)
         if config.gate_recurrence:
-            gates = jnp.zeros((*batch_shape, len(recurrent) * H), dt)
-        return LSTMState(h=jnp.zeros((*batch_shape, P), dt), c=jnp.zeros((*batch_shape, H), dt),
-                         gates=gates)
+            return LSTMGateState(h, c, jnp.zeros((*batch_shape, len(recurrent) * H), dt))
+        return LSTMState(h, c)
 
     def project_inputs(params, xs):
         gx = base.matmul(xs, params.w_ih, dtype)
@@ -330,12 +336,11 @@ def _build(config: LSTMConfig) -> base.Cell:
         h = o * phi_c(c_shown)
         if params.w_hr is not None:
             h = base.matmul(h, params.w_hr, dtype)
-        gates = None
+        new_state = LSTMState(h=h.astype(state.h.dtype), c=c.astype(state.c.dtype))
         if params.w_gg is not None:
             weighted = dict(i=i, f=f, o=o)
             gates = jnp.concatenate([weighted[n] for n in recurrent], axis=-1)
-            gates = gates.astype(state.gates.dtype)
-        new_state = LSTMState(h=h.astype(state.h.dtype), c=c.astype(state.c.dtype), gates=gates)
+            new_state = LSTMGateState(*new_state, gates.astype(state.gates.dtype))
         y_t = h.astype(base.output_dtype(dtype, state.h.dtype))
         return new_state, y_t, LSTMGates(f=f, i=i, g=g, o=o, c=c, h=h)
 
