@@ -59,7 +59,7 @@ def test_missing_data_packages_name_the_install_command(monkeypatch):
 
 def test_list_shows_every_shipped_experiment():
     listed = lt.list_experiments()
-    assert set(listed) == {"adding", "copy", "digits", "variants"} and all(listed.values())
+    assert set(listed) == {"adding", "copy", "digits"} and all(listed.values())
 
 
 @pytest.mark.parametrize("name", experiments.shipped())
