@@ -1,8 +1,22 @@
-"""Copying memory, delay T=100 (Arjovsky, Shah & Bengio, 2016, section 4.1)."""
+"""Copying memory, delay T = 100 (Arjovsky, Shah & Bengio, 2016, section 4.1).
+
+Recall 10 symbols of 8 after 100 blanks. A model that remembers nothing scores
+10·ln 8 / 120 = 0.1733 nats per step; the paper's LSTM (128 units) sits at that
+baseline at T = 100 for its whole budget, while its uRNN goes below it.
+"""
 
 from lstm_jax.train import Config
 
-DESCRIPTION = "copying memory, T=100: recall 10 symbols of 8 after 100 blanks (baseline 0.1733 nats)"
+DESCRIPTION = "copying memory, T=100: LSTM and GRU recall 10 symbols of 8 after 100 blanks"
+
+SEEDS = (0, 1)
+VARIANTS = {"lstm": {}, "gru": {"cell": "gru"}}
+REFERENCE = {
+    "source": "Arjovsky, Shah & Bengio 2016, Fig. 1 (T=100)",
+    "published": "memoryless baseline 0.1733 nats; their LSTM (128 units, RMSProp) stays at "
+                 "the baseline, uRNN goes below it",
+    "metric": "loss",
+}
 
 
 def get_config() -> Config:
@@ -13,7 +27,7 @@ def get_config() -> Config:
         hidden_size=128,  # the paper's LSTM has 128 units
         embed_size=16,  # the 10 tokens (blank, 8 symbols, delimiter) embedded in 16 dimensions
         batch_size=64,
-        steps=4000,
+        steps=8000,
         learning_rate=2e-3,
         warmup_steps=200,
         eval_every=500,

@@ -4,6 +4,16 @@ from lstm_jax.train import Config
 
 DESCRIPTION = "digits read pixel by pixel (64 steps): an LSTM classifies the 8x8 images"
 
+SEEDS = (0, 1)
+VARIANTS = {"lstm": {}}
+REFERENCE = {
+    "source": "none published (scikit-learn's load_digits)",
+    "published": "the issue's bar: > 90% test accuracy",
+    "metric": "accuracy",
+    "value": 0.90,
+    "variant": "lstm",
+}
+
 
 def get_config() -> Config:
     return Config(
@@ -14,6 +24,6 @@ def get_config() -> Config:
         steps=1500,  # about 67 epochs of the 1,438 training images
         learning_rate=3e-3,
         warmup_steps=100,
-        eval_every=500,
+        eval_every=250,
         checkpoint_every=500,
     )

@@ -1,4 +1,4 @@
-"""The ``lstm-jax`` command: train, evaluate, list and benchmark.
+"""The ``lstm-jax`` command: train, evaluate, reproduce, list and benchmark.
 
 Intentionally kept short: the work lives in ``lstm_jax.train``. A mistake of the
 user's is one line ``lstm-jax: error: ...`` and exit status 2, reported before a run
@@ -15,6 +15,10 @@ from pathlib import Path
 
 TRAIN_USAGE = ("lstm-jax train NAME|FILE [--steps N] [--seed S] [--out DIR] [--resume] "
                "[--no-progress] [CONFIG FIELDS ...]")
+
+
+REPRODUCE_USAGE = ("lstm-jax reproduce NAME|FILE [--variants V ...] [--seeds S ...] [--runs DIR] "
+                   "[--results DIR] [--no-progress] [CONFIG FIELDS ...]")
 
 
 def _train(args, fields: list[str]) -> int:
@@ -86,6 +90,51 @@ def _resumed_config(experiment, run_dir: Path, fields: list[str]):
                 f"{run_dir}, whose {name} is {getattr(stored, name)!r}"
                 + ("; --steps may only grow" if name == "steps" else ""))
     return given
+
+
+def _reproduce(args, fields: list[str]) -> int:
+    from lstm_jax.train import config as cfg
+    from lstm_jax.train import experiments, interrupts, reproduce
+
+    experiment = experiments.load(args.experiment)
+    prog = f"lstm-jax reproduce {args.experiment}"
+    command = shlex.join(["lstm-jax", *args.argv])
+    try:
+        summary = reproduce.reproduce(
+            experiment, runs_dir=Path(args.runs), results_dir=Path(args.results),
+            only=args.variants, chosen_seeds=args.seeds,
+            overrides=lambda config: cfg.cli(config, fields, prog=prog),
+            progress=not args.no_progress, command=command)
+    except interrupts.Interrupted as stop:
+        print(f"lstm-jax: interrupted ({stop}); the finished runs are kept and the unfinished "
+              f"one continues from its last checkpoint. Continue with: {command}", file=sys.stderr)
+        return stop.exit_code
+    metric = summary["reference"]["metric"]
+    print(f"{experiment.name} ({metric}, mean ± std over seeds):")
+    for name, variant in summary["variants"].items():
+        baseline = variant["baselines"].get(metric)
+        print(f"  {name:20} {reproduce.ours(variant, metric)}"
+              + (f"   (baseline {baseline:.4g})" if baseline is not None else ""))
+    results = Path(args.results)
+    print(f"summary: {results / (experiment.name + '.json')}\nfigure:  "
+          f"{results / (experiment.name + '.png')}\ntable:   {results.parent / reproduce.TABLE_NAME}")
+    return 0
+
+
+def _results(args, fields: list[str]) -> int:
+    from lstm_jax.train import reproduce
+
+    results = Path(args.results)
+    summaries = reproduce.read_summaries(results)
+    if not summaries:
+        from lstm_jax.train.config import ConfigError
+
+        raise ConfigError(f"no run summaries in {results}; make them with "
+                          f"`lstm-jax reproduce NAME --results {results}`")
+    for summary in summaries:
+        reproduce.plot_summary(summary, results / f"{summary['experiment']}.png")
+    print(f"{reproduce.write_table(results)}: {len(summaries)} experiments")
+    return 0
 
 
 def _interrupted_message(stop, run_dir: Path, experiment: str) -> str:
@@ -172,6 +221,26 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.set_defaults(run=_eval)
     commands.add_parser("list", help="list the experiments").set_defaults(run=_list)
+    again = commands.add_parser(
+        "reproduce", usage=REPRODUCE_USAGE,
+        help="run an experiment's every variant and seed, and write its row of RESULTS.md",
+        description="Train every variant x seed of an experiment (rerun to continue), then "
+                    "write RESULTS/NAME.json, NAME.png and the RESULTS.md beside RESULTS. "
+                    "Config fields (e.g. --steps 5) apply to every variant.")
+    again.add_argument("experiment", help="a shipped experiment or your own .py file")
+    again.add_argument("--variants", nargs="+", help="only these variants (default: all)")
+    again.add_argument("--seeds", nargs="+", type=int, help="these seeds (default: its SEEDS)")
+    again.add_argument("--runs", default="runs", help="run directories go in RUNS/NAME/ "
+                       "(default runs)")
+    again.add_argument("--results", default="experiments/results",
+                       help="where the summary and figure go (default experiments/results)")
+    again.add_argument("--no-progress", action="store_true", help="no progress bar")
+    again.set_defaults(run=_reproduce)
+    table = commands.add_parser("results", help="render RESULTS.md from the run summaries")
+    table.add_argument("--results", default="experiments/results",
+                       help="the summaries (default experiments/results); RESULTS.md goes "
+                            "beside this folder")
+    table.set_defaults(run=_results)
     from lstm_jax import bench
 
     benchmark = commands.add_parser("bench", help="benchmark against flax and PyTorch",
@@ -202,7 +271,7 @@ def _dispatch(argv: list[str]) -> int:
     try:
         parser = _parser()
         args, rest = parser.parse_known_args(argv)
-        if args.command != "train" and rest:
+        if args.command not in ("train", "reproduce") and rest:
             parser.parse_args(argv)  # argparse's own error for stray words
         interrupts.check()
         args.argv = argv  # the command line, as config.json records it

@@ -10,7 +10,7 @@ import pytest
 
 from lstm_jax import train as lt
 from lstm_jax.tasks import MissingData, copy_baseline, copy_batch, copy_task, digits_task
-from lstm_jax.train import experiments
+from lstm_jax.train import experiments, reproduce
 
 
 def test_copy_baseline_is_the_papers():
@@ -59,15 +59,29 @@ def test_missing_data_packages_name_the_install_command(monkeypatch):
 
 def test_list_shows_every_shipped_experiment():
     listed = lt.list_experiments()
-    assert set(listed) == {"adding", "copy", "digits"} and all(listed.values())
+    assert set(listed) == {"adding", "copy", "digits", "forget_bias"} and all(listed.values())
+
+
+SMOKE = dict(steps=3, hidden_size=8, batch_size=16, eval_batches=1, log_every=1, eval_every=2,
+             checkpoint_every=3, warmup_steps=1)
 
 
 @pytest.mark.parametrize("name", experiments.shipped())
-def test_every_shipped_experiment_trains_a_few_steps(name, tmp_path):
-    config = dataclasses.replace(lt.load_experiment(name).config(), steps=3, hidden_size=8,
-                                 batch_size=16, eval_batches=1, log_every=1, eval_every=2,
-                                 checkpoint_every=3, warmup_steps=1)
-    result = lt.train(config, tmp_path, experiment=name, progress=False)
-    assert result["metrics"]["step"] == 3 and all(np.isfinite(v) for k, v in result["metrics"].items()
-                                                   if k not in ("split", "final"))
-    assert lt.evaluate(tmp_path)["step"] == 3
+def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
+    """Every variant's config builds and traces; the first variant trains end to end
+    through `reproduce` and its summary, figure and table are written."""
+    experiment = lt.load_experiment(name)
+    assert reproduce.reference(experiment)["source"] and reproduce.reference(experiment)["published"]
+    runs = reproduce.plan(experiment, chosen_seeds=[0])
+    for run in runs:
+        lt.prepare(run.config, experiment=experiment)
+    first = runs[0].variant
+    summary = reproduce.reproduce(experiment, runs_dir=tmp_path / "runs",
+                                  results_dir=tmp_path / "results", only=[first], chosen_seeds=[0],
+                                  overrides=lambda c: dataclasses.replace(c, **SMOKE),
+                                  progress=False, log=lambda line: None)
+    final = summary["variants"][first]["final"]
+    metric = reproduce.reference(experiment)["metric"]
+    assert metric in final and all(np.isfinite(v) for values in final.values() for v in values)
+    assert lt.evaluate(tmp_path / "runs" / name / f"{first}-seed0")["step"] == 3
+    assert f"| [{name}](#{name}) |" in (tmp_path / "RESULTS.md").read_text()

@@ -1,0 +1,469 @@
+"""Reproduce an experiment's row of ``experiments/RESULTS.md``: every variant × seed.
+
+An experiment module may define, besides ``get_config()``:
+
+- ``VARIANTS``: ``{name: config changes}``, the models its row compares (default: one
+  variant named after the experiment, with no changes). Option dicts in the changes are
+  merged into the experiment's own: ``{"cell_options": {"forget_bias": 0.0}}``.
+- ``SEEDS``: the seeds every variant runs (default ``(0,)``).
+- ``REFERENCE``: what the table puts beside our numbers: ``source`` (paper, table or
+  figure), ``published`` (the number and its setup, as text) and ``metric`` (the
+  final-evaluation metric reported, default ``loss``); optionally ``value`` and
+  ``variant`` (the published number and the variant it compares with: the table then
+  states the gap) and ``note`` (what explains a gap: steps, split, model size).
+
+``reproduce`` trains each run in ``RUNS/NAME/VARIANT-seedS``: the same command again
+continues the unfinished runs and skips the finished ones. It then writes the row's
+summary ``RESULTS/NAME.json`` (final metrics per seed, mean ± std, wall times,
+evaluation curves, configs, the command, the commit, the machine) and its figure
+``RESULTS/NAME.png``; ``write_table`` renders ``RESULTS.md`` from the summaries alone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+from lstm_jax.train import rundir
+from lstm_jax.train.config import Config, ConfigError, GivenOptions, replace, to_dict
+from lstm_jax.train.experiments import Experiment, load as load_experiment
+
+HIGHER_IS_BETTER = frozenset({"accuracy", "recall"})
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
+TABLE_NAME = "RESULTS.md"
+
+
+class Run(NamedTuple):
+    """One run of a row: a variant of the experiment's config, with one seed."""
+
+    variant: str
+    seed: int
+    config: Config
+
+
+# ---- what an experiment asks for ------------------------------------------------------
+
+def variants(experiment: Experiment) -> dict[str, dict]:
+    """``{name: config changes}`` of the experiment's ``VARIANTS``, checked."""
+    table = getattr(experiment.module, "VARIANTS", {experiment.name: {}})
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"{experiment.source}: VARIANTS must be a non-empty dict "
+                          f"{{name: config changes}}")
+    for name, changes in table.items():
+        if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name):
+            raise ConfigError(f"{experiment.source}: variant name {name!r} must be letters, "
+                              f"digits and _.+=- (it names a directory)")
+        if not isinstance(changes, dict):
+            raise ConfigError(f"{experiment.source}: VARIANTS[{name!r}] must be a dict of "
+                              f"config changes, got {type(changes).__name__}")
+    return table
+
+
+def seeds(experiment: Experiment) -> tuple[int, ...]:
+    chosen = getattr(experiment.module, "SEEDS", (0,))
+    if not chosen or not all(isinstance(s, int) and not isinstance(s, bool) for s in chosen):
+        raise ConfigError(f"{experiment.source}: SEEDS must be a non-empty tuple of ints")
+    return tuple(chosen)
+
+
+def reference(experiment: Experiment) -> dict[str, Any]:
+    """The experiment's ``REFERENCE``, with ``metric`` defaulting to ``loss``."""
+    found = dict(getattr(experiment.module, "REFERENCE", {}))
+    unknown = sorted(set(found) - {"source", "published", "metric", "value", "variant", "note"})
+    if unknown:
+        raise ConfigError(f"{experiment.source}: unknown REFERENCE key {unknown[0]!r}")
+    found.setdefault("metric", "loss")
+    if "variant" in found and found["variant"] not in variants(experiment):
+        raise ConfigError(f"{experiment.source}: REFERENCE variant {found['variant']!r} is not "
+                          f"one of VARIANTS")
+    return found
+
+
+def plan(experiment: Experiment, *, only: list[str] | None = None,
+         chosen_seeds: list[int] | None = None,
+         overrides: Callable[[Config], Config] = lambda config: config) -> list[Run]:
+    """The runs of a row: each variant (or those in ``only``) with each seed.
+
+    ``overrides`` applies the command line's config fields to each variant's config
+    (e.g. ``--steps 5`` for a smoke run); the seed is set last.
+    """
+    table = variants(experiment)
+    unknown = [name for name in only or () if name not in table]
+    if unknown:
+        raise ConfigError(f"unknown variant {unknown[0]!r} of {experiment.name}; its variants: "
+                          f"{', '.join(table)}")
+    base = experiment.config()
+    runs = []
+    for name in only or table:
+        changes = {key: GivenOptions(value) if isinstance(value, dict) else value
+                   for key, value in table[name].items()}
+        try:
+            config = overrides(replace(base, **changes))
+        except ConfigError as error:
+            raise ConfigError(f"variant {name!r}: {error}") from None
+        runs.extend(Run(name, seed, replace(config, seed=seed))
+                    for seed in chosen_seeds or seeds(experiment))
+    return runs
+
+
+# ---- running a row ----------------------------------------------------------------------
+
+def run_dir_of(runs_dir: Path, experiment: Experiment, run: Run) -> Path:
+    return Path(runs_dir) / experiment.name / f"{run.variant}-seed{run.seed}"
+
+
+def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
+              results_dir: str | Path = "experiments/results", only: list[str] | None = None,
+              chosen_seeds: list[int] | None = None,
+              overrides: Callable[[Config], Config] = lambda config: config,
+              progress: bool = True, command: str | None = None,
+              log: Callable[[str], None] = print) -> dict:
+    """Train every run of the row (continuing unfinished ones), then write its summary
+    ``results_dir/NAME.json``, figure ``NAME.png`` and the table ``RESULTS.md`` beside
+    ``results_dir``. Returns the summary.
+
+    Every run's config is checked (``prepare``) before the first one starts.
+
+    Raises:
+      ConfigError: a mistake in the experiment or the overrides, or a run directory that
+        holds a run of another config.
+      interrupts.Interrupted: SIGINT/SIGTERM; the same call continues where it stopped.
+    """
+    from lstm_jax.train import loop
+
+    if isinstance(experiment, str):
+        experiment = load_experiment(experiment)
+    runs = plan(experiment, only=only, chosen_seeds=chosen_seeds, overrides=overrides)
+    resumes = [_check_existing(run_dir_of(runs_dir, experiment, run), run.config) for run in runs]
+    for run in runs:
+        if run.seed == runs[0].seed:  # one check per variant: the seed changes no shape
+            loop.prepare(run.config, experiment=experiment)
+    finished = []
+    for index, (run, resume) in enumerate(zip(runs, resumes), 1):
+        path = rundir.make(run_dir_of(runs_dir, experiment, run))
+        log(f"[{index}/{len(runs)}] {experiment.name} {run.variant} seed {run.seed}: {path}")
+        prepared = loop.prepare(run.config, experiment=experiment)
+        result = loop.run(prepared, path, resume=resume, progress=progress, command=command)
+        finished.append(_run_summary(run, path, result["baselines"], prepared.task.name))
+    summary = summarize(experiment, finished, command)
+    results_dir = Path(results_dir)
+    write_summary(summary, results_dir)
+    write_table(results_dir)
+    return summary
+
+
+def _check_existing(path: Path, config: Config) -> bool:
+    """Whether ``path`` holds this run already (to be continued); a run of another config
+    there is an error, except a smaller ``steps`` (the run is extended)."""
+    if not (path / rundir.RECORD).exists():
+        return path.exists()  # made, but stopped before it started: start it there
+    _, stored = rundir.read_record(path)
+    different = [name for name, value in to_dict(config).items()
+                 if to_dict(stored)[name] != value and not (name == "steps" and value > stored.steps)]
+    if different:
+        name = different[0]
+        raise ConfigError(f"{path} holds a run whose {name} is {getattr(stored, name)!r}, not "
+                          f"{getattr(config, name)!r}; remove it or choose another --runs")
+    return True
+
+
+def _run_summary(run: Run, path: Path, baselines: dict, task_name: str) -> dict:
+    from lstm_jax.train.report import MetricsLog
+
+    records = MetricsLog(path / "metrics.jsonl").read()
+    evals = [_metrics_of(r) for r in records if r.get("split") == "eval"]
+    times = [r["elapsed_s"] for r in records if "elapsed_s" in r]
+    return {"variant": run.variant, "seed": run.seed, "run_dir": str(path), "task": task_name,
+            "config": to_dict(run.config), "baselines": _floats(baselines),
+            "final": evals[-1] if evals else {}, "wall_s": times[-1] if times else None,
+            "curve": evals}
+
+
+def _metrics_of(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("split", "final")}
+
+
+def _floats(values: dict) -> dict:
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
+
+
+# ---- the summary -------------------------------------------------------------------------
+
+def summarize(experiment: Experiment, runs: list[dict], command: str | None) -> dict:
+    """The row's summary: per variant the final metrics of every seed, their mean and
+    standard deviation, wall times and baselines; the runs with their curves; how it was
+    made (command, commit, machine, versions)."""
+    by_variant: dict[str, list[dict]] = {}
+    for run in runs:
+        by_variant.setdefault(run["variant"], []).append(run)
+    table = variants(experiment)
+    return {
+        "experiment": experiment.name,
+        "description": experiment.description,
+        "reference": reference(experiment),
+        "command": command,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "machine": machine(),
+        "versions": rundir.versions(),
+        "variants": {name: _variant_summary(table[name], group)
+                     for name, group in by_variant.items()},
+        "runs": runs,
+    }
+
+
+def _variant_summary(changes: dict, runs: list[dict]) -> dict:
+    names = [name for name in runs[0]["final"] if name != "step"]
+    final = {name: [run["final"][name] for run in runs] for name in names}
+    config = {k: v for k, v in runs[0]["config"].items() if k != "seed"}
+    return {"changes": changes, "task": runs[0]["task"], "config": config,
+            "baselines": runs[0]["baselines"], "seeds": [run["seed"] for run in runs],
+            "final": final, "mean": {k: _mean(v) for k, v in final.items()},
+            "std": {k: _std(v) for k, v in final.items()},
+            "wall_s": [run["wall_s"] for run in runs]}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _std(values: list[float]) -> float:
+    """The sample standard deviation (0 for one value)."""
+    if len(values) < 2:
+        return 0.0
+    mean = _mean(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _commit() -> dict | None:
+    """The git commit of the code that ran, and whether it had uncommitted changes."""
+    where = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain",
+                                 "--untracked-files=no"], capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None  # an installed copy, not a checkout
+    return {"sha": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def machine() -> dict:
+    """The CPU (model, cores, vector extensions that change the speed) and the devices."""
+    import jax
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return {"cpu": model, "cpu_count": os.cpu_count(), "vector": vector,
+            "devices": [str(d) for d in jax.devices()]}
+
+
+def write_summary(summary: dict, results_dir: Path) -> Path:
+    """``NAME.json`` and its figure ``NAME.png`` in ``results_dir``, written atomically."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{summary['experiment']}.json"
+    _write_atomic(path, json.dumps(summary, indent=1) + "\n")
+    plot_summary(summary, results_dir / f"{summary['experiment']}.png")
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def read_summaries(results_dir: Path) -> list[dict]:
+    summaries = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        try:
+            summaries.append(json.loads(path.read_text()))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(f"{path} is not valid JSON ({error}); rerun its experiment") from None
+    return summaries
+
+
+# ---- the figure ----------------------------------------------------------------------------
+
+def _panel(run_or_variant: dict) -> str:
+    """The task a variant runs (its task and task options): variants on different tasks
+    are drawn on separate axes."""
+    options = run_or_variant["config"]["task_options"]
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return run_or_variant["task"] + (f" ({shown})" if shown else "")
+
+
+def plot_summary(summary: dict, path: Path) -> Path:
+    """The row's learning curves: the reported metric on the evaluation set against the
+    step, each variant's mean over seeds with its min-max band, one axis per task, the
+    baselines dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = summary["reference"]["metric"]
+    panels: dict[str, list[str]] = {}
+    for name, variant in summary["variants"].items():
+        panels.setdefault(_panel(variant), []).append(name)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, (panel, names) in zip(axes[0], panels.items()):
+        for index, name in enumerate(names):
+            curves = [run["curve"] for run in summary["runs"] if run["variant"] == name]
+            steps = [point["step"] for point in curves[0]]
+            values = [[point.get(metric, math.nan) for point in curve[:len(steps)]]
+                      for curve in curves if len(curve) >= len(steps)]
+            mean = [_mean(column) for column in zip(*values)]
+            ax.plot(steps, mean, "o-", color=f"C{index}", markersize=3,
+                    label=f"{name} ({len(values)} seed{'s' * (len(values) > 1)})")
+            if len(values) > 1:
+                ax.fill_between(steps, [min(c) for c in zip(*values)],
+                                [max(c) for c in zip(*values)], color=f"C{index}", alpha=0.2)
+        baselines = summary["variants"][names[0]]["baselines"]
+        if metric in baselines:
+            ax.axhline(baselines[metric], linestyle="--", color="gray",
+                       label=f"baseline {baselines[metric]:.4g}")
+        lower_better = metric not in HIGHER_IS_BETTER
+        if lower_better and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()
+                                if math.isfinite(v)):
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"eval {metric}" + (" (log scale)" if ax.get_yscale() == "log" else ""))
+        ax.set_title(panel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{summary['experiment']}: {summary['description']}", fontsize=10)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=90)
+    finally:
+        plt.close(fig)
+    return path
+
+
+# ---- the table -----------------------------------------------------------------------------
+
+def _number(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1 else f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def ours(variant: dict, metric: str) -> str:
+    """``0.912 ± 0.004`` (mean ± std over the seeds), or the one seed's value."""
+    if metric not in variant["mean"]:
+        return "n/a"
+    text = _number(variant["mean"][metric])
+    if len(variant["seeds"]) > 1:
+        text += f" ± {_number(variant['std'][metric])}"
+    return text
+
+
+def gap(summary: dict) -> str | None:
+    """How far the compared variant is from the published value, in words."""
+    ref = summary["reference"]
+    if "value" not in ref or ref.get("variant") not in summary["variants"]:
+        return None
+    metric, published = ref["metric"], float(ref["value"])
+    mean = summary["variants"][ref["variant"]]["mean"].get(metric)
+    if mean is None:
+        return None
+    better = mean >= published if metric in HIGHER_IS_BETTER else mean <= published
+    scale, unit = (100, " points") if metric in HIGHER_IS_BETTER and published <= 1 else (1, "")
+    difference = abs(mean - published) * scale
+    verdict = "at or better than" if better else "short of"
+    return (f"{ref['variant']}: {_number(mean)} against the published {_number(published)}, "
+            f"{verdict} it by {difference:.2f}{unit}")
+
+
+def _setup(variant: dict) -> str:
+    c = variant["config"]
+    options = "".join(f", {k}={v}" for k, v in c["task_options"].items())
+    return (f"{variant['task']}{options}; H={c['hidden_size']}, {c['num_layers']} layer(s), "
+            f"{c['steps']} steps of batch {c['batch_size']}, lr {c['learning_rate']:g}")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def render_table(summaries: list[dict], folder: str = "results") -> str:
+    """``RESULTS.md``: one table row per experiment, then a section per experiment with
+    its figure, every variant's numbers, the gap to the paper and how it was run."""
+    lines = [
+        "# Experiments: published recurrent-network results, reproduced",
+        "",
+        f"Generated by `lstm-jax results` from the run summaries in `{folder}/` (written by "
+        "`lstm-jax reproduce NAME`); do not edit by hand. Our numbers are final evaluations "
+        "on held-out data, mean ± sample standard deviation over the seeds; wall time is "
+        "the training time of all the row's runs on the machine named in its section.",
+        "",
+        "| experiment | source | published | ours | our setup | seeds | wall time | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        ref, metric = s["reference"], s["reference"]["metric"]
+        first = next(iter(s["variants"].values()))
+        numbers = "; ".join(f"{name} {ours(v, metric)}" for name, v in s["variants"].items())
+        wall = sum(w for v in s["variants"].values() for w in v["wall_s"] if w)
+        seed_list = ", ".join(str(seed) for seed in first["seeds"])
+        lines.append(f"| [{s['experiment']}](#{s['experiment']}) | {ref.get('source', '')} | "
+                     f"{ref.get('published', '')} | {metric}: {numbers} | {_setup(first)} | "
+                     f"{seed_list} | {_minutes(wall)} | `{s['command'] or ''}` |")
+    for s in summaries:
+        lines += _section(s, folder)
+    return "\n".join(lines) + "\n"
+
+
+def _section(s: dict, folder: str) -> list[str]:
+    ref, metric = s["reference"], s["reference"]["metric"]
+    lines = ["", f"## {s['experiment']}", "", s["description"], "",
+             f"![{s['experiment']} learning curves]({folder}/{s['experiment']}.png)", "",
+             f"| variant | changes | {metric} | baseline | other final metrics | "
+             f"wall time per run |", "|---|---|---|---|---|---|"]
+    for name, v in s["variants"].items():
+        changes = ", ".join(f"{k}={val}" for k, val in v["changes"].items()) or "(the config)"
+        baseline = _number(v["baselines"][metric]) if metric in v["baselines"] else ""
+        others = ", ".join(f"{k} {ours(v, k)}" for k in v["mean"] if k != metric)
+        walls = [w for w in v["wall_s"] if w]
+        per_run = _minutes(_mean(walls)) if walls else ""
+        lines.append(f"| {name} | {changes} | {ours(v, metric)} | {baseline} | {others} | "
+                     f"{per_run} |")
+    lines.append("")
+    words = gap(s)
+    if words:
+        lines += [f"Against the paper: {words}.", ""]
+    if ref.get("note"):
+        lines += [ref["note"], ""]
+    commit = s.get("commit") or {}
+    made = f"commit {commit['sha'][:10]}" + (" (with uncommitted changes)" if commit.get("dirty") else "") \
+        if commit else "an installed copy"
+    m = s["machine"]
+    lines.append(f"Run {s['date'][:10]} from {made} on {m['cpu']} ({m['cpu_count']} cores, "
+                 f"{' '.join(m['vector']) or 'no AVX2'}), {', '.join(m['devices'])}.")
+    return lines
+
+
+def write_table(results_dir: str | Path) -> Path:
+    """Render ``RESULTS.md`` beside ``results_dir`` from its summaries; return its path."""
+    results_dir = Path(results_dir)
+    path = results_dir.parent / TABLE_NAME
+    _write_atomic(path, render_table(read_summaries(results_dir), results_dir.name))
+    return path
