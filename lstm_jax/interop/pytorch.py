@@ -271,17 +271,18 @@ def _cell_options(cell: Cell) -> dict:
                 raise ValueError(f"torch has no LSTM with {option}=True")
         if c.gate_changes:
             raise ValueError(f"torch has no LSTM with {c.gate_changes[0]}")
-        if c.candidate_activation is not jnp.tanh or c.cell_activation is not jnp.tanh:
-            raise ValueError(
-                "torch's LSTM uses tanh for the candidate and the cell output, got "
-                f"candidate_activation={c.candidate_activation!r} and "
-                f"cell_activation={c.cell_activation!r}"
-            )
     if kind in ("lstm", "gru"):
         if c.activation is not jnp.tanh or c.gate_activation is not jax.nn.sigmoid:
             raise ValueError(
                 f"torch's {kind.upper()} uses activation=tanh and gate_activation=sigmoid, "
                 f"got {c.activation!r} and {c.gate_activation!r}"
+            )
+        if kind == "lstm" and (c.candidate_activation is not jnp.tanh
+                               or c.cell_activation is not jnp.tanh):
+            raise ValueError(
+                "torch's LSTM uses tanh for the candidate and the cell output, got "
+                f"candidate_activation={c.candidate_activation!r} and "
+                f"cell_activation={c.cell_activation!r}"
             )
         nonlinearity = None
     else:
