@@ -62,13 +62,13 @@ class LSTMParams(NamedTuple):
 
 
 class LSTMGates(NamedTuple):
-    """One step's activations, each (*batch, H) except h (*batch, P)."""
+    """One step's activations, each (*batch, H) except h (*batch, P); a gate without
+    weights (``input_gate=False``, ...) is reported as ones."""
 
     f: Array  # forget gate: how much of c_{t-1} to keep
     i: Array  # input gate: how much of the candidate to write
     g: Array  # candidate values (tanh)
     o: Array  # output gate: how much of tanh(c_t) to show
-    # a gate without weights (input_gate=False, ...) is reported as ones
     c: Array  # new cell state
     h: Array  # new hidden state / output
 
@@ -115,10 +115,10 @@ class LSTMConfig(base.CellConfig):
     @property
     def gate_changes(self) -> tuple[str, ...]:
         """The gate options that differ from the standard LSTM, as ``name=value``."""
-        defaults = {"input_gate": True, "forget_gate": True, "output_gate": True,
-                    "gate_recurrence": False}
-        return tuple(f"{name}={getattr(self, name)}" for name, default in defaults.items()
-                     if getattr(self, name) != default)
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        names = ("input_gate", "forget_gate", "output_gate", "gate_recurrence")
+        return tuple(f"{name}={getattr(self, name)}" for name in names
+                     if getattr(self, name) != defaults[name])
 
     @property
     def sums_projections(self) -> bool:
@@ -187,7 +187,7 @@ def lstm(
       bias: learn the bias b (G,); False matches ``torch.nn.LSTM(bias=False)``.
       forget_bias: added to the forget-gate bias at init (Jozefowicz et al., 2015
         recommend 1.0); it is an initial value, not a constant in the math, so
-        imported weights run unchanged.
+        imported weights run unchanged. Unused without a forget gate.
       init: initializer preset, ``"flax"`` (lecun-normal input kernel, orthogonal
         recurrent blocks, zero bias) or ``"pytorch"`` (uniform ±1/sqrt(H)).
         ``w_gg`` takes the recurrent initializer, one block per gate.
