@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test: $(TEST_STAMP)
 
 demo: $(DEMO_STAMP)
 	$(BIN)/lstm-jax train adding
+
+# the experiments' data: Debian packages (one line per source, installed only when missing),
+# then the `experiments` extra into the venv
+data: | $(BIN)/python
+	dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || sudo apt-get install -y dataset-fashion-mnist
+	dpkg -s bible-kjv >/dev/null 2>&1 || sudo apt-get install -y bible-kjv
+	$(BIN)/python -m pip install --quiet -e ".[experiments]"
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py

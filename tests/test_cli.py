@@ -112,8 +112,8 @@ def test_run_directories_are_created_exclusively_under_a_race(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train"], "train needs an experiment: adding, copy, digits or the path of your own .py file"),
-    (["train", "nope"], "unknown experiment 'nope'; known experiments: adding, copy, digits"),
+    (["train"], "train needs an experiment: adding, copy, digits, fashion_rows, forget_bias, mnist1d or the path of your own .py file"),
+    (["train", "nope"], "unknown experiment 'nope'; known experiments: adding, copy, digits, fashion_rows, forget_bias, mnist1d"),
     (["train", "missing_exp.py"], "no experiment file"),
     (["train", "adding", "--hiden-size", "3"], "Unrecognized options: --hiden-size, 3; did you mean --hidden-size?"),
     (["train", "adding", "--hidden-size", "x"], "Error parsing --hidden-size: invalid literal for int()"),

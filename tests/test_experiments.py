@@ -59,7 +59,9 @@ def test_missing_data_packages_name_the_install_command(monkeypatch):
 
 def test_list_shows_every_shipped_experiment():
     listed = lt.list_experiments()
-    assert set(listed) == {"adding", "copy", "digits", "forget_bias", "variants"} and all(listed.values())
+    assert set(listed) == {"adding", "copy", "digits", "fashion_rows", "forget_bias", "mnist1d",
+                           "variants"}
+    assert all(listed.values())
 
 
 SMOKE = dict(steps=3, hidden_size=8, batch_size=16, eval_batches=1, log_every=1, eval_every=2,

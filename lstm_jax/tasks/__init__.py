@@ -10,9 +10,13 @@ from lstm_jax.tasks.arrays import from_arrays
 from lstm_jax.tasks.base import READOUTS, Batch, Task, generated
 from lstm_jax.tasks.copy import copy_baseline, copy_batch, copy_task
 from lstm_jax.tasks.digits import MissingData, digits_task
+from lstm_jax.tasks.fashion import fashion_rows_task
+from lstm_jax.tasks.mnist1d import mnist1d_task
 
 TASKS: dict[str, Callable[..., Task]] = {"adding": adding_task, "copy": copy_task,
-                                         "digits": digits_task}
+                                         "digits": digits_task,
+                                         "fashion_rows": fashion_rows_task,
+                                         "mnist1d": mnist1d_task}
 
 
 def get_task(name: str, **options) -> Task:
@@ -23,5 +27,5 @@ def get_task(name: str, **options) -> Task:
 
 
 __all__ = ["Batch", "MissingData", "READOUTS", "TASKS", "Task", "adding_batch", "adding_task",
-           "copy_baseline", "copy_batch", "copy_task", "digits_task", "from_arrays", "generated",
-           "get_task"]
+           "copy_baseline", "copy_batch", "copy_task", "digits_task", "fashion_rows_task",
+           "from_arrays", "generated", "get_task", "mnist1d_task"]
