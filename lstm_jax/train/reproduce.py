@@ -342,6 +342,10 @@ def plot_summary(summary: dict, path: Path) -> Path:
         if metric in baselines:
             ax.axhline(baselines[metric], linestyle="--", color="gray",
                        label=f"baseline {baselines[metric]:.4g}")
+        ref = summary["reference"]
+        if "value" in ref and ref.get("variant") in names:
+            ax.axhline(ref["value"], linestyle=":", color="black",
+                       label=f"published {ref['variant']} {ref['value']:.4g}")
         lower_better = metric not in HIGHER_IS_BETTER
         if lower_better and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()
                                 if math.isfinite(v)):
@@ -372,7 +376,7 @@ def ours(variant: dict, metric: str) -> str:
         return "n/a"
     text = _number(variant["mean"][metric])
     if len(variant["seeds"]) > 1:
-        text += f" ± {_number(variant['std'][metric])}"
+        text += f" ± {variant['std'][metric]:.2g}"
     return text
 
 
@@ -396,8 +400,11 @@ def gap(summary: dict) -> str | None:
 def _setup(variant: dict) -> str:
     c = variant["config"]
     options = "".join(f", {k}={v}" for k, v in c["task_options"].items())
-    return (f"{variant['task']}{options}; H={c['hidden_size']}, {c['num_layers']} layer(s), "
-            f"{c['steps']} steps of batch {c['batch_size']}, lr {c['learning_rate']:g}")
+    layers = f"{c['num_layers']} {'bidirectional ' * c['bidirectional']}layer"
+    readout = f", {c['readout']} readout" if c["readout"] != "task" else ""
+    return (f"{variant['task']}{options}; H={c['hidden_size']}, {layers}"
+            f"{'s' * (c['num_layers'] > 1)}{readout}, {c['steps']} steps of batch "
+            f"{c['batch_size']}, lr {c['learning_rate']:g}")
 
 
 def _minutes(seconds: float) -> str:
