@@ -34,6 +34,7 @@ _EXPORTS = {
     "LSTMGates": ("lstm_jax.cells", "LSTMGates"),
     "LSTMParams": ("lstm_jax.cells", "LSTMParams"),
     "LSTMState": ("lstm_jax.cells", "LSTMState"),
+    "LSTMGateState": ("lstm_jax.cells", "LSTMGateState"),
     "Layer": ("lstm_jax.cells", "Layer"),
     "SimpleGates": ("lstm_jax.cells", "SimpleGates"),
     "SimpleParams": ("lstm_jax.cells", "SimpleParams"),

@@ -31,7 +31,10 @@ def unsupported(cell_config, dtype=None) -> str | None:
     for option in ("proj_size", "peephole", "layer_norm", "coupled"):
         if getattr(cell_config, option):
             return f"cuDNN's LSTM has no `{option}`"
-    if cell_config.activation is not jnp.tanh or cell_config.gate_activation is not jax.nn.sigmoid:
+    if cell_config.gate_changes:
+        return f"cuDNN's LSTM has no `{cell_config.gate_changes[0]}`"
+    activations = (cell_config.candidate_activation, cell_config.cell_activation)
+    if any(a is not jnp.tanh for a in activations) or cell_config.gate_activation is not jax.nn.sigmoid:
         return "cuDNN's LSTM uses sigmoid gates and tanh, no other activations"
     for name, value in (("param_dtype", cell_config.param_dtype), ("dtype", dtype or cell_config.dtype)):
         if value is not None and jnp.dtype(value) != jnp.float32:

@@ -61,7 +61,7 @@ def test_missing_data_packages_name_the_install_command(monkeypatch):
 def test_list_shows_every_shipped_experiment():
     listed = lt.list_experiments()
     assert set(listed) == {"adding", "charlm", "chorales", "copy", "digits", "fashion_rows",
-                           "forget_bias", "mnist1d"}
+                           "forget_bias", "mnist1d", "variants"}
     assert all(listed.values())
 
 

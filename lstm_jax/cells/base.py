@@ -139,7 +139,13 @@ class CellConfig:
         return False
 
 
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+def identity(x: Array) -> Array:
+    """The identity: a linear activation ("identity" or "linear")."""
+    return x
+
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid,
+               "identity": identity, "linear": identity}
 
 
 def resolve_activation(name: str, value: str | Callable) -> Callable:

@@ -291,6 +291,12 @@ def _lstm_unsupported(config, params: LSTMParams) -> list[str]:
         reasons.append("layer_norm=True (layer-norm parameters)")
     if config.coupled:
         reasons.append("coupled=True (no input gate)")
+    reasons.extend(f"{change} (flax's cells have all three gates, no gate recurrence)"
+                   for change in config.gate_changes)
+    if config.candidate_activation is not config.activation or (
+            config.cell_activation is not config.activation):
+        reasons.append("candidate_activation or cell_activation other than activation "
+                       "(flax's activation_fn is both)")
     if not config.bias or params.b is None:
         reasons.append("bias=False (flax's recurrent entries always have a bias)")
     return reasons
@@ -327,7 +333,8 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
     Raises:
       TypeError: ``cell`` is not a Cell or ``params`` not of its type.
       ValueError: what flax's cells cannot express (``proj_size``, ``peephole``,
-        ``layer_norm``, ``coupled``, ``bias=False``), or params whose shapes do not
+        ``layer_norm``, ``coupled``, a gate switched off, ``gate_recurrence``, other
+        candidate or cell activations, ``bias=False``), or params whose shapes do not
         match the cell.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj

@@ -269,11 +269,20 @@ def _cell_options(cell: Cell) -> dict:
         for option in ("peephole", "layer_norm", "coupled"):
             if getattr(c, option):
                 raise ValueError(f"torch has no LSTM with {option}=True")
+        if c.gate_changes:
+            raise ValueError(f"torch has no LSTM with {c.gate_changes[0]}")
     if kind in ("lstm", "gru"):
         if c.activation is not jnp.tanh or c.gate_activation is not jax.nn.sigmoid:
             raise ValueError(
                 f"torch's {kind.upper()} uses activation=tanh and gate_activation=sigmoid, "
                 f"got {c.activation!r} and {c.gate_activation!r}"
+            )
+        if kind == "lstm" and (c.candidate_activation is not jnp.tanh
+                               or c.cell_activation is not jnp.tanh):
+            raise ValueError(
+                "torch's LSTM uses tanh for the candidate and the cell output, got "
+                f"candidate_activation={c.candidate_activation!r} and "
+                f"cell_activation={c.cell_activation!r}"
             )
         nonlinearity = None
     else:
@@ -356,7 +365,7 @@ def to_torch(layer_or_cell: Layer | Cell, params):
 
     Raises:
       ValueError: for what torch cannot express: peepholes, layer norm, coupled gates,
-        other activations, layers or directions with different cell kinds, sizes or
+        a gate switched off, gate recurrence, other activations, layers or directions with different cell kinds, sizes or
         bias settings, ``merge`` other than ``"concat"``, mixed layouts, input or
         recurrent dropout, zoneout, an LSTM cell with ``proj_size``; params whose
         shapes or dtypes do not fit.
