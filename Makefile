@@ -8,8 +8,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test demo bench data clean
+.PHONY: test demo bench data results clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +34,16 @@ demo: $(DEMO_STAMP)
 # the experiments' data: Debian packages (one line per source, installed only when missing),
 # then the `experiments` extra into the venv
 data: | $(BIN)/python
-	dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || sudo apt-get install -y dataset-fashion-mnist
-	dpkg -s bible-kjv >/dev/null 2>&1 || sudo apt-get install -y bible-kjv
+	dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || $(SUDO) apt-get install -y dataset-fashion-mnist
+	dpkg -s bible-kjv >/dev/null 2>&1 || $(SUDO) apt-get install -y bible-kjv
 	$(BIN)/python -m pip install --quiet -e ".[experiments]"
+
+# every experiment's row of experiments/RESULTS.md: hours on 2 CPU cores; run it again to
+# continue. `lstm-jax results` alone re-renders the table from the committed summaries.
+results: data
+	for name in $$($(BIN)/python -c "from lstm_jax.train import experiments; print(*experiments.shipped())"); do \
+		$(BIN)/lstm-jax reproduce $$name || exit $$?; \
+	done
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -97,6 +98,29 @@ def test_params_restore_without_the_optimizer_of_the_run(tmp_path):
         assert_trees_equal(params, make_state(seed=10).params)
         with pytest.raises(CheckpointError, match="'state' holds another structure than this model's"):
             checkpoints.restore(make_state(optimizer=sgd))  # the full state needs adamw's
+
+
+class Old(NamedTuple):
+    w: jax.Array
+    b: jax.Array | None
+
+
+class New(NamedTuple):  # Old with an optional part added later, None when unused
+    w: jax.Array
+    b: jax.Array | None
+    w_extra: jax.Array | None = None
+
+
+def test_params_restore_into_a_type_that_gained_an_optional_field_since(tmp_path):
+    old = Old(w=jnp.arange(6.0).reshape(2, 3), b=None)
+    with Checkpoints(tmp_path) as checkpoints:
+        checkpoints.save(4, TrainState(old, (), jnp.array(4, jnp.int32),
+                                       jax.random.key_data(jax.random.key(0))))
+        params, step = checkpoints.restore_params(New(w=jnp.zeros((2, 3)), b=None))
+        assert type(params) is New and params.b is None and params.w_extra is None
+        np.testing.assert_array_equal(params.w, old.w)
+        with pytest.raises(CheckpointError, match="missing w_extra"):
+            checkpoints.restore_params(New(w=jnp.zeros((2, 3)), b=None, w_extra=jnp.zeros(3)))
 
 
 def test_no_checkpoint_is_an_error_naming_the_directory(tmp_path):

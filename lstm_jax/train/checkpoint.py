@@ -181,9 +181,9 @@ class Checkpoints:
                     if tree is None:
                         raise CheckpointError(f"no readable {name!r} item")
                     _check_matches(tree, like, name)
-                args = {name: ocp.args.StandardRestore(_abstract(like))
-                        for name, like in likes.items()}
-                return dict(self._manager.restore(step, args=ocp.args.Composite(**args)).items())
+                args = {name: ocp.args.StandardRestore() for name in likes}
+                restored = self._manager.restore(step, args=ocp.args.Composite(**args))
+                return {name: _rebuilt(like, restored[name]) for name, like in likes.items()}
         except CheckpointError:
             raise
         except Exception as error:  # orbax/tensorstore raise many types
@@ -234,9 +234,18 @@ def _join(like: Any, params: Any, rest: dict[str, Any]) -> Any:
     return type(like)(params=params, **rest)
 
 
-def _abstract(tree: Any) -> Any:
-    """``tree`` with each array replaced by its shape, dtype and sharding."""
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+def _rebuilt(like: Any, stored: Any) -> Any:
+    """The leaves of ``stored`` (as orbax read them back: dicts and lists) in the
+    structure of ``like``, matched by key path (``_check_matches`` has compared them).
+
+    So a checkpoint restores into a params type that gained an optional field (None)
+    since it was written: ``None`` is no leaf, and the arrays are found by name.
+    """
+    by_name = {".".join(_key_name(k) for k in path): leaf
+               for path, leaf in jax.tree_util.tree_flatten_with_path(stored)[0]}
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: jax.numpy.asarray(by_name[".".join(_key_name(k) for k in path)],
+                                             dtype=leaf.dtype), like)
 
 
 def _key_name(entry: Any) -> str:
