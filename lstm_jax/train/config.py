@@ -129,17 +129,27 @@ FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 def replace(config: Config, **changes) -> Config:
     """``config`` with ``changes``; unknown fields list the valid ones.
 
-    Option dicts given as ``GivenOptions`` are merged into the config's own.
+    Option dicts given as ``GivenOptions`` are merged into the config's own, except that
+    a new ``task`` starts from no task options (those of the old task do not apply).
 
-    >>> replace(Config(task_options={"length": 100}), task_options=GivenOptions(length=50)).task_options
+    >>> adding = Config(task="adding", task_options={"length": 100})
+    >>> replace(adding, task_options=GivenOptions(length=50)).task_options
     {'length': 50}
+    >>> replace(adding, task="copy", task_options=GivenOptions(delay=30)).task_options
+    {'delay': 30}
+    >>> replace(adding, task="copy").task_options
+    {}
     """
     unknown = sorted(set(changes) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown config field {unknown[0]!r}; valid fields: {', '.join(FIELDS)}")
+    own = {name: getattr(config, name) for name in FIELDS}
+    if changes.get("task", config.task) != config.task:  # the old task's options do not apply
+        own["task_options"] = {}
+        changes.setdefault("task_options", {})
     for name, value in changes.items():
         if isinstance(value, GivenOptions):
-            changes[name] = {**getattr(config, name), **value}
+            changes[name] = {**own[name], **value}
     return dataclasses.replace(config, **changes)
 
 
