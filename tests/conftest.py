@@ -1,6 +1,7 @@
 """Test-wide settings: strict rank promotion, full float32 matmuls, deterministic hypothesis runs."""
 
 import jax
+import pytest
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -17,3 +18,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("lstm_jax")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_cache(tmp_path_factory):
+    """Data the tasks cache (MNIST-1D, the Bible, the chorales) goes to a folder of the
+    test session, not the user's ~/.cache; CLI subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield

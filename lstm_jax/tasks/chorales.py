@@ -11,7 +11,6 @@ is cached as ``${XDG_CACHE_HOME:-~/.cache}/lstm_jax/bach-chorales.npz``.
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Sequence
 
@@ -23,7 +22,7 @@ from lstm_jax.tasks import losses
 from lstm_jax.tasks.arrays import SPLIT_SEED, from_arrays
 from lstm_jax.tasks.base import Batch, Task
 from lstm_jax.tasks.digits import INSTALL, MissingData
-from lstm_jax.tasks.text import cache_dir, write_atomically
+from lstm_jax.tasks.cache import cached_arrays
 
 CACHE = "bach-chorales.npz"
 
@@ -66,17 +65,13 @@ def _parse(sources: Sequence[str], parse) -> dict[str, np.ndarray]:
 
 def bach_chorales() -> dict[str, np.ndarray]:
     """The parsed corpus, from the cache or parsed once (a minute or two) and cached."""
-    path = cache_dir() / CACHE
-    if path.exists():
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    music21 = _music21()
-    names = list(music21.corpus.chorales.Iterator(returnType="filename"))
-    parsed = _parse(names, music21.corpus.parse)
-    buffer = io.BytesIO()
-    np.savez(buffer, **parsed)
-    write_atomically(path, buffer.getvalue())
-    return parsed
+
+    def parse() -> dict[str, np.ndarray]:
+        music21 = _music21()
+        names = list(music21.corpus.chorales.Iterator(returnType="filename"))
+        return _parse(names, music21.corpus.parse)
+
+    return cached_arrays(CACHE, parse)
 
 
 def rolls(parsed: dict[str, np.ndarray]) -> list[list[np.ndarray]]:

@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
 import random
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from lstm_jax.tasks.arrays import from_arrays
 from lstm_jax.tasks.base import Task
+from lstm_jax.tasks.cache import cached_arrays
 from lstm_jax.tasks.digits import INSTALL, MissingData
 
 NUM_SAMPLES = 5000  # the package's default, that of the published results
-
-
-def cache_dir() -> Path:
-    """Where generated data sets are kept: ``${XDG_CACHE_HOME:-~/.cache}/lstm_jax``."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm_jax"
 
 
 def _missing() -> MissingData:
@@ -59,23 +52,9 @@ def mnist1d_arrays(num_samples: int = NUM_SAMPLES) -> dict[str, np.ndarray]:
         version = importlib.metadata.version("mnist1d")  # a new generator, a new file
     except importlib.metadata.PackageNotFoundError:
         raise _missing() from None
-    path = cache_dir() / f"mnist1d-{version}-{num_samples}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {name: stored[name] for name in ("x", "y", "x_test", "y_test")}
-    except (OSError, KeyError, ValueError):
-        pass  # absent or unreadable: generate it again
-    arrays = _generate(num_samples)
-    partial = None
-    try:  # written whole or not at all: two processes may race here
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as file:
-            partial = Path(file.name)
-            np.savez(file, **arrays)
-        os.replace(partial, path)
-    except OSError:  # an unwritable cache only costs the next process a few seconds
-        if partial is not None:
-            partial.unlink(missing_ok=True)
+    arrays = cached_arrays(f"mnist1d-{version}-{num_samples}.npz", lambda: _generate(num_samples))
+    if set(arrays) != {"x", "y", "x_test", "y_test"}:  # another file by that name
+        arrays = _generate(num_samples)
     return arrays
 
 

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,29 +24,12 @@ from lstm_jax import _checks
 from lstm_jax.tasks import losses
 from lstm_jax.tasks.arrays import _rng
 from lstm_jax.tasks.base import Batch, Task
+from lstm_jax.tasks.cache import cache_dir, write_atomically
 from lstm_jax.tasks.digits import MissingData
 
 BIBLE = ["bible", "-f", "gen1:1-rev22:21"]  # -f: one verse a line, "Ge1:1 In the beginning..."
 VERSE_REFERENCE = re.compile(r"^\S+?\d+:\d+ ", re.MULTILINE)  # "Ge1:1 ", "1Chr12:3 "
 INSTALL_BIBLE = "sudo apt-get install bible-kjv (or `make data`)"
-
-
-def cache_dir() -> Path:
-    """``${XDG_CACHE_HOME:-~/.cache}/lstm_jax``."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm_jax"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the whole file or none of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def bible_text() -> str:
