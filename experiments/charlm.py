@@ -10,6 +10,7 @@ VARIANTS = {
     "gru": {"cell": "gru"},
     "rnn": {"cell": "simple"},  # tanh (Elman)
 }
+SAMPLE = {"prompt": "In the beginning", "length": 300, "temperature": 0.8}  # shown in RESULTS.md
 REFERENCE = {
     "source": "Karpathy, Johnson & Fei-Fei (2015), Visualizing and Understanding Recurrent "
               "Networks, section 4.1 (test cross-entropy on War and Peace and the Linux kernel)",

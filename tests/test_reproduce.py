@@ -59,6 +59,7 @@ def test_plan_runs_every_variant_with_every_seed_and_merges_option_dicts(experim
     ("SEEDS = ()", "SEEDS must be a non-empty tuple of ints"),
     ("REFERENCE = {'sauce': 'x'}", "unknown REFERENCE key 'sauce'"),
     ("REFERENCE = {'variant': 'gru'}", "REFERENCE variant 'gru' is not one of VARIANTS"),
+    ("SAMPLE = {'prompt': 'a'}", "SAMPLE must be a dict of prompt, length and temperature"),
 ])
 def test_mistakes_in_an_experiments_row_are_named(tmp_path, text, message):
     path = tmp_path / "bad.py"
@@ -67,6 +68,7 @@ def test_mistakes_in_an_experiments_row_are_named(tmp_path, text, message):
     experiment = lt.load_experiment(str(path))
     with pytest.raises(lt.ConfigError, match=message):
         reproduce.reference(experiment)
+        reproduce.sample_options(experiment)
         reproduce.plan(experiment)
 
 

@@ -11,6 +11,9 @@ An experiment module may define, besides ``get_config()``:
   final-evaluation metric reported, default ``loss``); optionally ``value`` and
   ``variant`` (the published number and the variant it compares with: the table then
   states the gap) and ``note`` (what explains a gap: steps, split, model size).
+- ``SAMPLE``: for a generative model, ``{"prompt": ..., "length": ..., "temperature": ...}``:
+  each variant's first run continues the prompt (``Trained.sample``, seed 0) and the
+  table shows the text.
 
 ``reproduce`` trains each run in ``RUNS/NAME/VARIANT-seedS``: the same command again
 continues the unfinished runs and skips the finished ones. It then writes the row's
@@ -141,6 +144,7 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
     if isinstance(experiment, str):
         experiment = load_experiment(experiment)
     runs = plan(experiment, only=only, chosen_seeds=chosen_seeds, overrides=overrides)
+    sample_options(experiment)
     resumes = [_check_existing(run_dir_of(runs_dir, experiment, run), run.config) for run in runs]
     for run in runs:
         if run.seed == runs[0].seed:  # one check per variant: the seed changes no shape
@@ -153,6 +157,9 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
         result = loop.run(prepared, path, resume=resume, progress=progress, command=command)
         finished.append(_run_summary(run, path, result["baselines"], prepared.task.name))
     summary = summarize(experiment, finished, command)
+    for name, variant in summary["variants"].items():
+        first = next(r for r in finished if r["variant"] == name)
+        variant["sample"] = _sample(experiment, Path(first["run_dir"]))
     results_dir = Path(results_dir)
     write_summary(summary, results_dir)
     write_table(results_dir)
@@ -172,6 +179,29 @@ def _check_existing(path: Path, config: Config) -> bool:
         raise ConfigError(f"{path} holds a run whose {name} is {getattr(stored, name)!r}, not "
                           f"{getattr(config, name)!r}; remove it or choose another --runs")
     return True
+
+
+def sample_options(experiment: Experiment) -> dict | None:
+    """The experiment's ``SAMPLE``, checked: ``prompt``, ``length`` and ``temperature``."""
+    options = getattr(experiment.module, "SAMPLE", None)
+    if options is not None and (not isinstance(options, dict)
+                                or set(options) != {"prompt", "length", "temperature"}):
+        raise ConfigError(f"{experiment.source}: SAMPLE must be a dict of prompt, length and "
+                          f"temperature")
+    return options
+
+
+def _sample(experiment: Experiment, run_dir: Path) -> dict | None:
+    """The experiment's ``SAMPLE`` drawn from the run in ``run_dir`` (None without one)."""
+    from lstm_jax.train import loop
+
+    options = sample_options(experiment)
+    if options is None:
+        return None
+    trained = loop.load(run_dir)
+    text = trained.sample(options["prompt"], options["length"],
+                          temperature=options["temperature"], seed=0)
+    return {**options, "seed": 0, "text": text if isinstance(text, str) else list(map(int, text))}
 
 
 def _run_summary(run: Run, path: Path, baselines: dict, task_name: str) -> dict:
@@ -459,6 +489,12 @@ def _section(s: dict, folder: str) -> list[str]:
         lines += [f"Against the paper: {words}.", ""]
     if ref.get("note"):
         lines += [ref["note"], ""]
+    for name, v in s["variants"].items():
+        drawn = v.get("sample")
+        if drawn:
+            lines += [f"{name}, continuing {drawn['prompt']!r} at temperature "
+                      f"{drawn['temperature']} (seed {drawn['seed']}):", "", "```text",
+                      drawn["prompt"] + str(drawn["text"]), "```", ""]
     commit = s.get("commit") or {}
     made = f"commit {commit['sha'][:10]}" + (" (with uncommitted changes)" if commit.get("dirty") else "") \
         if commit else "an installed copy"
