@@ -499,8 +499,9 @@ def _section(s: dict, folder: str) -> list[str]:
     made = f"commit {commit['sha'][:10]}" + (" (with uncommitted changes)" if commit.get("dirty") else "") \
         if commit else "an installed copy"
     m = s["machine"]
-    lines.append(f"Run {s['date'][:10]} from {made} on {m['cpu']} ({m['cpu_count']} cores, "
-                 f"{' '.join(m['vector']) or 'no AVX2'}), {', '.join(m['devices'])}.")
+    lines.append(f"Summarised {s['date'][:10]} at {made} on {m['cpu']} ({m['cpu_count']} cores, "
+                 f"{' '.join(m['vector']) or 'no AVX2'}), {', '.join(m['devices'])}; each "
+                 f"run's config.json records the command, versions and devices that trained it.")
     return lines
 
 
