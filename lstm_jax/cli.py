@@ -110,9 +110,9 @@ def _reproduce(args, fields: list[str]) -> int:
     metric = summary["reference"]["metric"]
     print(f"{experiment.name} ({metric}, mean ± std over seeds):")
     for name, variant in summary["variants"].items():
-        baseline = variant["baselines"].get(metric)
+        line = reproduce.baseline(variant, metric)
         print(f"  {name:20} {reproduce.ours(variant, metric)}"
-              + (f"   (baseline {baseline:.4g})" if baseline is not None else ""))
+              + (f"   (baseline {line:.4g})" if line is not None else ""))
     results = Path(args.results)
     print(f"summary: {results / (experiment.name + '.json')}\nfigure:  "
           f"{results / (experiment.name + '.png')}\ntable:   {results.parent / reproduce.TABLE_NAME}")
