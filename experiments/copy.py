@@ -2,19 +2,28 @@
 
 Recall 10 symbols of 8 after 100 blanks. A model that remembers nothing scores
 10·ln 8 / 120 = 0.1733 nats per step. In the paper's Figure 1 the LSTM (128 units)
-beats that baseline only at T = 100, and the uRNN solves every length.
+beats that baseline only at T = 100, and the uRNN solves every length. Tallec &
+Ollivier (2018) solve it with the LSTM itself by initialising its gate biases for
+long dependencies ("chrono"), the third model here.
 """
 
 from lstm_jax.train import Config
 
 DESCRIPTION = "copying memory, T=100: LSTM and GRU recall 10 symbols of 8 after 100 blanks"
 
-SEEDS = (0, 1)
-VARIANTS = {"lstm": {}, "gru": {"cell": "gru"}}
+SEEDS = (0,)  # one: three 8,000-step runs take ~50 minutes here (forget_bias has 3 seeds)
+VARIANTS = {
+    "lstm": {},
+    "gru": {"cell": "gru"},
+    # chrono initialisation for dependencies up to the sequence's 120 steps
+    "lstm-chrono": {"cell_options": {"chrono_init": 120}},
+}
 REFERENCE = {
-    "source": "Arjovsky, Shah & Bengio 2016, Fig. 1 (T=100)",
+    "source": "Arjovsky, Shah & Bengio 2016, Fig. 1 (T=100); Tallec & Ollivier 2018, section 5",
     "published": "memoryless baseline 0.1733 nats; \"the LSTM is able to beat the baseline "
-                 "only for 100 time steps\" (Fig. 1 caption; 128 units, RMSProp)",
+                 "only for 100 time steps\" (Fig. 1 caption; 128 units, RMSProp); Tallec & "
+                 "Ollivier 2018 (copy at T = 500 and 2000): the chrono-initialised LSTM solves "
+                 "it where the standard LSTM stays at the baseline",
     "metric": "loss",
 }
 

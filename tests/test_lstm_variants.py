@@ -2,6 +2,8 @@
 float64 step written here from the paper's equations, gradients, the fused backward
 pass, parameter shapes, invalid combinations, wrappers and interop."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -255,3 +257,26 @@ def test_interop_rejects_other_candidate_or_cell_activations(options):
         lj.interop.to_flax(layer.cell, params)
     assert _cudnn.unsupported(layer.cell.config) == (
         "cuDNN's LSTM uses sigmoid gates and tanh, no other activations")
+
+
+# ---- chrono initialisation (Tallec & Ollivier, 2018) --------------------------------------
+
+def test_chrono_init_draws_the_forget_bias_log_uniform_and_the_input_bias_its_negative():
+    T, H = 120, 256
+    b = np.asarray(lj.lstm(H, chrono_init=T).init(jax.random.key(0), 3).b)
+    i, f, g, o = np.split(b, 4)
+    assert np.all((f >= 0) & (f <= np.log(T - 1))) and np.array_equal(i, -f)
+    assert abs(np.exp(f).mean() - T / 2) < 8  # exp(b_f) ~ U(1, T - 1): mean T/2, sd 34/sqrt(H)
+    assert not np.any(g) and not np.any(o)  # the preset's zeros elsewhere
+    coupled = np.asarray(lj.lstm(H, chrono_init=T, coupled=True).init(jax.random.key(0), 3).b)
+    np.testing.assert_array_equal(coupled[:H], f)  # (f, g, o): i = 1 - f is near 0 at first
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"chrono_init": 2}, "`chrono_init` is T_max, the longest dependency, and must be at least 3, got 2"),
+    ({"chrono_init": 50, "bias": False}, "`chrono_init` cannot be combined with `bias=False`"),
+    ({"chrono_init": 50, "forget_gate": False}, "`chrono_init` cannot be combined with `forget_gate=False`"),
+])
+def test_chrono_init_errors_name_the_options(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        lj.lstm(8, **options)

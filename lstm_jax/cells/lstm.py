@@ -86,6 +86,7 @@ class LSTMConfig(base.CellConfig):
     output_gate: bool = True
     gate_recurrence: bool = False
     forget_bias: float = 1.0
+    chrono_init: int | None = None
     gate_activation: Callable = jax.nn.sigmoid
     candidate_activation: Callable = jnp.tanh
     cell_activation: Callable = jnp.tanh
@@ -138,6 +139,7 @@ def lstm(
     output_gate: bool = True,
     gate_recurrence: bool = False,
     forget_bias: float = 1.0,
+    chrono_init: int | None = None,
     gate_activation: str | Callable = "sigmoid",
     candidate_activation: str | Callable | None = None,
     cell_activation: str | Callable | None = None,
@@ -188,6 +190,10 @@ def lstm(
       forget_bias: added to the forget-gate bias at init (Jozefowicz et al., 2015
         recommend 1.0); it is an initial value, not a constant in the math, so
         imported weights run unchanged. Unused without a forget gate.
+      chrono_init: T_max, for dependencies up to about T_max steps: the forget-gate bias
+        starts at log(u), u ~ U(1, T_max - 1) per unit, and the input-gate bias at its
+        negative (Tallec & Ollivier, 2018, "Can recurrent neural networks warp time?").
+        Replaces ``forget_bias``; needs ``bias`` and a forget gate.
       init: initializer preset, ``"flax"`` (lecun-normal input kernel, orthogonal
         recurrent blocks, zero bias) or ``"pytorch"`` (uniform ±1/sqrt(H)).
         ``w_gg`` takes the recurrent initializer, one block per gate.
@@ -230,6 +236,7 @@ def lstm(
         output_gate=bool(output_gate),
         gate_recurrence=bool(gate_recurrence),
         forget_bias=float(forget_bias),
+        chrono_init=None if chrono_init is None else _checks.positive_int("chrono_init", chrono_init),
         gate_activation=base.resolve_activation("gate_activation", gate_activation),
         candidate_activation=base.resolve_activation(
             "candidate_activation", candidate_activation or common["activation"]),
@@ -243,6 +250,14 @@ def lstm(
 
 def _check_gates(config: LSTMConfig) -> None:
     """Raise for gate options that cannot be combined, naming both."""
+    if config.chrono_init is not None:
+        if config.chrono_init < 3:
+            raise ValueError(f"`chrono_init` is T_max, the longest dependency, and must be at "
+                             f"least 3, got {config.chrono_init}")
+        for name in ("bias", "forget_gate"):
+            if not getattr(config, name):
+                raise ValueError(f"`chrono_init` cannot be combined with `{name}=False`: it "
+                                 "initialises the forget-gate bias")
     for name in ("input_gate", "forget_gate"):
         if config.coupled and not getattr(config, name):
             raise ValueError(f"`coupled=True` cannot be combined with `{name}=False`: the "
@@ -252,6 +267,17 @@ def _check_gates(config: LSTMConfig) -> None:
             raise ValueError(f"`{name}=True` cannot be combined with `input_gate=False`, "
                              "`forget_gate=False` and `output_gate=False`: it feeds gates "
                              "and none is left")
+
+
+def _forget_bias(config: LSTMConfig, b: Array, key: Array, dtype) -> Array:
+    """``b`` with the forget-gate bias set: ``forget_bias`` added, or chrono's."""
+    H, blocks = config.hidden_size, config.blocks
+    block = {name: slice(n * H, (n + 1) * H) for n, name in enumerate(blocks)}
+    if config.chrono_init is None:
+        return b.at[block["f"]].add(jnp.asarray(config.forget_bias, dtype))
+    b_f = jnp.log(jax.random.uniform(key, (H,), dtype, 1.0, config.chrono_init - 1.0))
+    b = b.at[block["f"]].set(b_f)
+    return b.at[block["i"]].set(-b_f) if "i" in block else b
 
 
 def _build(config: LSTMConfig) -> base.Cell:
@@ -269,8 +295,7 @@ def _build(config: LSTMConfig) -> base.Cell:
         if config.bias:
             b = bias_init(k[2], (G,), pdt)
             if config.forget_gate:
-                forget = blocks.index("f")
-                b = b.at[forget * H : (forget + 1) * H].add(jnp.asarray(config.forget_bias, pdt))
+                b = _forget_bias(config, b, k[6], pdt)
         peephole = None
         if config.peephole:
             vectors = (bias_init(kk, (H,), pdt) for kk in jax.random.split(k[4], 3))
