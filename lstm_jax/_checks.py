@@ -74,11 +74,14 @@ def params_type(params: Any, expected: type, cell_name: str, where: str | None =
         raise TypeError(f"params of {where} must be {expected.__name__}, got {got}")
 
 
-def _describe(tree: Any, dtypes: bool = True) -> str:
-    def leaf(a):
-        return f"{tuple(np.shape(a))} {jnp.result_type(a)}" if dtypes else tuple(np.shape(a))
+def _shape(leaf: Any, dtypes: bool) -> Any:
+    """``(3, 4) float32``, or the shape alone."""
+    shape = tuple(np.shape(leaf))
+    return f"{shape} {jnp.result_type(leaf)}" if dtypes else shape
 
-    return str(jax.tree.map(leaf, tree))
+
+def _describe(tree: Any, dtypes: bool = True) -> str:
+    return str(jax.tree.map(lambda leaf: _shape(leaf, dtypes), tree))
 
 
 def tree_like(name: str, got: Any, want: Any, *, dtypes: bool = True, skip=(),
@@ -111,10 +114,8 @@ def tree_like(name: str, got: Any, want: Any, *, dtypes: bool = True, skip=(),
         differs = ".".join(names) not in skip and np.shape(a) != np.shape(b)
         if differs or (dtypes and jnp.result_type(a) != jnp.result_type(b)):
             if by_path:
-                described = [f"{tuple(np.shape(x))} {jnp.result_type(x)}" if dtypes else
-                             str(tuple(np.shape(x))) for x in (a, b)]
-                raise ValueError(f"{name}.{'.'.join(names)} is {described[0]} where this "
-                                 f"model has {described[1]}")
+                raise ValueError(f"{name}.{'.'.join(names)} is {_shape(a, dtypes)} where "
+                                 f"this model has {_shape(b, dtypes)}")
             what = "shapes and dtypes" if dtypes else "the shapes"
             raise ValueError(
                 f"`{name}` must have {what} {_describe(want, dtypes)}, "

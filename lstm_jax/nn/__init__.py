@@ -1,6 +1,5 @@
 """Flax modules, linen (``lstm_jax.nn.linen``) and nnx (``lstm_jax.nn.nnx``), running
-the functional layers, their params the functional params as plain dicts of arrays:
-``to_dict(params)`` gives them, ``from_dict(layer, tree)`` the functional params back.
+the functional layers; their params are ``to_dict(params)``, plain dicts of arrays.
 
 Each module runs one functional ``lj.Layer`` (``module.layer``) with its ``apply``, and
 is derived from the functional API rather than written again: ``RNN``,

@@ -84,8 +84,8 @@ def from_dict(layer: lj.Layer, tree):
     """
     key = jax.random.key(0)
     want, other = [jax.eval_shape(lambda n=n: layer.init(key, n)) for n in (1, 2)]
-    skip = {".".join(names) for (names, a), b in zip(_checks.by_names(want, SEQUENCE).items(),
-                                                      jax.tree.leaves(other)) if a.shape != b.shape}
+    pairs = zip(_checks.by_names(want, SEQUENCE).items(), jax.tree.leaves(other))
+    skip = {".".join(names) for (names, a), b in pairs if a.shape != b.shape}
     _checks.tree_like("params", tree, to_dict(want), dtypes=False, skip=skip, by_path=True)
     return _checks.rebuilt(want, tree, SEQUENCE)
 

@@ -1,12 +1,7 @@
-"""Flax linen modules running the functional layers.
+"""Flax linen modules running the functional layers (see ``lstm_jax.nn``).
 
-The modules are derived from the functional API (see ``lstm_jax.nn``). Their params
-are the functional params as plain dicts (``lstm_jax.nn.to_dict``): ``variables =
-{"params": {"w_ih": ..., "w_hh": ..., "b": ...}}`` for ``LSTM(H)``, nested for a
-peephole or layer norm, under "forward"/"backward" for ``Bidirectional`` and
-"layers_0", "layers_1", ... for ``Stack``, and nothing for an option left off, so
-``tabulate``, ``flatten_dict`` and optax masks see arrays only. Functional params go in
-as ``module.apply({"params": to_dict(params)}, xs)`` and come out as
+``variables["params"]`` is ``to_dict`` of the functional params, so they go in as
+``module.apply({"params": to_dict(params)}, xs)`` and come out as
 ``from_dict(module.layer, variables["params"])``. I is read from ``xs`` at init.
 A module that runs one cell (``RNN``, ``LSTM``, ``GRU``) is also a cell for flax's
 ``nn.RNN``: ``nn.RNN(LSTM(8))``. Unlike ``nn.RNN``, padding outputs are 0 and
@@ -54,12 +49,11 @@ class _Module(nn.Module):
     num_feature_axes = 1  # as nn.RNNCellBase's: flax's nn.RNN can run a one-cell module
 
     def __post_init__(self):
-        # Modules given as layers run as their functional layers: flax would make them
-        # submodules, taking their names ("forward", "layers_0") from the params.
+        # Modules given as layers are kept as their layers: as flax submodules they would
+        # take the names of params ("forward", "layers_0").
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            parts = value if type(value) in (list, tuple) else [value]
-            if field.name != "parent" and any(isinstance(p, _Module) for p in parts):
+            if field.name != "parent" and isinstance(value, (nn.Module, list, tuple)):
                 object.__setattr__(self, field.name, _common.as_layer(value))
         super().__post_init__()
 

@@ -1,12 +1,11 @@
 """Flax nnx modules running the functional layers.
 
 The modules of ``lstm_jax.nn.linen``, derived the same way, taking the input size I
-first (as ``nnx.Linear``'s ``in_features``) and ``rngs=``. ``module.params`` is the
-dict linen modules hold (``lstm_jax.nn.to_dict``) with each array in an ``nnx.Param``
-(so ``nnx.Optimizer(module, tx, wrt=nnx.Param)``, ``nnx.grad``, ``nnx.split`` work as
-for any nnx module); ``module.get_params()`` is the functional params (``LSTMParams``
-...) that ``module.layer.apply`` takes, and ``module.set_params(params)`` writes
-functional params in. A module given to ``Bidirectional``,
+first (as ``nnx.Linear``'s ``in_features``) and ``rngs=``. ``module.params`` is
+``to_dict`` of the functional params with each array in an ``nnx.Param`` (so
+``nnx.Optimizer(module, tx, wrt=nnx.Param)``, ``nnx.grad``, ``nnx.split`` work as for
+any nnx module); ``module.get_params()`` gives the functional params and
+``module.set_params(params)`` writes some in. A module given to ``Bidirectional``,
 ``Stack`` or ``RecurrentLayer`` brings its params, as ``nnx.Sequential``'s layers do.
 
 Dropout and zoneout follow ``nnx.Dropout``: the module keeps a fork of
