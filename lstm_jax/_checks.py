@@ -1,4 +1,4 @@
-"""Argument checks shared by cells, runners and layers.
+"""Argument checks shared by cells, runners and layers, and the one tree check.
 
 They run at trace time on static shapes and dtypes, so they cost nothing inside a
 compiled function. Every message names the argument, what was expected and what was
@@ -74,26 +74,48 @@ def params_type(params: Any, expected: type, cell_name: str, where: str | None =
         raise TypeError(f"params of {where} must be {expected.__name__}, got {got}")
 
 
+def _shape(leaf: Any, dtypes: bool) -> Any:
+    """``(3, 4) float32``, or the shape alone."""
+    shape = tuple(np.shape(leaf))
+    return f"{shape} {jnp.result_type(leaf)}" if dtypes else shape
+
+
 def _describe(tree: Any, dtypes: bool = True) -> str:
-    def leaf(a):
-        return f"{tuple(np.shape(a))} {jnp.result_type(a)}" if dtypes else tuple(np.shape(a))
-
-    return str(jax.tree.map(leaf, tree))
+    return str(jax.tree.map(lambda leaf: _shape(leaf, dtypes), tree))
 
 
-def tree_like(name: str, got: Any, want: Any, *, dtypes: bool = True, skip=()) -> None:
+def tree_like(name: str, got: Any, want: Any, *, dtypes: bool = True, skip=(),
+              by_path: bool = False) -> None:
     """Raise unless ``got`` has the structure, shapes (and dtypes) of ``want``.
 
-    The one tree check: carries, params of modules, checkpoints. ``skip`` holds the
-    indices of leaves (in ``jax.tree.leaves`` order) whose shapes are not compared.
-    TypeError names the structures, ValueError the shapes.
+    The one tree check: carries, params of modules, checkpoints. Leaves are named by
+    ``key_names``; ``skip`` holds the names (dotted, e.g. ``"layers_0.w_ih"``) of
+    leaves whose shapes are not compared. By default the structures must be equal (as
+    ``lax.scan`` needs of a carry), and a ValueError prints both trees. With ``by_path``
+    leaves are matched by name, so a NamedTuple stored as a dict (by orbax, or as flax
+    modules hold params) matches, and a ValueError names the first differing leaf,
+    e.g. ``params.w is (3, 4) float32 where this model has (5, 4) float32``, since such
+    trees (an optimizer state) are too large to print. TypeError names the structures,
+    or the leaves missing and unexpected.
     """
+    got_leaves, want_leaves = by_names(got), by_names(want)
+    if by_path and got_leaves.keys() != want_leaves.keys():
+        missing = sorted(map(".".join, want_leaves.keys() - got_leaves.keys()))
+        extra = sorted(map(".".join, got_leaves.keys() - want_leaves.keys()))
+        detail = "; ".join(part for part in (
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(extra[:3])}" if extra else "") if part)
+        raise TypeError(f"{name!r} holds another structure than this model's ({detail})")
     got_def, want_def = jax.tree.structure(got), jax.tree.structure(want)
-    if got_def != want_def:
+    if not by_path and got_def != want_def:
         raise TypeError(f"`{name}` must have the structure {want_def}, got {got_def}")
-    for n, (a, b) in enumerate(zip(jax.tree.leaves(got), jax.tree.leaves(want))):
-        differs = n not in skip and np.shape(a) != np.shape(b)
+    for names, b in want_leaves.items():
+        a = got_leaves[names]
+        differs = ".".join(names) not in skip and np.shape(a) != np.shape(b)
         if differs or (dtypes and jnp.result_type(a) != jnp.result_type(b)):
+            if by_path:
+                raise ValueError(f"{name}.{'.'.join(names)} is {_shape(a, dtypes)} where "
+                                 f"this model has {_shape(b, dtypes)}")
             what = "shapes and dtypes" if dtypes else "the shapes"
             raise ValueError(
                 f"`{name}` must have {what} {_describe(want, dtypes)}, "
@@ -148,3 +170,48 @@ def lengths(seq_lengths, batch_shape: tuple, T: int):
                 f"[{values.min()}, {values.max()}]"
             )
     return jnp.asarray(seq_lengths)
+
+
+# --- trees matched by key path ---------------------------------------------------------
+
+
+def key_names(path: tuple, sequence: str = "{}") -> tuple[str, ...]:
+    """A key path as names: a NamedTuple field or a dict key by its name, a sequence
+    entry by its index formatted with ``sequence`` (``"layers_{}"`` gives "layers_0")."""
+    names = []
+    for entry in path:
+        if isinstance(entry, jax.tree_util.SequenceKey):
+            names.append(sequence.format(entry.idx))
+        else:
+            names.append(str(next((getattr(entry, a) for a in ("name", "key", "idx")
+                                   if hasattr(entry, a)), entry)))
+    return tuple(names)
+
+
+def by_names(tree: Any, sequence: str = "{}") -> dict[tuple[str, ...], Any]:
+    """Each leaf of ``tree`` under its ``key_names``; parts that are None are no leaves."""
+    return {key_names(path, sequence): leaf
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def as_dict(tree: Any, sequence: str = "{}") -> dict:
+    """``tree`` (NamedTuples, tuples, dicts) as nested dicts keyed by ``key_names``,
+    holding only its leaves: ``LSTMParams(w_ih, w_hh, b, w_hr=None, ...)`` gives
+    ``{"w_ih": ..., "w_hh": ..., "b": ...}``. ``rebuilt`` is the inverse."""
+    nested: dict = {}
+    for names, leaf in by_names(tree, sequence).items():
+        node = nested
+        for name in names[:-1]:
+            node = node.setdefault(name, {})
+        node[names[-1]] = leaf
+    return nested
+
+
+def rebuilt(like: Any, tree: Any, sequence: str = "{}") -> Any:
+    """The leaves of ``tree`` in the structure of ``like``, matched by ``key_names``:
+    NamedTuples back from ``as_dict``, or from the dicts and lists orbax stores. The
+    parts of ``like`` that are None stay None; ``tree_like(..., by_path=True)`` says
+    whether the names match."""
+    leaves = by_names(tree, sequence)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: leaves[key_names(path, sequence)], like)

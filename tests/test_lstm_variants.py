@@ -15,6 +15,7 @@ import lstm_jax as lj
 from lstm_jax import _cudnn
 from lstm_jax.nn import linen as ljl
 from lstm_jax.nn import nnx as ljx
+from lstm_jax.nn import to_dict
 from tests.helpers import assert_close, assert_trees_close
 
 B, T, I, H = 3, 4, 2, 3
@@ -221,7 +222,7 @@ def test_flax_modules_take_the_new_options():
     layer = lj.rnn(lj.lstm(H, **options))
     params = layer.init(jax.random.key(7), I)
     carry, ys = layer.apply(params, XS, seq_lengths=LENGTHS)
-    got = ljl.LSTM(H, **options).apply({"params": {"layer": params}}, XS, seq_lengths=LENGTHS,
+    got = ljl.LSTM(H, **options).apply({"params": to_dict(params)}, XS, seq_lengths=LENGTHS,
                                        return_carry=True)
     assert_trees_close(got, (carry, ys), atol=0, rtol=0)
     module = ljx.LSTM(I, H, **options, rngs=nnx.Rngs(0))

@@ -2,6 +2,7 @@
 interchange, dropout plumbing, the zero carry, transforms and errors."""
 
 import inspect
+import re
 
 import flax
 import flax.linen as nn
@@ -13,6 +14,7 @@ import pytest
 from flax import nnx
 
 import lstm_jax as lj
+from lstm_jax.nn import from_dict, to_dict
 from lstm_jax.nn import linen as ljl
 from lstm_jax.nn import nnx as ljx
 
@@ -36,10 +38,12 @@ def loss(ys, carry):
 # name: (linen module, nnx module from rngs, the functional layer built independently)
 CASES = {
     "lstm": (
-        lambda: ljl.LSTM(H, proj_size=P, peephole=True, forget_bias=0.5, zoneout=0.1),
-        lambda rngs: ljx.LSTM(I, H, proj_size=P, peephole=True, forget_bias=0.5, zoneout=0.1,
-                              rngs=rngs),
-        lambda: lj.rnn(lj.lstm(H, proj_size=P, peephole=True, forget_bias=0.5), zoneout=0.1),
+        lambda: ljl.LSTM(H, proj_size=P, peephole=True, layer_norm=True, forget_bias=0.5,
+                         zoneout=0.1),
+        lambda rngs: ljx.LSTM(I, H, proj_size=P, peephole=True, layer_norm=True,
+                              forget_bias=0.5, zoneout=0.1, rngs=rngs),
+        lambda: lj.rnn(lj.lstm(H, proj_size=P, peephole=True, layer_norm=True, forget_bias=0.5),
+                       zoneout=0.1),
     ),
     "gru": (
         lambda: ljl.GRU(H, init="pytorch", remat=True),
@@ -91,7 +95,7 @@ def test_modules_match_functional_layer(name, reverse):
         return loss(ys, carry), (carry, ys)
 
     def linen_loss(p):
-        carry, ys = linen_model.apply({"params": {"layer": p}}, XS, return_carry=True,
+        carry, ys = linen_model.apply({"params": to_dict(p)}, XS, return_carry=True,
                                       deterministic=True, **kw)
         return loss(ys, carry), (carry, ys)
 
@@ -115,7 +119,7 @@ def test_generic_wrapper_matches_named_modules():
     linen_model = ljl.RecurrentLayer(layer, return_carry=True)
     variables = linen_model.init(jax.random.key(0), XS)
     assert_trees_equal(linen_model.apply(variables, XS),
-                       layer.apply(variables["params"]["layer"], XS))
+                       layer.apply(from_dict(layer, variables["params"]), XS))
     nnx_model = ljx.RecurrentLayer(I, layer, return_carry=True, rngs=nnx.Rngs(0))
     assert_trees_equal(nnx_model(XS), layer.apply(nnx_model.get_params(), XS))
     # a named module builds the same functional layer as its options say
@@ -131,7 +135,7 @@ def test_time_major_and_unbatched():
     model = ljl.RNN(lj.simple(H, activation="relu"), time_major=True)
     variables = model.init(jax.random.key(0), xs_TxBxI)
     assert_trees_equal(model.apply(variables, xs_TxBxI),
-                       layer.apply(variables["params"]["layer"], xs_TxBxI)[1])
+                       layer.apply(from_dict(layer, variables["params"]), xs_TxBxI)[1])
     nnx_model = ljx.LSTM(I, H, rngs=nnx.Rngs(0))
     ys, gates = nnx_model(XS[0], return_gates=True)  # (T, I) -> (T, H)
     assert ys.shape == (T, H) and gates.f.shape == (T, H)
@@ -140,22 +144,61 @@ def test_time_major_and_unbatched():
 # --- where the params live, and interchange both ways -------------------------------
 
 
-def test_params_are_the_functional_pytree():
+def test_params_are_plain_dicts_of_the_functional_params():
+    """``variables["params"]`` (linen) and ``module.params`` (nnx) hold the functional
+    params as nested dicts keyed by field name, only the parts present; ``from_dict`` and
+    ``get_params`` give the functional pytree back."""
     layer = CASES["stack"][2]()
     want = jax.eval_shape(lambda: layer.init(jax.random.key(0), I))
     variables = CASES["stack"][0]().init(jax.random.key(0), XS, deterministic=True)
-    assert list(variables) == ["params"] and list(variables["params"]) == ["layer"]
-    got = variables["params"]["layer"]
+    assert list(variables) == ["params"]
+    flat = flax.traverse_util.flatten_dict(variables["params"])
+    assert sorted(flat) == sorted(
+        [("layers_0", side, name) for side in ("forward", "backward")
+         for name in ("w_ih", "w_hh", "b")] + [("layers_1", name)
+                                               for name in ("w_ih", "w_hh", "b", "b_hn")])
+    assert all(isinstance(leaf, jax.Array) for leaf in flat.values())
+    got = from_dict(layer, variables["params"])
     assert isinstance(got, tuple) and isinstance(got[0], lj.Directions)
     assert isinstance(got[0].forward, lj.LSTMParams) and isinstance(got[1], lj.GRUParams)
-    assert jax.tree.structure(got) == jax.tree.structure(want)
+    assert got[0].forward.w_hr is None and got[0].forward.peephole is None
     assert jax.tree.map(jnp.shape, got) == jax.tree.map(jnp.shape, want)
+    assert_trees_equal(to_dict(got), variables["params"], atol=0)
 
     model = CASES["stack"][1](nnx.Rngs(0))
-    assert isinstance(model.params[0].forward.w_ih, nnx.Param)
+    assert isinstance(model.params["layers_0"]["forward"]["w_ih"], nnx.Param)
     assert jax.tree.map(jnp.shape, model.get_params()) == jax.tree.map(jnp.shape, want)
     paths = [path for path, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]
-    assert ("params", 0, "forward", "w_ih") in paths and ("params", 1, "b_hn") in paths
+    assert sorted(paths) == sorted(("params",) + path for path in flat)
+
+
+def _plain(table: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", table)  # rich's colours off
+
+
+def test_flatten_dict_and_tabulate_see_arrays_only():
+    """Every option on (projection, peepholes, layer norm): each part is an entry of its
+    own, nested by name, and nothing is None."""
+    model = CASES["lstm"][0]()
+    variables = model.init(jax.random.key(0), XS, deterministic=True)
+    shapes = {path: leaf.shape
+              for path, leaf in flax.traverse_util.flatten_dict(variables["params"]).items()}
+    G = 4 * H
+    assert shapes == {
+        ("w_ih",): (I, G), ("w_hh",): (P, G), ("b",): (G,), ("w_hr",): (H, P),
+        ("peephole", "i"): (H,), ("peephole", "f"): (H,), ("peephole", "o"): (H,),
+        ("layer_norm", "inputs", "scale"): (G,), ("layer_norm", "recurrent", "scale"): (G,),
+        ("layer_norm", "cell", "scale"): (H,), ("layer_norm", "cell", "bias"): (H,)}
+    table = _plain(model.tabulate(jax.random.key(0), XS, deterministic=True,
+                                  console_kwargs={"width": 200}))
+    assert "None" not in table
+    count = sum(int(np.prod(shape)) for shape in shapes.values())
+    assert f"w_hr: float32[{H},{P}]" in table and f"Total Parameters: {count:,}" in table
+    # nnx: tabulating a stack works (its tuple of params broke it)
+    nnx_model = ljx.Stack(I, [lj.bidirectional(lj.lstm(H)), lj.gru(H)], rngs=nnx.Rngs(0))
+    count = sum(leaf.size for leaf in jax.tree.leaves(nnx_model.get_params()))
+    table = _plain(nnx.tabulate(nnx_model, XS, console_kwargs={"width": 200}))
+    assert "None" not in table and f"Total Parameters: {count:,}" in table
 
 
 def test_nnx_set_params_checks_structure_and_shapes():
@@ -186,7 +229,7 @@ def test_linen_dropout_only_when_not_deterministic():
     model = ljl.Stack((lj.rnn(lj.lstm(H), zoneout=0.2, recurrent_dropout=0.3), lj.gru(H)),
                       dropout=0.5)
     params = model.layer.init(jax.random.key(0), I)
-    variables = {"params": {"layer": params}}
+    variables = {"params": to_dict(params)}
     apply = jax.jit(model.apply, static_argnames="deterministic")
     evaluation = apply(variables, XS, deterministic=True)
     assert_trees_equal(evaluation, jax.jit(model.layer.apply)(params, XS)[1])
@@ -249,7 +292,7 @@ def test_linen_initialize_carry_draws_no_rng(name):
     make_linen, _, _ = CASES[name]
     model = make_linen().clone(input_dropout=0.5) if name == "lstm" else make_linen()
     variables = model.init(jax.random.key(0), XS, deterministic=True)
-    want = model.layer.initial_carry(variables["params"]["layer"], (B,))
+    want = model.layer.initial_carry(from_dict(model.layer, variables["params"]), (B,))
     # bound, with no rngs at all: make_rng would fail here
     assert_trees_equal(model.apply(variables, (B,), method="initialize_carry"), want, atol=0)
     # unbound: no params and no key
@@ -273,7 +316,7 @@ def test_nnx_initialize_carry_draws_no_rng():
 def test_linen_module_inside_a_model_under_jit():
     model = nn.Sequential([ljl.LSTM(H, return_carry=False), nn.Dense(2)])
     variables = model.init(jax.random.key(0), XS)
-    assert isinstance(variables["params"]["layers_0"]["layer"], lj.LSTMParams)
+    assert sorted(variables["params"]["layers_0"]) == ["b", "w_hh", "w_ih"]
     ys = jax.jit(model.apply)(variables, XS)
     assert ys.shape == (B, T, 2)
 
@@ -317,10 +360,16 @@ def test_errors_from_bad_input():
             call(XS, initial_carry=lj.LSTMState(jnp.zeros((B, H + 1)), jnp.zeros((B, H))))
     with pytest.raises(ValueError, match=r"`xs` must have shape"):
         linen_model.init(jax.random.key(0), jnp.ones((I,)))
-    with pytest.raises(ValueError, match="`params` must have the shapes"):
-        linen_model.apply({"params": {"layer": lj.lstm(H + 1).init(jax.random.key(0), I)}}, XS)
-    with pytest.raises(TypeError, match="`params` must have the structure"):
-        linen_model.apply({"params": {"layer": lj.gru(H).init(jax.random.key(0), I)}}, XS)
+    # linen params are checked by key path; a shape that depends on I is left to `xs`
+    with pytest.raises(ValueError, match=r"^params\.b is \(28,\) where this model has \(24,\)"):
+        linen_model.apply({"params": to_dict(lj.lstm(H + 1).init(jax.random.key(0), I))}, XS)
+    with pytest.raises(TypeError, match=r"^'params' holds another structure than this "
+                                        r"model's \(unexpected b_hn\)"):
+        linen_model.apply({"params": to_dict(lj.gru(H).init(jax.random.key(0), I))}, XS)
+    with pytest.raises(TypeError, match=r"\(missing b, w_hh, w_ih\)"):
+        linen_model.apply({}, XS)
+    with pytest.raises(TypeError, match=r"\(missing w_hr\)"):
+        from_dict(lj.rnn(lj.lstm(H, proj_size=P)), variables["params"])
     with pytest.raises(TypeError, match="`layer` must be a Layer"):
         ljl.RecurrentLayer(lj.lstm(H)).init(jax.random.key(0), XS)
     with pytest.raises(TypeError, match="`layer` must be a Layer"):
@@ -343,7 +392,7 @@ def test_linen_modules_compose_with_cells_layers_and_modules():
     layer = lj.stack([lj.bidirectional(lj.lstm(H, init="pytorch"), lj.gru(H)),
                       lj.rnn(lj.gru(P), zoneout=0.1), lj.rnn(lj.lstm(H))])
     variables = model.init(jax.random.key(0), XS, deterministic=True)
-    params = variables["params"]["layer"]
+    params = from_dict(model.layer, variables["params"])
     assert jax.tree.structure(params) == jax.tree.structure(layer.init(jax.random.key(0), I))
     assert_trees_equal(model.apply(variables, XS, seq_lengths=LENGTHS, deterministic=True),
                        layer.apply(params, XS, seq_lengths=LENGTHS))
@@ -356,7 +405,7 @@ def test_flax_rnn_runs_a_one_cell_module():
                           (ljl.RNN(lj.gru(H)), lj.rnn(lj.gru(H)))]:
         flax_rnn = nn.RNN(module, return_carry=True)
         variables = flax_rnn.init(jax.random.key(0), XS)
-        params = variables["params"]["cell"]["layer"]
+        params = from_dict(layer, variables["params"]["cell"])
         assert_trees_equal(flax_rnn.apply(variables, XS), layer.apply(params, XS))
     both = nn.Bidirectional(nn.RNN(ljl.LSTM(H)), nn.RNN(ljl.LSTM(H)))
     assert both.apply(both.init(jax.random.key(0), XS), XS).shape == (B, T, 2 * H)
@@ -394,14 +443,50 @@ def test_module_options_are_the_functional_arguments():
     assert "proj_size: P" in ljl.LSTM.__doc__ and "gate_activation" in ljx.GRU.__doc__
 
 
-def test_params_work_with_optax_masks():
-    """Options left off (``w_hr``, ``peephole``, ``layer_norm`` here) are empty subtrees,
-    not leaves: masks built with ``jax.tree.map`` line up with the params."""
-    model = ljl.Stack([ljl.LSTM(H), ljl.GRU(H, bias=False)])
+def test_optax_masks_by_name_leave_the_biases_undecayed():
+    """A mask built from the names in the params (decay the ``w_*`` matrices only), with
+    ``path_aware_map`` or ``tree_map_with_path``, lines up with linen's and nnx's params,
+    and one training step decays exactly those."""
+    lr, decay = 0.1, 0.5
+
+    def decays(path, _):
+        return [k.key for k in path if isinstance(k, jax.tree_util.DictKey)][-1].startswith("w_")
+
+    tx = optax.chain(optax.masked(optax.add_decayed_weights(decay),
+                                  lambda p: jax.tree_util.tree_map_with_path(decays, p)),
+                     optax.sgd(lr))
+
+    def expected(params, grads):  # by hand: sgd on grads, plus decay on the w_* only
+        flat_grads = flax.traverse_util.flatten_dict(grads)
+        return flax.traverse_util.unflatten_dict({
+            path: w - lr * (flat_grads[path] + (decay * w if path[-1].startswith("w_") else 0))
+            for path, w in flax.traverse_util.flatten_dict(params).items()})
+
+    def loss_of(ys):
+        return jnp.mean((ys - 1.0) ** 2)
+
+    model = ljl.Stack([ljl.LSTM(H, proj_size=P, peephole=True, layer_norm=True), ljl.GRU(H)])
     params = model.init(jax.random.key(0), XS)["params"]
-    mask = jax.tree.map(lambda a: a.ndim > 1, params)  # decay the matrices only
-    tx = optax.masked(optax.add_decayed_weights(0.5), mask)
-    updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
-    lstm_updates = updates["layer"][0]
-    assert_trees_equal(lstm_updates.w_hh, 0.5 * params["layer"][0].w_hh)
-    assert lstm_updates.w_hr is None and not np.any(lstm_updates.b)
+    mask = flax.traverse_util.path_aware_map(lambda path, _: path[-1].startswith("w_"), params)
+    assert mask == jax.tree_util.tree_map_with_path(decays, params)
+    assert sorted(k for k, m in flax.traverse_util.flatten_dict(mask).items() if m) == [
+        ("layers_0", "w_hh"), ("layers_0", "w_hr"), ("layers_0", "w_ih"),
+        ("layers_1", "w_hh"), ("layers_1", "w_ih")]
+
+    @jax.jit
+    def step(params, opt_state):
+        grads = jax.grad(lambda p: loss_of(model.apply({"params": p}, XS)))(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), grads
+
+    new, grads = step(params, tx.init(params))
+    assert_trees_equal(new, expected(params, grads))
+
+    nnx_model = ljx.Stack(I, [ljx.LSTM(I, H, proj_size=P, peephole=True, layer_norm=True,
+                                       rngs=nnx.Rngs(0)), lj.gru(H)], rngs=nnx.Rngs(1))
+    optimizer = nnx.Optimizer(nnx_model, tx, wrt=nnx.Param)
+    before = to_dict(nnx_model.get_params())
+    grads = nnx.grad(lambda m: loss_of(m(XS)))(nnx_model)
+    optimizer.update(nnx_model, grads)
+    assert_trees_equal(to_dict(nnx_model.get_params()),
+                       expected(before, nnx.to_pure_dict(grads)["params"]))

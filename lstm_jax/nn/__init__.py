@@ -1,5 +1,5 @@
-"""Flax modules, linen (``lstm_jax.nn.linen``) and nnx (``lstm_jax.nn.nnx``), whose
-parameters ARE the functional pytree.
+"""Flax modules, linen (``lstm_jax.nn.linen``) and nnx (``lstm_jax.nn.nnx``), running
+the functional layers; their params are ``to_dict(params)``, plain dicts of arrays.
 
 Each module runs one functional ``lj.Layer`` (``module.layer``) with its ``apply``, and
 is derived from the functional API rather than written again: ``RNN``,
@@ -15,5 +15,6 @@ imports flax; the functional core does not.
 """
 
 from lstm_jax.nn import linen, nnx
+from lstm_jax.nn._common import from_dict, to_dict
 
-__all__ = ["linen", "nnx"]
+__all__ = ["from_dict", "linen", "nnx", "to_dict"]

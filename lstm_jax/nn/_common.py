@@ -64,15 +64,30 @@ def wants_key(layer: lj.Layer, attribute: bool | None, argument: bool | None, hi
     return not deterministic
 
 
-def check_params(layer: lj.Layer, params, input_size: int) -> None:
-    """Raise unless ``params`` has the structure and shapes ``layer.init`` gives; shapes
-    that depend on the input size are left to ``layer.apply``, whose error names ``xs``."""
+SEQUENCE = "layers_{}"  # a stack's layer n is params["layers_n"], as nn.Sequential's
+
+
+def to_dict(params) -> dict:
+    """Functional params as flax modules hold them: nested dicts of arrays keyed by field
+    name, only the parts present (``{"w_ih", "w_hh", "b"}`` for ``lj.lstm(H)``), a
+    bidirectional layer's under "forward" and "backward", a stack's layer n under
+    "layers_n". ``from_dict`` is the inverse."""
+    return _checks.as_dict(params, SEQUENCE)
+
+
+def from_dict(layer: lj.Layer, tree):
+    """The functional params of ``layer`` from ``tree``, the dict ``to_dict`` gives.
+
+    Checked by key path against ``layer.init``'s: the same names, and the same shapes
+    except those that depend on the input size I, which ``layer.apply`` checks against
+    ``xs``. ``tree_like`` names what differs.
+    """
     key = jax.random.key(0)
-    want = jax.eval_shape(lambda: layer.init(key, input_size))
-    other = jax.eval_shape(lambda: layer.init(key, input_size + 1))
-    pairs = zip(jax.tree.leaves(want), jax.tree.leaves(other))
-    skip = {n for n, (a, b) in enumerate(pairs) if a.shape != b.shape}
-    _checks.tree_like("params", params, want, dtypes=False, skip=skip)
+    want, other = [jax.eval_shape(lambda n=n: layer.init(key, n)) for n in (1, 2)]
+    pairs = zip(_checks.by_names(want, SEQUENCE).items(), jax.tree.leaves(other))
+    skip = {".".join(names) for (names, a), b in pairs if a.shape != b.shape}
+    _checks.tree_like("params", tree, to_dict(want), dtypes=False, skip=skip, by_path=True)
+    return _checks.rebuilt(want, tree, SEQUENCE)
 
 
 def outputs(out: tuple, return_carry: bool, return_gates: bool):

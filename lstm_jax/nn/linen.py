@@ -1,10 +1,8 @@
-"""Flax linen modules whose parameters are the functional pytree.
+"""Flax linen modules running the functional layers (see ``lstm_jax.nn``).
 
-The modules are derived from the functional API (see ``lstm_jax.nn``); the params
-are one entry, ``variables = {"params": {"layer": params}}``, the pytree
-``module.layer.init`` returns (``LSTMParams`` for ``LSTM(H)``, ``Directions`` for
-``Bidirectional``, a tuple per layer for ``Stack``), so functional params go in as
-``module.apply({"params": {"layer": params}}, xs)``. I is read from ``xs`` at init.
+``variables["params"]`` is ``to_dict`` of the functional params, so they go in as
+``module.apply({"params": to_dict(params)}, xs)`` and come out as
+``from_dict(module.layer, variables["params"])``. I is read from ``xs`` at init.
 A module that runs one cell (``RNN``, ``LSTM``, ``GRU``) is also a cell for flax's
 ``nn.RNN``: ``nn.RNN(LSTM(8))``. Unlike ``nn.RNN``, padding outputs are 0 and
 ``reverse=True`` keeps ys in the original order. Dropout and zoneout follow
@@ -17,14 +15,14 @@ drawing one key from ``make_rng("dropout")``; a layer without them never needs i
 >>> xs = jnp.ones((3, 5, 4))  # (B, T, I)
 >>> variables = model.init(jax.random.key(0), xs, deterministic=True)
 >>> ys = model.apply(variables, xs, deterministic=False, rngs={"dropout": jax.random.key(1)})
->>> ys.shape, variables["params"]["layer"].w_ih.shape
+>>> ys.shape, variables["params"]["w_ih"].shape
 ((3, 5, 6), (4, 24))
 >>> model = ljnn.Stack([ljnn.Bidirectional(ljnn.LSTM(8), ljnn.GRU(8)), lj.gru(6)],
 ...                    return_carry=True)
 >>> variables = model.init(jax.random.key(0), xs)
 >>> carry, ys = model.apply(variables, xs, seq_lengths=jnp.array([5, 3, 0]))
->>> ys.shape, carry[0].forward.c.shape, type(variables["params"]["layer"][1]).__name__
-((3, 5, 6), (3, 8), 'GRUParams')
+>>> ys.shape, carry[0].forward.c.shape, sorted(variables["params"]["layers_1"])
+((3, 5, 6), (3, 8), ['b', 'b_hn', 'w_hh', 'w_ih'])
 """
 
 from __future__ import annotations
@@ -40,8 +38,6 @@ from lstm_jax.nn import _common
 
 __all__ = ["GRU", "LSTM", "RNN", "Bidirectional", "RecurrentLayer", "Stack"]
 
-PARAMS_NAME = "layer"  # variables["params"][PARAMS_NAME] holds the functional params
-
 
 class _Module(nn.Module):
     """The one wrapper of a functional layer; subclasses say which (``_functional``)."""
@@ -52,6 +48,16 @@ class _Module(nn.Module):
     rng_collection: str = "dropout"
     num_feature_axes = 1  # as nn.RNNCellBase's: flax's nn.RNN can run a one-cell module
 
+    def __post_init__(self):
+        # Modules given as layers are kept as their layers: as flax submodules they would
+        # take the names of params ("forward", "layers_0").
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name != "parent" and isinstance(value, (nn.Module, list, tuple)):
+                object.__setattr__(self, field.name, _common.as_layer(value))
+        super().__post_init__()
+
+    @property  # not a method: flax's tabulate would try to print the Layer it returns
     def _functional(self) -> lj.Layer:
         return _common.check_layer(self.layer)
 
@@ -59,14 +65,15 @@ class _Module(nn.Module):
     def __call__(self, xs, x_t=None, *, seq_lengths=None, initial_carry=None,
                  reverse: bool = False, return_carry: bool | None = None,
                  deterministic: bool | None = None, return_gates: bool = False):
-        layer = self._functional()
+        layer = self._functional
         inputs = xs if x_t is None else x_t
         input_size = inputs.shape[-1] if getattr(inputs, "ndim", 0) >= 1 else 1
-        if self.has_variable("params", PARAMS_NAME):
-            params = nn.meta.unbox(self.get_variable("params", PARAMS_NAME))
-            _common.check_params(layer, params, input_size)
+        if not self.variables.get("params") and self.is_mutable_collection("params"):
+            params = layer.init(self.make_rng("params"), input_size)  # init: write them
+            for name, value in _common.to_dict(params).items():
+                self.param(name, lambda _, value=value: value)
         else:
-            params = self.param(PARAMS_NAME, lambda key: layer.init(key, input_size))
+            params = _common.from_dict(layer, nn.meta.unbox(self.variables.get("params", {})))
         if x_t is not None:  # called as a cell, (carry, x_t) -> (carry, y_t), by nn.RNN
             return _common.one_cell(layer).step(params, xs, x_t)
         hint = (': True for evaluation, False (with rngs={"%s": key}) for training'
@@ -89,11 +96,11 @@ class _Module(nn.Module):
         zeros, from the layer's options alone. ``(rng, input_shape)``, as flax's
         ``nn.RNN`` calls a cell's, works too (the rng is not used).
         """
-        layer = self._functional()
+        layer = self._functional
         if input_shape is not None:
             batch_shape = tuple(input_shape)[:-1]
-        if self.scope is not None and self.has_variable("params", PARAMS_NAME):
-            params = nn.meta.unbox(self.get_variable("params", PARAMS_NAME))
+        if self.scope is not None and self.variables.get("params"):
+            params = _common.from_dict(layer, nn.meta.unbox(self.variables["params"]))
             return layer.initial_carry(params, tuple(batch_shape))
         return _common.zero_carry(layer, batch_shape)
 
@@ -102,19 +109,21 @@ class RecurrentLayer(_Module):
     """Any functional ``lj.Layer`` (or a module of this package) as a linen module.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj
-    >>> from lstm_jax.nn import linen as ljnn
+    >>> from lstm_jax.nn import from_dict, linen as ljnn
     >>> layer = lj.rnn(lj.gru(6))
     >>> model = ljnn.RecurrentLayer(layer, return_carry=True)
     >>> xs = jnp.ones((3, 5, 4))  # (B, T, I)
     >>> variables = model.init(jax.random.key(0), xs)
     >>> carry, ys = model.apply(variables, xs)
-    >>> carry2, ys2 = layer.apply(variables["params"]["layer"], xs)  # the same numbers
+    >>> params = from_dict(layer, variables["params"])  # GRUParams
+    >>> carry2, ys2 = layer.apply(params, xs)  # the same numbers
     >>> carry.shape, ys.shape, bool(jnp.all(ys == ys2))
     ((3, 6), (3, 5, 6), True)
     """
 
     layer: Any  # an lj.Layer, or a module of this package
 
+    @property  # not a method: flax's tabulate would try to print the Layer it returns
     def _functional(self) -> lj.Layer:
         return _common.check_layer(_common.as_layer(self.layer))
 

@@ -1,11 +1,11 @@
-"""Flax nnx modules whose parameters are the functional pytree.
+"""Flax nnx modules running the functional layers.
 
 The modules of ``lstm_jax.nn.linen``, derived the same way, taking the input size I
-first (as ``nnx.Linear``'s ``in_features``) and ``rngs=``. ``module.params`` is the
-pytree ``module.layer.init`` returns with each array in an ``nnx.Param`` (so
+first (as ``nnx.Linear``'s ``in_features``) and ``rngs=``. ``module.params`` is
+``to_dict`` of the functional params with each array in an ``nnx.Param`` (so
 ``nnx.Optimizer(module, tx, wrt=nnx.Param)``, ``nnx.grad``, ``nnx.split`` work as for
-any nnx module); ``module.get_params()`` is the plain pytree and
-``module.set_params(params)`` writes one in. A module given to ``Bidirectional``,
+any nnx module); ``module.get_params()`` gives the functional params and
+``module.set_params(params)`` writes some in. A module given to ``Bidirectional``,
 ``Stack`` or ``RecurrentLayer`` brings its params, as ``nnx.Sequential``'s layers do.
 
 Dropout and zoneout follow ``nnx.Dropout``: the module keeps a fork of
@@ -27,7 +27,7 @@ call's ``deterministic=`` and ``rngs=`` (an ``nnx.Rngs``, a stream or a key) win
 ...                             rngs=nnx.Rngs(2))
 >>> model = ljnnx.Stack(4, [first, lj.gru(6)], return_carry=True, rngs=nnx.Rngs(3))
 >>> carry, ys = model(xs, seq_lengths=jnp.array([5, 3, 0]))
->>> ys.shape, model.params[0].forward.w_ih.shape
+>>> ys.shape, model.params["layers_0"]["forward"]["w_ih"].shape
 ((3, 5, 6), (4, 32))
 """
 
@@ -58,7 +58,7 @@ class RecurrentLayer(nnx.Module):
     >>> xs = jnp.ones((3, 5, 4))  # (B, T, I)
     >>> carry, ys = model(xs)
     >>> carry2, ys2 = layer.apply(model.get_params(), xs)  # the same numbers
-    >>> carry.shape, model.params.w_ih.shape, bool(jnp.all(ys == ys2))
+    >>> carry.shape, model.params["w_ih"].shape, bool(jnp.all(ys == ys2))
     ((3, 6), (4, 18), True)
     """
 
@@ -74,7 +74,7 @@ class RecurrentLayer(nnx.Module):
             params = layer.get_params()
         else:
             params = self.layer.init(rngs.params(), self.input_size)
-        self.params = nnx.data(jax.tree.map(nnx.Param, params))
+        self.params = nnx.data(jax.tree.map(nnx.Param, _common.to_dict(params)))
         self.rngs = rngs[rng_collection].fork() if self.layer.uses_key else nnx.data(None)
 
     def __call__(self, xs, *, seq_lengths=None, initial_carry=None, reverse: bool = False,
@@ -85,7 +85,7 @@ class RecurrentLayer(nnx.Module):
         key = None
         if _common.wants_key(self.layer, self.deterministic, deterministic, hint):
             key = self._key(rngs)
-        out = self.layer.apply(self.get_params(), xs, seq_lengths=seq_lengths,
+        out = self.layer.apply(self._params(), xs, seq_lengths=seq_lengths,
                                carry=initial_carry, reverse=reverse, key=key,
                                return_gates=return_gates)
         return_carry = self.return_carry if return_carry is None else return_carry
@@ -105,15 +105,17 @@ class RecurrentLayer(nnx.Module):
         return rngs
 
     def get_params(self):
-        """The functional params: ``module.params`` with each ``nnx.Param`` unwrapped."""
-        return nnx.as_pure(self.params)
+        """The functional params (``LSTMParams``, ...) of ``module.params``'s arrays."""
+        return _common.from_dict(self.layer, nnx.as_pure(self.params))
+
+    _params = get_params  # what calls use: nnx.tabulate shows no row for a private name
 
     def set_params(self, params) -> None:
         """Write functional params (e.g. from ``lj.interop``) into the same ``nnx.Param``
         objects, so an ``nnx.Optimizer`` built on the module keeps tracking them."""
         _checks.tree_like("params", params, self.get_params(), dtypes=False)
-        jax.tree.map(lambda var, value: var.set_value(jnp.asarray(value)), self.params, params,
-                     is_leaf=lambda x: isinstance(x, nnx.Variable))
+        jax.tree.map(lambda var, value: var.set_value(jnp.asarray(value)), self.params,
+                     _common.to_dict(params), is_leaf=lambda x: isinstance(x, nnx.Variable))
 
     def initialize_carry(self, batch_shape: Sequence[int] = ()):
         """The zero carry for a batch of shape ``batch_shape`` (e.g. ``(B,)``); it draws
@@ -154,7 +156,6 @@ def _derive(fn: Callable, name: str) -> type:
         RecurrentLayer.__init__(self, layer=layer, **module_options)
         params = _adopt(self.get_params(), parts)
         if params is not None:
-            _common.check_params(layer, params, self.input_size)
             self.set_params(params)
 
     doc = _common.wrapper_doc(fn, "nnx", rngs="\n  rngs: ``rngs.params()`` initialises "

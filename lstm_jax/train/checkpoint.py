@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
+
+from lstm_jax import _checks
 
 _ITEMS = ("params", "state")  # the sub-folders of a step
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's marker of an unfinished write
@@ -241,51 +242,26 @@ def _rebuilt(like: Any, stored: Any) -> Any:
     So a checkpoint restores into a params type that gained an optional field (None)
     since it was written: ``None`` is no leaf, and the arrays are found by name.
     """
-    by_name = {".".join(_key_name(k) for k in path): leaf
-               for path, leaf in jax.tree_util.tree_flatten_with_path(stored)[0]}
-    return jax.tree_util.tree_map_with_path(
-        lambda path, leaf: jax.numpy.asarray(by_name[".".join(_key_name(k) for k in path)],
-                                             dtype=leaf.dtype), like)
-
-
-def _key_name(entry: Any) -> str:
-    """One step of a key path as orbax names it: a field, key or index as a string."""
-    for attribute in ("name", "key", "idx"):
-        if hasattr(entry, attribute):
-            return str(getattr(entry, attribute))
-    return str(entry)
-
-
-def _described(tree: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """``{"opt_state.0.mu.w": (shape, dtype)}`` for each array leaf of ``tree``."""
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {".".join(_key_name(k) for k in path): (tuple(np.shape(leaf)), np.dtype(leaf.dtype))
-            for path, leaf in leaves}
+    return jax.tree.map(lambda want, leaf: jax.numpy.asarray(leaf, dtype=want.dtype),
+                        like, _checks.rebuilt(like, stored))
 
 
 def _check_matches(stored: Any, like: Any, item: str) -> None:
     """Refuse a checkpoint ``item`` whose structure, shapes or dtypes differ from ``like``.
 
     ``stored`` and ``like`` are trees whose leaves have ``shape`` and ``dtype`` (arrays or
-    orbax's array metadata); they are compared leaf by leaf, by key path, so a NamedTuple
-    that orbax stored as a dict still matches. Checked before reading, because orbax
-    casts a stored array to the requested dtype without a word.
+    orbax's array metadata), compared by key path (``_checks.tree_like(by_path=True)``),
+    so a NamedTuple that orbax stored as a dict still matches. Checked before reading,
+    because orbax casts a stored array to the requested dtype without a word.
 
     Raises:
       CheckpointError: naming the first differing leaf, e.g.
         ``params.w is (3, 4) float32 where this model has (5, 4) float32``.
     """
-    got, want = _described(stored), _described(like)
-    if got.keys() != want.keys():
-        missing, extra = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
-        detail = "; ".join(part for part in (
-            f"missing {', '.join(missing[:3])}" if missing else "",
-            f"unexpected {', '.join(extra[:3])}" if extra else "") if part)
-        raise CheckpointError(f"{item!r} holds another structure than this model's ({detail})")
-    for name, (shape, dtype) in want.items():
-        if got[name] != (shape, dtype):
-            raise CheckpointError(f"{item}.{name} is {got[name][0]} {got[name][1]} where this "
-                                  f"model has {shape} {dtype}")
+    try:
+        _checks.tree_like(item, stored, like, by_path=True)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(str(error)) from None
 
 
 def _reason(error: BaseException) -> str:
