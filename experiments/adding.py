@@ -20,6 +20,11 @@ REFERENCE = {
     "published": "baseline MSE 0.167 (predict 1); LSTM solves T=100..400 (MSE near 0), "
                  "the tanh RNN stays near the baseline at long T",
     "metric": "mse",
+    "note": "At T=100 the LSTM solves the task (MSE 0.001) and the tanh RNN cuts the baseline by "
+            "two thirds (0.056). At T=400 the tanh RNN stays at the baseline (0.162) while the "
+            "LSTM solves it in one of the two seeds within 3,000 steps (0.0037); the other "
+            "left the baseline only at step 2,000 and reached 0.091 as the learning rate "
+            "decayed to 0. Le et al. train for far longer.",
 }
 
 

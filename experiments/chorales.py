@@ -17,6 +17,12 @@ REFERENCE = {
                  "LSTM; on the JSB Chorales split of Boulanger-Lewandowski et al. (2012), 88 "
                  "pitches: similar data, a different split and pitch range than ours",
     "metric": "nll",
+    "note": "Our frames are quarter notes over the 51 pitches music21's 371 chorales use, split "
+            "by piece here, against the 88-key rolls of Boulanger-Lewandowski et al.'s 382 JSB "
+            "chorales: the numbers are of the same kind, not the same test set. After 1,000 "
+            "steps (H=64) all three models sit within 0.12 nats of each other (GRU best, the "
+            "LSTM last), about 1 nat above the paper's GRU: the small model and short "
+            "training leave the gated units no room to show the advantage the paper reports.",
 }
 
 
