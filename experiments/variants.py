@@ -36,7 +36,12 @@ REFERENCE = {
     "metric": "accuracy",
     "note": "Greff et al. tune every variant by random search on TIMIT, IAM Online and JSB "
             "Chorales; here one setting (experiments/digits.py's) serves all nine, for 600 "
-            "steps on 8x8 digits",
+            "steps on 8x8 digits. As in the paper, removing the forget gate hurts most (NFG "
+            "19 points below vanilla) and the others stay within a few points; CIFG loses 7. "
+            "Unlike the paper, NOAF does not hurt here (it is the best, 3.8 points above "
+            "vanilla): 64 steps of one pixel keep the cell state small, where the output "
+            "squashing Greff found essential matters little, and 600 untuned steps favour "
+            "the variant whose gradient passes c_t unsquashed.",
 }
 
 
