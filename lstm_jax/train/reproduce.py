@@ -285,14 +285,16 @@ def _std(values: list[float]) -> float:
 
 
 def _commit() -> dict | None:
-    """The git commit of the code that ran, and whether it had uncommitted changes."""
+    """The git commit of the code that ran, and whether it had uncommitted changes (the
+    summaries and the table being written do not count)."""
     where = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10)
         status = subprocess.run(["git", "-C", str(where), "status", "--porcelain",
-                                 "--untracked-files=no"], capture_output=True, text=True,
-                                timeout=10)
+                                 "--untracked-files=no", "--", ".",
+                                 ":(exclude)experiments/results", f":(exclude)experiments/{TABLE_NAME}"],
+                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     if head.returncode != 0:
