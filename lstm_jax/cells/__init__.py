@@ -14,6 +14,7 @@ from lstm_jax.cells.lstm import (
     Peephole,
     lstm,
 )
+from lstm_jax.cells.mgu import MGUConfig, MGUGates, MGUParams, mgu
 from lstm_jax.cells.simple import SimpleConfig, SimpleGates, SimpleParams, simple
 
 
@@ -29,6 +30,7 @@ KINDS: dict[str, CellKind] = {
     "lstm": CellKind(lstm, LSTMParams),
     "gru": CellKind(gru, GRUParams),
     "simple": CellKind(simple, SimpleParams),
+    "mgu": CellKind(mgu, MGUParams),
 }
 
 __all__ = [
@@ -45,6 +47,9 @@ __all__ = [
     "LSTMGateState",
     "LSTMState",
     "Layer",
+    "MGUConfig",
+    "MGUGates",
+    "MGUParams",
     "LayerNormParams",
     "Peephole",
     "SimpleConfig",
@@ -52,5 +57,6 @@ __all__ = [
     "SimpleParams",
     "gru",
     "lstm",
+    "mgu",
     "simple",
 ]
