@@ -91,7 +91,8 @@ def rnn(
         forms the weight gradients as one GEMM over all steps after the backward scan
         (cuDNN's scheme) instead of two small GEMMs per step; the gate math itself is
         still differentiated by JAX. It applies without zoneout, ``remat`` and
-        ``return_gates``; elsewhere plain autodiff is used. Forward-mode autodiff
+        ``return_gates``, to cells whose recurrence is a matmul (not ``lj.indrnn``);
+        elsewhere plain autodiff is used. Forward-mode autodiff
         (``jax.jvp``, ``jax.jacfwd``) cannot pass its ``custom_vjp``: set False for it.
       backend: ``"xla"`` runs the loop above; ``"cudnn"`` runs cuDNN's LSTM through
         ``jax.experimental.rnn`` (GPU only; the plain float32 LSTM without dropout,
@@ -198,7 +199,8 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
             carry, ys_T = _run_cudnn(params, carry, xs_T, lengths)
         return carry, ys_T, None
     hoist = _default_hoist() if config.hoist is None else config.hoist
-    if config.fused_backward and zone is None and not (config.remat or return_gates):
+    fusable = cell.config.recurrent_matmul and zone is None
+    if config.fused_backward and fusable and not (config.remat or return_gates):
         with jax.named_scope(f"{cell.config.kind}_fused_scan"):
             carry, ys_T = fused_scan(cell, params, carry, xs_T, lengths, h_mask, hoist=hoist,
                                      unroll=config.unroll)

@@ -34,6 +34,21 @@ def mgu_step(p, h, x, *, reset_gate=True, act=np.tanh, gate=reference.sigmoid):
     return h_new, dict(f=f, n=n, h=h_new)
 
 
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def indrnn_step(p, h, x, *, act=relu, min_abs=None, max_abs=None):
+    """Li et al. (2018): h = act(x W + b + u * h), |u| bounded as the paper's ReLU cell."""
+    u = p.w_hh.copy()
+    if min_abs is not None:
+        u = np.where(u < 0, -1.0, 1.0) * np.maximum(np.abs(u), min_abs)
+    if max_abs is not None:
+        u = np.clip(u, -max_abs, max_abs)
+    h_new = act(x @ p.w_ih + (0.0 if p.b is None else p.b) + u * h)
+    return h_new, dict(h=h_new)
+
+
 def run_reference(step, p, xs, *, lengths=None, carry=None, reverse=False):
     """``step`` over each sequence of xs (B, T, I) cut to its length: (h (B, H), ys, gates)."""
     p = reference.to64(p)
@@ -58,6 +73,13 @@ CASES = [
     ("mgu_no_reset", lambda **kw: lj.mgu(H, reset_gate=False, **kw),
      lambda *a: mgu_step(*a, reset_gate=False)),
     ("mgu_no_bias", lambda **kw: lj.mgu(H, bias=False, **kw), mgu_step),
+    ("indrnn", lambda **kw: lj.indrnn(H, **kw), indrnn_step),
+    # make() perturbs u by N(0, 0.3²): these bounds bite on some units, not on others
+    ("indrnn_tanh_bounded",
+     lambda **kw: lj.indrnn(H, activation="tanh", recurrent_min_abs=0.2,
+                            recurrent_max_abs=0.7, **kw),
+     lambda *a: indrnn_step(*a, act=np.tanh, min_abs=0.2, max_abs=0.7)),
+    ("indrnn_no_bias", lambda **kw: lj.indrnn(H, bias=False, **kw), indrnn_step),
 ]
 IDS = [c[0] for c in CASES]
 EACH = pytest.mark.parametrize("name, factory, step", CASES, ids=IDS)
@@ -177,16 +199,16 @@ def test_bfloat16_params_and_mixed_policy_run_close_to_float32(name, factory, st
 def test_sums_projections_is_true_of_combine(name, factory, step):
     cell, params = make(factory)
     h = random_carry(cell, params, (B,))
-    gx, gh = (jax.random.normal(k, (B, params.w_hh.shape[1])) for k in jax.random.split(
-        jax.random.key(3)))
+    G = cell.project_inputs(params, jnp.zeros((B, I))).shape[-1]
+    gx, gh = (jax.random.normal(k, (B, G)) for k in jax.random.split(jax.random.key(3)))
     apart = cell.combine(params, h, gx, gh)[0]
     summed = cell.combine(params, h, gx + gh, jnp.zeros_like(gh))[0]
-    assert cell.config.sums_projections == (not cell.config.reset_gate)
+    assert cell.config.sums_projections == (not getattr(cell.config, "reset_gate", False))
     difference = float(jnp.max(jnp.abs(apart - summed)))
     assert difference < 1e-6 if cell.config.sums_projections else difference > 1e-3
 
 
-@pytest.mark.parametrize("kind", ["mgu"])
+@pytest.mark.parametrize("kind", ["mgu", "indrnn"])
 def test_kind_is_registered_and_trains_from_a_config(kind):
     from lstm_jax.train.config import Config
     from lstm_jax.train.model import build_layer
@@ -246,3 +268,57 @@ def test_mgu_to_flax_rejects_what_flax_cannot_express():
     cell = lj.mgu(H, bias=False)
     with pytest.raises(ValueError, match="flax's MGUCell cannot express an MGU with bias=False"):
         lj.interop.to_flax(cell, cell.init(jax.random.key(0), I))
+
+
+# ---- IndRNN -------------------------------------------------------------------------
+
+def test_indrnn_bounds_are_applied_in_the_step_and_stop_gradients_beyond_them():
+    cell = lj.indrnn(4, activation="identity", bias=False, recurrent_min_abs=0.5,
+                     recurrent_max_abs=1.0)
+    params = lj.IndRNNParams(w_ih=jnp.zeros((1, 4)), w_hh=jnp.array([3.0, -0.1, 0.0, 0.75]),
+                             b=None)
+    h = jnp.ones((2, 4))
+    new_h, _ = cell.step(params, h, jnp.zeros((2, 1)))
+    np.testing.assert_array_equal(new_h, [[1.0, -0.5, 0.5, 0.75]] * 2)  # u as the step uses it
+    d_u = jax.grad(lambda p: jnp.sum(cell.step(p, h, jnp.zeros((2, 1)))[1]))(params).w_hh
+    np.testing.assert_array_equal(d_u, [0.0, 0.0, 0.0, 2.0])  # only the unit within bounds
+    assert lj.indrnn(4).step(params, h, jnp.zeros((2, 1)))[0][0, 0] == 3.0  # no bounds
+
+
+def test_indrnn_max_bound_keeps_a_relu_unit_within_two_over_t_steps():
+    """The paper's |u| <= 2^(1/T): a ReLU unit fed once grows at most 2x over T steps."""
+    T_long = 500
+    cell = lj.indrnn(3, bias=False, recurrent_max_abs=2 ** (1 / T_long))
+    params = lj.IndRNNParams(w_ih=jnp.ones((1, 3)), w_hh=jnp.array([5.0, 1.0, 0.5]), b=None)
+    xs = jnp.zeros((1, T_long, 1)).at[0, 0, 0].set(1.0)
+    _, ys = lj.rnn(cell).apply(params, xs)
+    assert_close(ys[0, -1], [2 ** ((T_long - 1) / T_long), 1.0, 0.5 ** (T_long - 1)], rtol=1e-4)
+
+
+def test_indrnn_init_and_options():
+    params = lj.indrnn(64, recurrent_max_abs=0.5).init(jax.random.key(0), I)
+    assert params.w_hh.shape == (64,) and params.b.shape == (64,)
+    assert 0.4 < float(jnp.max(jnp.abs(params.w_hh))) <= 0.5  # uniform on [-0.5, 0.5]
+    assert lj.indrnn(H).config.activation is jax.nn.relu
+    assert lj.indrnn(H, activation="tanh").config.activation is jnp.tanh
+    with pytest.raises(ValueError, match=r"`recurrent_min_abs` \(0.9\) must not exceed "
+                                         r"`recurrent_max_abs` \(0.5\)"):
+        lj.indrnn(H, recurrent_min_abs=0.9, recurrent_max_abs=0.5)
+    with pytest.raises(ValueError, match="`recurrent_max_abs` must be > 0, got 0"):
+        lj.indrnn(H, recurrent_max_abs=0)
+    with pytest.raises(ValueError, match="`recurrent_min_abs` must be >= 0, got -1"):
+        lj.indrnn(H, recurrent_min_abs=-1)
+    with pytest.raises(TypeError, match="`recurrent_max_abs` must be a float or None, got '1'"):
+        lj.indrnn(H, recurrent_max_abs="1")
+
+
+def test_indrnn_with_recurrent_dropout_equals_autodiff_of_masked_steps():
+    """recurrent_dropout masks h_{t-1} before u ⊙ h_{t-1}, as it does before h @ w_hh."""
+    cell, params = make(lambda: lj.indrnn(H, activation="tanh"))
+    xs = inputs()
+    key = jax.random.key(0)
+    _, ys = lj.rnn(cell, recurrent_dropout=0.5).apply(params, xs, key=key)
+    _, ys_plain = lj.rnn(cell).apply(params, xs)
+    assert float(jnp.max(jnp.abs(ys - ys_plain))) > 1e-3
+    _, ys_again = lj.rnn(cell, recurrent_dropout=0.5).apply(params, xs, key=key)
+    np.testing.assert_array_equal(ys, ys_again)

@@ -4,6 +4,7 @@ from typing import Callable, NamedTuple
 
 from lstm_jax.cells.base import Cell, Layer, LayerNormParams
 from lstm_jax.cells.gru import GRUConfig, GRUGates, GRUParams, gru
+from lstm_jax.cells.indrnn import IndRNNConfig, IndRNNGates, IndRNNParams, indrnn
 from lstm_jax.cells.lstm import (
     LSTMConfig,
     LSTMGates,
@@ -31,6 +32,7 @@ KINDS: dict[str, CellKind] = {
     "gru": CellKind(gru, GRUParams),
     "simple": CellKind(simple, SimpleParams),
     "mgu": CellKind(mgu, MGUParams),
+    "indrnn": CellKind(indrnn, IndRNNParams),
 }
 
 __all__ = [
@@ -40,6 +42,9 @@ __all__ = [
     "GRUConfig",
     "GRUGates",
     "GRUParams",
+    "IndRNNConfig",
+    "IndRNNGates",
+    "IndRNNParams",
     "LSTMConfig",
     "LSTMGates",
     "LSTMLayerNorm",
@@ -56,6 +61,7 @@ __all__ = [
     "SimpleGates",
     "SimpleParams",
     "gru",
+    "indrnn",
     "lstm",
     "mgu",
     "simple",

@@ -138,6 +138,12 @@ class CellConfig:
         backward pass then saves that sum instead of both."""
         return False
 
+    @property
+    def recurrent_matmul(self) -> bool:
+        """Whether ``project_hidden`` is h_{t-1} @ w_hh, as the fused backward pass
+        assumes; False for a cell with its own recurrence (IndRNN's u ⊙ h_{t-1})."""
+        return True
+
 
 def identity(x: Array) -> Array:
     """The identity: a linear activation ("identity" or "linear")."""
@@ -200,12 +206,14 @@ def cell_factory(factory: Callable[..., Cell]) -> Callable[..., Cell]:
     own options followed by those of ``common_options``, which ``**common`` receives.
 
     A new option every cell has is written once, in ``common_options`` (and
-    ``CellConfig``); wrappers read the full signature (``inspect.signature``).
+    ``CellConfig``); wrappers read the full signature (``inspect.signature``). A
+    factory that declares one of them itself (IndRNN's ``activation="relu"``) changes
+    its default and passes it on to ``common_options``.
     """
     own = [p for p in inspect.signature(factory).parameters.values()
            if p.kind is not p.VAR_KEYWORD]
     common = [p for p in inspect.signature(common_options).parameters.values()
-              if p.kind is p.KEYWORD_ONLY]
+              if p.kind is p.KEYWORD_ONLY and p.name not in {q.name for q in own}]
     signature = inspect.Signature(own + common, return_annotation="Cell")
 
     @functools.wraps(factory)
@@ -287,16 +295,20 @@ def hidden(carry) -> Array:
     return jax.tree.leaves(carry)[0]
 
 
-def build_cell(config, params_type: type, init, initial_carry, project_inputs, combine) -> Cell:
+def build_cell(config, params_type: type, init, initial_carry, project_inputs, combine,
+               project_hidden=None) -> Cell:
     """Assemble a ``Cell`` from its kind's init, carry, input projection and gate math.
 
-    The recurrent matmul is the same for every cell: h_{t-1} @ w_hh.
+    The recurrent part is h_{t-1} @ w_hh unless the kind gives its own
+    ``project_hidden`` (and says so: ``config.recurrent_matmul`` False).
     """
     name, dtype = config.kind, config.dtype
 
-    def project_hidden(params, carry, h_mask=None):
+    def recurrent_matmul(params, carry, h_mask=None):
         h = hidden(carry)
         return matmul(h if h_mask is None else h * h_mask, params.w_hh, dtype)
+
+    project_hidden = project_hidden or recurrent_matmul
 
     def step(params, carry, x_t):
         _checks.params_type(params, params_type, name)
