@@ -8,7 +8,7 @@ Shape letters used in every docstring:
 - H: hidden units, the size of the cell state.
 - P: output size of a cell: the projection size of an LSTM with ``proj_size``, else H.
 - G: gate pre-activations: 4H for an LSTM (3H when coupled), 3H for a GRU, 2H for an
-  MGU, H for an Elman or IndRNN cell.
+  MGU or minGRU, H for an Elman or IndRNN cell.
 
 The layers, each depending only on those above it: ``cells`` (init and one step),
 ``initializers``, ``rnn`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
@@ -40,6 +40,10 @@ _EXPORTS = {
     "Layer": ("lstm_jax.cells", "Layer"),
     "MGUGates": ("lstm_jax.cells", "MGUGates"),
     "MGUParams": ("lstm_jax.cells", "MGUParams"),
+    "MinGRUGates": ("lstm_jax.cells", "MinGRUGates"),
+    "MinGRUParams": ("lstm_jax.cells", "MinGRUParams"),
+    "MinLSTMGates": ("lstm_jax.cells", "MinLSTMGates"),
+    "MinLSTMParams": ("lstm_jax.cells", "MinLSTMParams"),
     "SimpleGates": ("lstm_jax.cells", "SimpleGates"),
     "SimpleParams": ("lstm_jax.cells", "SimpleParams"),
     "bidirectional": ("lstm_jax.layers", "bidirectional"),
@@ -47,6 +51,8 @@ _EXPORTS = {
     "indrnn": ("lstm_jax.cells", "indrnn"),
     "lstm": ("lstm_jax.cells", "lstm"),
     "mgu": ("lstm_jax.cells", "mgu"),
+    "min_gru": ("lstm_jax.cells", "min_gru"),
+    "min_lstm": ("lstm_jax.cells", "min_lstm"),
     "rnn": ("lstm_jax.rnn", "rnn"),
     "sample": ("lstm_jax.sample", "sample"),
     "simple": ("lstm_jax.cells", "simple"),

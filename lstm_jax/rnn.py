@@ -43,6 +43,7 @@ class RNNConfig:
     zoneout: Any = 0.0
     fused_backward: bool = True
     backend: str = "auto"
+    parallel: bool = True
     kind = "rnn"
 
     @property
@@ -63,6 +64,7 @@ def rnn(
     zoneout: Any = 0.0,
     fused_backward: bool = True,
     backend: str = "auto",
+    parallel: bool = True,
 ) -> Layer:
     """Run ``cell`` over whole sequences.
 
@@ -99,6 +101,10 @@ def rnn(
         zoneout or ``return_gates``; same padding and reversal semantics);
         ``"auto"`` takes cuDNN on a GPU for the configurations it runs and XLA
         everywhere else.
+      parallel: run a cell whose step is linear in h_{t-1} (``lj.min_gru``,
+        ``lj.min_lstm``) as an associative scan over time, all steps at once, instead
+        of step by step (same results to float rounding). It applies without
+        zoneout and ``return_gates``; other cells always run step by step.
 
     Returns:
       A ``Layer``; ``apply(params, xs, *, seq_lengths=None, carry=None, reverse=False,
@@ -138,6 +144,7 @@ def rnn(
         zoneout=jax.tree.map(lambda p: _checks.rate("zoneout", p), zoneout),
         fused_backward=bool(fused_backward),
         backend=_checks.one_of("backend", backend, BACKENDS),
+        parallel=bool(parallel),
     )
     if backend == "cudnn" and (reason := _cudnn_unsupported(config)):
         raise ValueError(f"backend='cudnn' cannot run this layer: {reason}")
@@ -197,6 +204,10 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
     if choose_backend(config, return_gates, jax.default_backend()) == "cudnn":
         with jax.named_scope("lstm_cudnn"):
             carry, ys_T = _run_cudnn(params, carry, xs_T, lengths)
+        return carry, ys_T, None
+    if config.parallel and cell.log_coefficients is not None and zone is None and not return_gates:
+        with jax.named_scope(f"{cell.config.kind}_parallel_scan"):
+            carry, ys_T = _loop.parallel(cell, params, carry, xs_T, lengths)
         return carry, ys_T, None
     hoist = _default_hoist() if config.hoist is None else config.hoist
     fusable = cell.config.recurrent_matmul and zone is None

@@ -1,5 +1,5 @@
-"""MGU and IndRNN: NumPy float64 references, the runner against stepping by hand,
-gradients, bf16, gate activations and flax parity."""
+"""MGU, IndRNN, minGRU and minLSTM: NumPy float64 references, the runner against
+stepping by hand, gradients, bf16, gate activations, flax parity, parallel in time."""
 
 from __future__ import annotations
 
@@ -49,6 +49,27 @@ def indrnn_step(p, h, x, *, act=relu, min_abs=None, max_abs=None):
     return h_new, dict(h=h_new)
 
 
+def g(x):
+    """The minGRU paper's positive candidate activation."""
+    return np.where(x >= 0, x + 0.5, reference.sigmoid(x))
+
+
+def min_gru_step(p, h, x):
+    """Feng et al. (2024), in plain (not log) space."""
+    k = x @ p.w_ih + (0.0 if p.b is None else p.b)
+    z, n = reference.sigmoid(k[:, :H]), g(k[:, H:])
+    h_new = (1 - z) * h + z * n
+    return h_new, dict(z=z, n=n, h=h_new)
+
+
+def min_lstm_step(p, h, x):
+    k = x @ p.w_ih + (0.0 if p.b is None else p.b)
+    f, i, n = reference.sigmoid(k[:, :H]), reference.sigmoid(k[:, H : 2 * H]), g(k[:, 2 * H :])
+    f, i = f / (f + i), i / (f + i)
+    h_new = f * h + i * n
+    return h_new, dict(f=f, i=i, n=n, h=h_new)
+
+
 def run_reference(step, p, xs, *, lengths=None, carry=None, reverse=False):
     """``step`` over each sequence of xs (B, T, I) cut to its length: (h (B, H), ys, gates)."""
     p = reference.to64(p)
@@ -80,6 +101,9 @@ CASES = [
                             recurrent_max_abs=0.7, **kw),
      lambda *a: indrnn_step(*a, act=np.tanh, min_abs=0.2, max_abs=0.7)),
     ("indrnn_no_bias", lambda **kw: lj.indrnn(H, bias=False, **kw), indrnn_step),
+    ("min_gru", lambda **kw: lj.min_gru(H, **kw), min_gru_step),
+    ("min_lstm", lambda **kw: lj.min_lstm(H, **kw), min_lstm_step),
+    ("min_lstm_no_bias", lambda **kw: lj.min_lstm(H, bias=False, **kw), min_lstm_step),
 ]
 IDS = [c[0] for c in CASES]
 EACH = pytest.mark.parametrize("name, factory, step", CASES, ids=IDS)
@@ -203,12 +227,14 @@ def test_sums_projections_is_true_of_combine(name, factory, step):
     gx, gh = (jax.random.normal(k, (B, G)) for k in jax.random.split(jax.random.key(3)))
     apart = cell.combine(params, h, gx, gh)[0]
     summed = cell.combine(params, h, gx + gh, jnp.zeros_like(gh))[0]
-    assert cell.config.sums_projections == (not getattr(cell.config, "reset_gate", False))
     difference = float(jnp.max(jnp.abs(apart - summed)))
     assert difference < 1e-6 if cell.config.sums_projections else difference > 1e-3
+    # MGU with its reset gate reads gh_t apart; minGRU and minLSTM do not read it at all
+    assert cell.config.sums_projections == (name in ("mgu_no_reset", "indrnn",
+                                                     "indrnn_tanh_bounded", "indrnn_no_bias"))
 
 
-@pytest.mark.parametrize("kind", ["mgu", "indrnn"])
+@pytest.mark.parametrize("kind", ["mgu", "indrnn", "min_gru", "min_lstm"])
 def test_kind_is_registered_and_trains_from_a_config(kind):
     from lstm_jax.train.config import Config
     from lstm_jax.train.model import build_layer
@@ -322,3 +348,79 @@ def test_indrnn_with_recurrent_dropout_equals_autodiff_of_masked_steps():
     assert float(jnp.max(jnp.abs(ys - ys_plain))) > 1e-3
     _, ys_again = lj.rnn(cell, recurrent_dropout=0.5).apply(params, xs, key=key)
     np.testing.assert_array_equal(ys, ys_again)
+
+
+# ---- minGRU, minLSTM: parallel in time ----------------------------------------------
+
+MIN_CELLS = pytest.mark.parametrize("factory", [lj.min_gru, lj.min_lstm],
+                                    ids=["min_gru", "min_lstm"])
+
+
+def _loops(jaxpr):
+    """The names of the loop primitives in ``jaxpr`` and the jaxprs nested in it."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("scan", "while"):
+            yield eqn.primitive.name
+        for value in eqn.params.values():
+            inner = getattr(value, "jaxpr", value)
+            if hasattr(inner, "eqns"):
+                yield from _loops(inner)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@MIN_CELLS
+def test_parallel_scan_equals_stepping(reverse, factory):
+    cell, params = make(lambda: factory(H))
+    xs, h0 = inputs((B, 40, I)), random_carry(cell, params, (B,))
+    lengths = jnp.array([40, 17, 0])
+    parallel, sequential = lj.rnn(cell), lj.rnn(cell, parallel=False)
+    for kwargs in (dict(), dict(seq_lengths=lengths, carry=h0)):
+        a = parallel.apply(params, xs, reverse=reverse, **kwargs)
+        b = sequential.apply(params, xs, reverse=reverse, **kwargs)
+        assert_trees_close(a, b, atol=1e-5, rtol=1e-5)
+    # the parallel layer has no time loop at all; the sequential one has one
+    loops = lambda layer: list(_loops(jax.make_jaxpr(  # noqa: E731
+        lambda p, x: layer.apply(p, x, seq_lengths=lengths))(params, xs).jaxpr))
+    assert loops(parallel) == [] and loops(sequential) != []
+
+
+@MIN_CELLS
+def test_parallel_scan_gradients_equal_stepping(factory):
+    cell, params = make(lambda: factory(H))
+    xs, h0 = inputs((B, 30, I)), random_carry(cell, params, (B,))
+    lengths = jnp.array([30, 11, 0])
+
+    def grads(layer, reverse):
+        loss = lambda p, x, c: jnp.sum(jnp.sin(3.0 * layer.apply(  # noqa: E731
+            p, x, carry=c, seq_lengths=lengths, reverse=reverse)[1])) + jnp.sum(
+            layer.apply(p, x, carry=c, seq_lengths=lengths, reverse=reverse)[0] ** 2)
+        return jax.grad(loss, argnums=(0, 1, 2))(params, xs, h0)
+
+    for reverse in (False, True):
+        assert_trees_close(grads(lj.rnn(cell), reverse),
+                           grads(lj.rnn(cell, parallel=False), reverse), atol=1e-5, rtol=1e-4)
+
+
+@MIN_CELLS
+def test_parallel_scan_is_exact_on_long_sequences_and_keeps_the_layouts(factory):
+    cell, params = make(lambda: factory(H))
+    xs = inputs((2, 1000, I))
+    carry, ys = lj.rnn(cell).apply(params, xs)
+    carry_s, ys_s = lj.rnn(cell, parallel=False).apply(params, xs)
+    assert_close(ys, ys_s, atol=1e-5, rtol=1e-5)
+    assert_close(carry, carry_s, atol=1e-5, rtol=1e-5)
+    tm_carry, tm_ys = lj.rnn(cell, time_major=True).apply(params, jnp.swapaxes(xs, 0, 1))
+    assert_close(jnp.swapaxes(tm_ys, 0, 1), ys, atol=1e-6)
+    one_carry, one_ys = lj.rnn(cell).apply(params, xs[1])  # unbatched (T, I)
+    assert_close(one_ys, ys[1], atol=1e-6)
+    empty_carry, empty_ys = lj.rnn(cell).apply(params, xs[:, :0])
+    assert empty_ys.shape == (2, 0, H) and not jnp.any(empty_carry)
+
+
+@MIN_CELLS
+def test_min_cells_reject_options_they_cannot_use(factory):
+    name = factory.__name__
+    with pytest.raises(ValueError, match=f"{name} has no recurrent weights"):
+        factory(H, recurrent_init=lj.initializers.identity())
+    with pytest.raises(ValueError, match="`activation` does not apply"):
+        factory(H, activation="relu")

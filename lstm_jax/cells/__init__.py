@@ -15,6 +15,14 @@ from lstm_jax.cells.lstm import (
     Peephole,
     lstm,
 )
+from lstm_jax.cells.min_rnn import (
+    MinGRUGates,
+    MinGRUParams,
+    MinLSTMGates,
+    MinLSTMParams,
+    min_gru,
+    min_lstm,
+)
 from lstm_jax.cells.mgu import MGUConfig, MGUGates, MGUParams, mgu
 from lstm_jax.cells.simple import SimpleConfig, SimpleGates, SimpleParams, simple
 
@@ -33,6 +41,8 @@ KINDS: dict[str, CellKind] = {
     "simple": CellKind(simple, SimpleParams),
     "mgu": CellKind(mgu, MGUParams),
     "indrnn": CellKind(indrnn, IndRNNParams),
+    "min_gru": CellKind(min_gru, MinGRUParams),
+    "min_lstm": CellKind(min_lstm, MinLSTMParams),
 }
 
 __all__ = [
@@ -55,6 +65,10 @@ __all__ = [
     "MGUConfig",
     "MGUGates",
     "MGUParams",
+    "MinGRUGates",
+    "MinGRUParams",
+    "MinLSTMGates",
+    "MinLSTMParams",
     "LayerNormParams",
     "Peephole",
     "SimpleConfig",
@@ -64,5 +78,7 @@ __all__ = [
     "indrnn",
     "lstm",
     "mgu",
+    "min_gru",
+    "min_lstm",
     "simple",
 ]

@@ -35,6 +35,10 @@ class Cell(NamedTuple):
         for analysis. It never reads ``w_ih`` or ``w_hh``, so runners can differentiate
         it alone and form the weight gradients as one GEMM over all steps.
       config: the frozen options the cell was built with.
+      log_coefficients: None, or for a cell whose step is linear in h_{t-1}
+        (``lj.min_gru``, ``lj.min_lstm``), ``(params, gx) -> (log_a, log_b)``, each
+        (..., H), such that h_t = exp(log_a) ⊙ h_{t-1} + exp(log_b); ``lj.rnn`` then
+        runs all steps at once as an associative scan.
 
     ``step(params, carry, x_t)`` is ``combine(params, carry, project_inputs(params, x_t),
     project_hidden(params, carry))``. The carry is h itself or a NamedTuple whose first
@@ -48,6 +52,7 @@ class Cell(NamedTuple):
     project_hidden: Callable[..., Any]
     combine: Callable[..., Any]
     config: Any
+    log_coefficients: Callable[..., Any] | None = None
 
     @property
     def hidden_size(self) -> int:

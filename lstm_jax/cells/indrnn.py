@@ -109,7 +109,8 @@ def indrnn(
 def _build(config: IndRNNConfig) -> base.Cell:
     H = config.hidden_size
     kernel_init, _, bias_init = base.initializers_of(config, 1)
-    recurrent_init = config.recurrent_init or inits.uniform(min(1.0, config.recurrent_max_abs or 1.0))
+    u_bound = min(1.0, config.recurrent_max_abs or 1.0)
+    recurrent_init = config.recurrent_init or inits.uniform(u_bound)
     pdt, dtype, phi = config.param_dtype, config.dtype, config.activation
     low, high = config.recurrent_min_abs, config.recurrent_max_abs
 
