@@ -16,7 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import Cell, hidden
+from lstm_jax.cells.base import Cell, hidden, output_dtype
 
 
 def masked_step(cell: Cell, params, carry, gx_t, gh_t, t, lengths, zone=None,
@@ -131,7 +131,7 @@ def parallel(cell: Cell, params, carry, xs_T, lengths=None):
     step lengths - 1 (h_0 for an empty sequence). The scan runs in at least float32.
     """
     T = xs_T.shape[0]
-    out_dtype = cell.config.dtype or carry.dtype
+    out_dtype = output_dtype(cell.config.dtype, carry.dtype)
     if T == 0:
         return carry, jnp.zeros((0, *carry.shape), out_dtype)
     wide = jnp.promote_types(carry.dtype, jnp.float32)

@@ -235,6 +235,17 @@ def test_sums_projections_is_true_of_combine(name, factory, step):
 
 
 @pytest.mark.parametrize("kind", ["mgu", "indrnn", "min_gru", "min_lstm"])
+def test_torch_has_no_counterpart(kind):
+    cell = lj.KINDS[kind].factory(H)
+    params = cell.init(jax.random.key(0), I)
+    message = (f"torch has no counterpart of a '{kind}' cell; "
+               r"supported: \['gru', 'lstm', 'simple'\]")
+    for module in (cell, lj.rnn(cell)):
+        with pytest.raises(ValueError, match=message):
+            lj.interop.to_torch(module, params)
+
+
+@pytest.mark.parametrize("kind", ["mgu", "indrnn", "min_gru", "min_lstm"])
 def test_kind_is_registered_and_trains_from_a_config(kind):
     from lstm_jax.train.config import Config
     from lstm_jax.train.model import build_layer
