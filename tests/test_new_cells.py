@@ -125,7 +125,8 @@ def test_step_matches_numpy_reference(name, factory, step):
 def test_layer_matches_numpy_reference(reverse, name, factory, step):
     cell, params = make(factory)
     xs, h0 = inputs(), random_carry(cell, params, (B,))
-    carry, ys = lj.rnn(cell).apply(params, xs, seq_lengths=LENGTHS, carry=h0, reverse=reverse)
+    carry, ys = lj.rnn(cell, parallel=True).apply(params, xs, seq_lengths=LENGTHS, carry=h0,
+                                                 reverse=reverse)
     want_h, want_ys, _ = run_reference(step, params, xs, lengths=LENGTHS, carry=h0,
                                        reverse=reverse)
     assert_close(ys, want_ys)
@@ -138,7 +139,7 @@ def test_layer_equals_stepping_the_cell_by_hand(name, factory, step):
     after step n - 1."""
     cell, params = make(factory)
     xs = inputs()
-    carry, ys = jax.jit(lj.rnn(cell).apply)(params, xs, seq_lengths=LENGTHS)
+    carry, ys = jax.jit(lj.rnn(cell, parallel=True).apply)(params, xs, seq_lengths=LENGTHS)
     for b, n in enumerate(LENGTHS.tolist()):
         h = cell.initial_carry(params, ())
         for t in range(n):
@@ -155,7 +156,7 @@ def test_check_grads(fused, name, factory, step):
         cell = factory(param_dtype=jnp.float64)
         params = make(lambda: cell)[1]
         params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-        layer = lj.rnn(cell, fused_backward=fused)
+        layer = lj.rnn(cell, fused_backward=fused, parallel=True)
         xs = inputs((2, 4, I)).astype(jnp.float64)
         h0 = random_carry(cell, params, (2,))
 
@@ -203,7 +204,8 @@ def test_bfloat16_params_and_mixed_policy_run_close_to_float32(name, factory, st
 
     def run(cell, params, xs):
         loss = lambda p: jnp.mean(jnp.square(  # noqa: E731
-            lj.rnn(cell).apply(p, xs, seq_lengths=LENGTHS)[1].astype(jnp.float32)))
+            lj.rnn(cell, parallel=True).apply(p, xs, seq_lengths=LENGTHS)[1].astype(
+                jnp.float32)))
         return jax.jit(jax.value_and_grad(loss))(params)
 
     ref_loss, ref_grads = run(factory(), f32_params, xs)
@@ -384,7 +386,7 @@ def test_parallel_scan_equals_stepping(reverse, factory):
     cell, params = make(lambda: factory(H))
     xs, h0 = inputs((B, 40, I)), random_carry(cell, params, (B,))
     lengths = jnp.array([40, 17, 0])
-    parallel, sequential = lj.rnn(cell), lj.rnn(cell, parallel=False)
+    parallel, sequential = lj.rnn(cell, parallel=True), lj.rnn(cell, parallel=False)
     for kwargs in (dict(), dict(seq_lengths=lengths, carry=h0)):
         a = parallel.apply(params, xs, reverse=reverse, **kwargs)
         b = sequential.apply(params, xs, reverse=reverse, **kwargs)
@@ -408,7 +410,7 @@ def test_parallel_scan_gradients_equal_stepping(factory):
         return jax.grad(loss, argnums=(0, 1, 2))(params, xs, h0)
 
     for reverse in (False, True):
-        assert_trees_close(grads(lj.rnn(cell), reverse),
+        assert_trees_close(grads(lj.rnn(cell, parallel=True), reverse),
                            grads(lj.rnn(cell, parallel=False), reverse), atol=1e-5, rtol=1e-4)
 
 
@@ -416,15 +418,16 @@ def test_parallel_scan_gradients_equal_stepping(factory):
 def test_parallel_scan_is_exact_on_long_sequences_and_keeps_the_layouts(factory):
     cell, params = make(lambda: factory(H))
     xs = inputs((2, 1000, I))
-    carry, ys = lj.rnn(cell).apply(params, xs)
+    carry, ys = lj.rnn(cell, parallel=True).apply(params, xs)
     carry_s, ys_s = lj.rnn(cell, parallel=False).apply(params, xs)
     assert_close(ys, ys_s, atol=1e-5, rtol=1e-5)
     assert_close(carry, carry_s, atol=1e-5, rtol=1e-5)
-    tm_carry, tm_ys = lj.rnn(cell, time_major=True).apply(params, jnp.swapaxes(xs, 0, 1))
+    tm_carry, tm_ys = lj.rnn(cell, time_major=True, parallel=True).apply(
+        params, jnp.swapaxes(xs, 0, 1))
     assert_close(jnp.swapaxes(tm_ys, 0, 1), ys, atol=1e-6)
-    one_carry, one_ys = lj.rnn(cell).apply(params, xs[1])  # unbatched (T, I)
+    one_carry, one_ys = lj.rnn(cell, parallel=True).apply(params, xs[1])  # unbatched (T, I)
     assert_close(one_ys, ys[1], atol=1e-6)
-    empty_carry, empty_ys = lj.rnn(cell).apply(params, xs[:, :0])
+    empty_carry, empty_ys = lj.rnn(cell, parallel=True).apply(params, xs[:, :0])
     assert empty_ys.shape == (2, 0, H) and not jnp.any(empty_carry)
 
 
@@ -435,3 +438,12 @@ def test_min_cells_reject_options_they_cannot_use(factory):
         factory(H, recurrent_init=lj.initializers.identity())
     with pytest.raises(ValueError, match="`activation` does not apply"):
         factory(H, activation="relu")
+
+
+def test_parallel_scan_is_chosen_per_backend():
+    """parallel=None: the associative scan off on CPU, where stepping measured faster."""
+    cell, params = make(lambda: lj.min_gru(H))
+    xs = inputs()
+    loops = lambda layer: list(_loops(jax.make_jaxpr(  # noqa: E731
+        lambda p, x: layer.apply(p, x))(params, xs).jaxpr))
+    assert (loops(lj.rnn(cell)) == []) == (jax.default_backend() != "cpu")

@@ -3,8 +3,9 @@ r"""minGRU and minLSTM (Feng et al., 2024, "Were RNNs All We Needed?").
 Their gates read x_t only, so a step is linear in h_{t-1}:
 :math:`h_t = a_t \odot h_{t-1} + b_t` with a_t in (0, 1) and b_t > 0 functions of x_t.
 Each cell gives (log a_t, log b_t) as ``Cell.log_coefficients``; its ``step`` is
-:math:`h_t = e^{\log a_t} h_{t-1} + e^{\log b_t}`, and ``lj.rnn`` runs all T steps at
-once as an associative scan over (log a, log b), in log space as the paper's appendix.
+:math:`h_t = e^{\log a_t} h_{t-1} + e^{\log b_t}`, and ``lj.rnn(cell, parallel=True)``
+runs all T steps at once as an associative scan over (log a, log b), in log space as
+the paper's appendix (the default on GPU/TPU; on CPU stepping measured faster).
 
 The candidate goes through the paper's g (x + 1/2 for x >= 0, σ(x) below), which keeps
 it positive, so log b_t exists.
@@ -111,8 +112,8 @@ def min_gru(hidden_size: int, **common) -> base.Cell:
               \text{ else } σ(x) \\
         h_t &= (1 - z_t) \odot h_{t-1} + z_t \odot n_t
 
-    ``lj.rnn`` runs it in parallel over time (an associative scan in log space);
-    ``cell.step`` is the sequential form, for inference one step at a time.
+    ``lj.rnn`` runs it in parallel over time (an associative scan in log space; see its
+    ``parallel``); ``cell.step`` is the sequential form, for inference one step at a time.
 
     Args:
       hidden_size: H.
@@ -127,7 +128,7 @@ def min_gru(hidden_size: int, **common) -> base.Cell:
     >>> cell = lj.min_gru(6)
     >>> params = cell.init(jax.random.key(0), input_size=5)
     >>> xs = jax.random.normal(jax.random.key(1), (3, 4, 5))
-    >>> h, ys = lj.rnn(cell).apply(params, xs)  # all 4 steps at once
+    >>> h, ys = lj.rnn(cell, parallel=True).apply(params, xs)  # all 4 steps at once
     >>> h1, _ = cell.step(params, cell.initial_carry(params, (3,)), xs[:, 0])
     >>> bool(jnp.allclose(ys[:, 0], h1, atol=1e-6))
     True
