@@ -7,8 +7,8 @@ Shape letters used in every docstring:
 - I: input features.
 - H: hidden units, the size of the cell state.
 - P: output size of a cell: the projection size of an LSTM with ``proj_size``, else H.
-- G: gate pre-activations: 4H for an LSTM (3H when coupled), 3H for a GRU, H for an
-  Elman cell.
+- G: gate pre-activations: 4H for an LSTM (3H when coupled), 3H for a GRU, 2H for an
+  MGU or minGRU, H for an Elman or IndRNN cell.
 
 The layers, each depending only on those above it: ``cells`` (init and one step),
 ``initializers``, ``rnn`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
@@ -31,16 +31,28 @@ _EXPORTS = {
     "Directions": ("lstm_jax.layers", "Directions"),
     "GRUGates": ("lstm_jax.cells", "GRUGates"),
     "GRUParams": ("lstm_jax.cells", "GRUParams"),
+    "IndRNNGates": ("lstm_jax.cells", "IndRNNGates"),
+    "IndRNNParams": ("lstm_jax.cells", "IndRNNParams"),
     "LSTMGates": ("lstm_jax.cells", "LSTMGates"),
     "LSTMParams": ("lstm_jax.cells", "LSTMParams"),
     "LSTMState": ("lstm_jax.cells", "LSTMState"),
     "LSTMGateState": ("lstm_jax.cells", "LSTMGateState"),
     "Layer": ("lstm_jax.cells", "Layer"),
+    "MGUGates": ("lstm_jax.cells", "MGUGates"),
+    "MGUParams": ("lstm_jax.cells", "MGUParams"),
+    "MinGRUGates": ("lstm_jax.cells", "MinGRUGates"),
+    "MinGRUParams": ("lstm_jax.cells", "MinGRUParams"),
+    "MinLSTMGates": ("lstm_jax.cells", "MinLSTMGates"),
+    "MinLSTMParams": ("lstm_jax.cells", "MinLSTMParams"),
     "SimpleGates": ("lstm_jax.cells", "SimpleGates"),
     "SimpleParams": ("lstm_jax.cells", "SimpleParams"),
     "bidirectional": ("lstm_jax.layers", "bidirectional"),
     "gru": ("lstm_jax.cells", "gru"),
+    "indrnn": ("lstm_jax.cells", "indrnn"),
     "lstm": ("lstm_jax.cells", "lstm"),
+    "mgu": ("lstm_jax.cells", "mgu"),
+    "min_gru": ("lstm_jax.cells", "min_gru"),
+    "min_lstm": ("lstm_jax.cells", "min_lstm"),
     "rnn": ("lstm_jax.rnn", "rnn"),
     "sample": ("lstm_jax.sample", "sample"),
     "simple": ("lstm_jax.cells", "simple"),

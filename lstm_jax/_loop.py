@@ -16,7 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import Cell, hidden
+from lstm_jax.cells.base import Cell, hidden, output_dtype
 
 
 def masked_step(cell: Cell, params, carry, gx_t, gh_t, t, lengths, zone=None,
@@ -117,3 +117,36 @@ def scan(body, carry, xs, unroll: int = 1):
 def _widen(y):
     narrow = jnp.issubdtype(y.dtype, jnp.floating) and jnp.dtype(y.dtype).itemsize < 4
     return y.astype(jnp.float32) if narrow else y
+
+
+def parallel(cell: Cell, params, carry, xs_T, lengths=None):
+    """``(carry, ys_T)`` of a cell with ``log_coefficients`` over xs_T (T, *batch, I), all
+    steps at once: h_t = a_t ⊙ h_{t-1} + b_t as ``jax.lax.associative_scan``.
+
+    Step t maps h to e^{α_t} h + e^{β_t} (α = log a, β = log b); two such maps compose
+    to (α_1 + α_2, logaddexp(β_1 + α_2, β_2)), so the scan gives every h_t =
+    e^{A_t} h_0 + e^{B_t} in O(log T) depth. h_0 stays outside the logarithms, so it
+    may be zero or negative. Padding (t >= lengths) comes after a sequence's valid
+    steps, and the scan is causal: its outputs are set to 0, and the carry is read at
+    step lengths - 1 (h_0 for an empty sequence). The scan runs in at least float32.
+    """
+    T = xs_T.shape[0]
+    out_dtype = output_dtype(cell.config.dtype, carry.dtype)
+    if T == 0:
+        return carry, jnp.zeros((0, *carry.shape), out_dtype)
+    wide = jnp.promote_types(carry.dtype, jnp.float32)
+    gx_T = cell.project_inputs(params, xs_T).astype(wide)
+    log_a, log_b = cell.log_coefficients(params, gx_T)  # (T, *batch, H) each
+
+    def compose(first, then):
+        (a1, b1), (a2, b2) = first, then
+        return a1 + a2, jnp.logaddexp(b1 + a2, b2)
+
+    A, Bs = jax.lax.associative_scan(compose, (log_a, log_b), axis=0)
+    h_T = jnp.exp(A) * carry.astype(wide)[None] + jnp.exp(Bs)  # (T, *batch, H)
+    if lengths is None:
+        return h_T[-1].astype(carry.dtype), h_T.astype(out_dtype)
+    valid = (jnp.arange(T).reshape((T,) + (1,) * lengths.ndim) < lengths[None])[..., None]
+    last = jnp.take_along_axis(h_T, jnp.maximum(lengths - 1, 0)[None, ..., None], axis=0)[0]
+    carry = jnp.where((lengths > 0)[..., None], last.astype(carry.dtype), carry)
+    return carry, jnp.where(valid, h_T, 0).astype(out_dtype)

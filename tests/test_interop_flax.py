@@ -303,7 +303,7 @@ def _drop(tree, path):
     return {**tree, path[0]: _drop(tree[path[0]], path[1:])}
 
 
-@pytest.mark.parametrize("flax_cell", [nn.MGUCell(H), nn.Dense(H), "lstm"], ids=["mgu", "dense", "str"])
+@pytest.mark.parametrize("flax_cell", [nn.Dense(H), "lstm"], ids=["dense", "str"])
 def test_from_flax_rejects_other_modules(flax_cell):
     with pytest.raises(TypeError, match="`flax_cell` must be one of nn.LSTMCell.*got"):
         from_flax(flax_cell, flax_init(FLAX_CELLS["lstm"]))

@@ -4,6 +4,7 @@ from typing import Callable, NamedTuple
 
 from lstm_jax.cells.base import Cell, Layer, LayerNormParams
 from lstm_jax.cells.gru import GRUConfig, GRUGates, GRUParams, gru
+from lstm_jax.cells.indrnn import IndRNNConfig, IndRNNGates, IndRNNParams, indrnn
 from lstm_jax.cells.lstm import (
     LSTMConfig,
     LSTMGates,
@@ -14,6 +15,15 @@ from lstm_jax.cells.lstm import (
     Peephole,
     lstm,
 )
+from lstm_jax.cells.min_rnn import (
+    MinGRUGates,
+    MinGRUParams,
+    MinLSTMGates,
+    MinLSTMParams,
+    min_gru,
+    min_lstm,
+)
+from lstm_jax.cells.mgu import MGUConfig, MGUGates, MGUParams, mgu
 from lstm_jax.cells.simple import SimpleConfig, SimpleGates, SimpleParams, simple
 
 
@@ -29,6 +39,10 @@ KINDS: dict[str, CellKind] = {
     "lstm": CellKind(lstm, LSTMParams),
     "gru": CellKind(gru, GRUParams),
     "simple": CellKind(simple, SimpleParams),
+    "mgu": CellKind(mgu, MGUParams),
+    "indrnn": CellKind(indrnn, IndRNNParams),
+    "min_gru": CellKind(min_gru, MinGRUParams),
+    "min_lstm": CellKind(min_lstm, MinLSTMParams),
 }
 
 __all__ = [
@@ -38,6 +52,9 @@ __all__ = [
     "GRUConfig",
     "GRUGates",
     "GRUParams",
+    "IndRNNConfig",
+    "IndRNNGates",
+    "IndRNNParams",
     "LSTMConfig",
     "LSTMGates",
     "LSTMLayerNorm",
@@ -45,12 +62,23 @@ __all__ = [
     "LSTMGateState",
     "LSTMState",
     "Layer",
+    "MGUConfig",
+    "MGUGates",
+    "MGUParams",
+    "MinGRUGates",
+    "MinGRUParams",
+    "MinLSTMGates",
+    "MinLSTMParams",
     "LayerNormParams",
     "Peephole",
     "SimpleConfig",
     "SimpleGates",
     "SimpleParams",
     "gru",
+    "indrnn",
     "lstm",
+    "mgu",
+    "min_gru",
+    "min_lstm",
     "simple",
 ]

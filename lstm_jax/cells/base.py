@@ -35,6 +35,10 @@ class Cell(NamedTuple):
         for analysis. It never reads ``w_ih`` or ``w_hh``, so runners can differentiate
         it alone and form the weight gradients as one GEMM over all steps.
       config: the frozen options the cell was built with.
+      log_coefficients: None, or for a cell whose step is linear in h_{t-1}
+        (``lj.min_gru``, ``lj.min_lstm``), ``(params, gx) -> (log_a, log_b)``, each
+        (..., H), such that h_t = exp(log_a) ⊙ h_{t-1} + exp(log_b); ``lj.rnn`` then
+        runs all steps at once as an associative scan.
 
     ``step(params, carry, x_t)`` is ``combine(params, carry, project_inputs(params, x_t),
     project_hidden(params, carry))``. The carry is h itself or a NamedTuple whose first
@@ -48,6 +52,7 @@ class Cell(NamedTuple):
     project_hidden: Callable[..., Any]
     combine: Callable[..., Any]
     config: Any
+    log_coefficients: Callable[..., Any] | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -138,6 +143,12 @@ class CellConfig:
         backward pass then saves that sum instead of both."""
         return False
 
+    @property
+    def recurrent_matmul(self) -> bool:
+        """Whether ``project_hidden`` is h_{t-1} @ w_hh, as the fused backward pass
+        assumes; False for a cell with its own recurrence (IndRNN's u ⊙ h_{t-1})."""
+        return True
+
 
 def identity(x: Array) -> Array:
     """The identity: a linear activation ("identity" or "linear")."""
@@ -200,12 +211,14 @@ def cell_factory(factory: Callable[..., Cell]) -> Callable[..., Cell]:
     own options followed by those of ``common_options``, which ``**common`` receives.
 
     A new option every cell has is written once, in ``common_options`` (and
-    ``CellConfig``); wrappers read the full signature (``inspect.signature``).
+    ``CellConfig``); wrappers read the full signature (``inspect.signature``). A
+    factory that declares one of them itself (IndRNN's ``activation="relu"``) changes
+    its default and passes it on to ``common_options``.
     """
     own = [p for p in inspect.signature(factory).parameters.values()
            if p.kind is not p.VAR_KEYWORD]
     common = [p for p in inspect.signature(common_options).parameters.values()
-              if p.kind is p.KEYWORD_ONLY]
+              if p.kind is p.KEYWORD_ONLY and p.name not in {q.name for q in own}]
     signature = inspect.Signature(own + common, return_annotation="Cell")
 
     @functools.wraps(factory)
@@ -287,16 +300,20 @@ def hidden(carry) -> Array:
     return jax.tree.leaves(carry)[0]
 
 
-def build_cell(config, params_type: type, init, initial_carry, project_inputs, combine) -> Cell:
+def build_cell(config, params_type: type, init, initial_carry, project_inputs, combine,
+               project_hidden=None) -> Cell:
     """Assemble a ``Cell`` from its kind's init, carry, input projection and gate math.
 
-    The recurrent matmul is the same for every cell: h_{t-1} @ w_hh.
+    The recurrent part is h_{t-1} @ w_hh unless the kind gives its own
+    ``project_hidden`` (and says so: ``config.recurrent_matmul`` False).
     """
     name, dtype = config.kind, config.dtype
 
-    def project_hidden(params, carry, h_mask=None):
+    def recurrent_matmul(params, carry, h_mask=None):
         h = hidden(carry)
         return matmul(h if h_mask is None else h * h_mask, params.w_hh, dtype)
+
+    project_hidden = project_hidden or recurrent_matmul
 
     def step(params, carry, x_t):
         _checks.params_type(params, params_type, name)

@@ -19,11 +19,16 @@ flax ``params``                        lstm_jax params
 ``SimpleCell``                         ``SimpleParams``
 ``i`` ``kernel`` (I, H), ``bias``      ``w_ih`` (I, H), ``b`` (H,)
 ``h`` ``kernel`` (H, H)                ``w_hh`` (H, H)
+``MGUCell``                            ``MGUParams``, gates (f, n)
+``if in`` ``kernel`` (I, H)            ``w_ih`` (I, 2H)
+``hf hn`` ``kernel`` (H, H)            ``w_hh`` (H, 2H)
+``if in`` ``bias`` (H,)                ``b`` (2H,)
+``hn`` ``bias`` (H,), if reset_gate    ``b_hn`` (H,), if reset_gate
 =====================================  ======================================
 
 flax's LSTM carry is the tuple ``(c, h)``; ours is ``LSTMState(h, c)``:
-``carry_from_flax`` and ``carry_to_flax`` convert it (GRU and Elman carries are the
-same array on both sides).
+``carry_from_flax`` and ``carry_to_flax`` convert it (GRU, MGU and Elman carries are
+the same array on both sides).
 
 What differs between the two libraries, beyond the carry order:
 
@@ -53,7 +58,8 @@ import numpy as np
 
 from lstm_jax import _checks
 from lstm_jax.cells import (
-    KINDS, Cell, GRUParams, LSTMParams, LSTMState, SimpleParams, gru, lstm, simple,
+    KINDS, Cell, GRUParams, LSTMParams, LSTMState, MGUParams, SimpleParams, gru, lstm, mgu,
+    simple,
 )
 
 __all__ = ["carry_from_flax", "carry_to_flax", "from_flax", "to_flax"]
@@ -68,6 +74,9 @@ _GRU_LAYOUT = tuple((f"i{g}", "x", True) for g in "rzn") + (
     ("hn", "h", True),
 )
 _SIMPLE_LAYOUT = (("i", "x", True), ("h", "h", False))
+_MGU_LAYOUT = (("if", "x", True), ("in", "x", True), ("hf", "h", False), ("hn", "h", True))
+# without its reset gate, flax's MGU has no bias on "hn" (it would add to "in"'s)
+_MGU_NO_RESET_LAYOUT = _MGU_LAYOUT[:3] + (("hn", "h", False),)
 
 
 def _flax_kinds() -> dict[type, tuple[str, tuple]]:
@@ -78,6 +87,7 @@ def _flax_kinds() -> dict[type, tuple[str, tuple]]:
         nn.OptimizedLSTMCell: ("lstm", _LSTM_LAYOUT),
         nn.GRUCell: ("gru", _GRU_LAYOUT),
         nn.SimpleCell: ("simple", _SIMPLE_LAYOUT),
+        nn.MGUCell: ("mgu", _MGU_LAYOUT),
     }
 
 
@@ -176,10 +186,11 @@ def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
     """Convert a ``flax.linen`` recurrent cell and its variables to a cell and params.
 
     Supported: ``nn.LSTMCell`` and ``nn.OptimizedLSTMCell`` (to ``lj.lstm``),
-    ``nn.GRUCell`` (to ``lj.gru``) and ``nn.SimpleCell`` without ``residual`` (to
-    ``lj.simple``). The returned cell computes what the flax cell computes: its
-    ``features``, ``gate_fn``, ``activation_fn``, ``dtype`` and ``param_dtype`` carry
-    over, and it re-initializes like flax (``init="flax"``, ``forget_bias=0.0``).
+    ``nn.GRUCell`` (to ``lj.gru``), ``nn.MGUCell`` (to ``lj.mgu``, with its
+    ``reset_gate``) and ``nn.SimpleCell`` without ``residual`` (to ``lj.simple``). The
+    returned cell computes what the flax cell computes: its ``features``, ``gate_fn``,
+    ``activation_fn``, ``dtype`` and ``param_dtype`` carry over, and it re-initializes
+    like flax (``init="flax"``; ``forget_bias=0.0`` for an LSTM, 1.0 for an MGU).
 
     Args:
       flax_cell: the flax module, e.g. ``nn.LSTMCell(features=H)``.
@@ -190,8 +201,10 @@ def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
     Returns:
       ``(cell, params)``: ``LSTMParams`` with ``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
       ``b`` (4H,) in gate order (i, f, g, o); ``GRUParams`` with ``w_ih`` (I, 3H),
-      ``w_hh`` (H, 3H), ``b`` (3H,), ``b_hn`` (H,) in gate order (r, z, n); or
-      ``SimpleParams`` with ``w_ih`` (I, H), ``w_hh`` (H, H), ``b`` (H,).
+      ``w_hh`` (H, 3H), ``b`` (3H,), ``b_hn`` (H,) in gate order (r, z, n);
+      ``MGUParams`` with ``w_ih`` (I, 2H), ``w_hh`` (H, 2H), ``b`` (2H,), ``b_hn`` (H,)
+      or None without reset gate, in gate order (f, n); or ``SimpleParams`` with
+      ``w_ih`` (I, H), ``w_hh`` (H, H), ``b`` (H,).
 
     Raises:
       TypeError: ``flax_cell`` is not one of the supported modules, or a param is not
@@ -225,6 +238,8 @@ def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
             "nn.SimpleCell(residual=True) adds h_{t-1} before the activation; lstm_jax's "
             "simple cell has no residual connection"
         )
+    if kind == "mgu" and not flax_cell.reset_gate:
+        layout = _MGU_NO_RESET_LAYOUT
     H = flax_cell.features
     tree = _read_flax_params(_unwrap_variables(flax_params, cell_name), layout, H, cell_name)
     dtypes = dict(param_dtype=flax_cell.param_dtype, dtype=flax_cell.dtype)
@@ -258,6 +273,21 @@ def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
             w_hh=_concat(tree[f"h{g}"][0] for g in "rzn"),
             b=_concat(tree[f"i{g}"][1] for g in "rzn"),
             b_hn=jnp.asarray(tree["hn"][1]),
+        )
+    elif kind == "mgu":
+        cell = mgu(
+            H,
+            reset_gate=flax_cell.reset_gate,
+            init="flax",
+            activation=flax_cell.activation_fn,
+            gate_activation=flax_cell.gate_fn,
+            **dtypes,
+        )
+        params = MGUParams(
+            w_ih=_concat(tree[f"i{g}"][0] for g in "fn"),
+            w_hh=_concat(tree[f"h{g}"][0] for g in "fn"),
+            b=_concat(tree[f"i{g}"][1] for g in "fn"),
+            b_hn=jnp.asarray(tree["hn"][1]) if flax_cell.reset_gate else None,
         )
     else:
         cell = simple(H, init="flax", activation=flax_cell.activation_fn, **dtypes)
@@ -316,15 +346,18 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
 
     The inverse of ``from_flax``: ``lj.lstm`` becomes ``nn.OptimizedLSTMCell`` (whose
     params have the same names as ``nn.LSTMCell``'s, so they load into either),
-    ``lj.gru`` becomes ``nn.GRUCell`` and ``lj.simple`` ``nn.SimpleCell``. The flax
-    cell gets the cell's hidden size, activations, ``dtype`` and ``param_dtype``, and
-    flax's default initializers.
+    ``lj.gru`` becomes ``nn.GRUCell``, ``lj.mgu`` ``nn.MGUCell`` (with its
+    ``reset_gate``) and ``lj.simple`` ``nn.SimpleCell``. The flax cell gets the cell's
+    hidden size, activations, ``dtype`` and ``param_dtype``, and flax's default
+    initializers.
 
     Args:
-      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru`` or ``lj.simple``.
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu`` or ``lj.simple``.
       params: its params: ``LSTMParams`` (``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
         ``b`` (4H,)), ``GRUParams`` (``w_ih`` (I, 3H), ``w_hh`` (H, 3H), ``b`` (3H,),
-        ``b_hn`` (H,)) or ``SimpleParams`` (``w_ih`` (I, H), ``w_hh`` (H, H), ``b`` (H,)).
+        ``b_hn`` (H,)), ``MGUParams`` (``w_ih`` (I, 2H), ``w_hh`` (H, 2H), ``b`` (2H,),
+        ``b_hn`` (H,) with a reset gate) or ``SimpleParams`` (``w_ih`` (I, H),
+        ``w_hh`` (H, H), ``b`` (H,)).
 
     Returns:
       ``(flax_cell, variables)`` with ``variables = {"params": {...}}``: kernels
@@ -377,6 +410,17 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
             features=H, gate_fn=config.gate_activation, activation_fn=config.activation, **dtypes
         )
         gates, n = "rzn", 3
+    elif kind == "mgu":
+        if not config.bias or params.b is None or (config.reset_gate and params.b_hn is None):
+            raise ValueError(
+                "flax's MGUCell cannot express an MGU with bias=False (its 'if' and 'in' "
+                "entries, and 'hn' with reset_gate, always have a bias)"
+            )
+        flax_cell = nn.MGUCell(
+            features=H, gate_fn=config.gate_activation, activation_fn=config.activation,
+            reset_gate=config.reset_gate, **dtypes
+        )
+        gates, n = "fn", 2
     else:
         if not config.bias or params.b is None:
             raise ValueError(
@@ -406,10 +450,10 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
         if kind == "lstm":  # the bias sits on the recurrent entries
             tree[f"i{g}"] = {"kernel": wi}
             tree[f"h{g}"] = {"kernel": wh, "bias": b}
-        else:  # GRU: on the input entries, plus b_hn on "hn"
+        else:  # GRU and MGU: on the input entries, plus b_hn on "hn"
             tree[f"i{g}"] = {"kernel": wi, "bias": b}
             tree[f"h{g}"] = {"kernel": wh}
-    if kind == "gru":
+    if kind == "gru" or (kind == "mgu" and config.reset_gate):
         _check_shape("b_hn", params.b_hn, (H,))
         tree["hn"]["bias"] = params.b_hn
     return flax_cell, {"params": tree}
@@ -419,9 +463,9 @@ def carry_from_flax(cell: Cell, carry: Any) -> Any:
     """Convert a flax carry to the carry of ``cell``.
 
     Args:
-      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru`` or ``lj.simple``.
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu`` or ``lj.simple``.
       carry: flax's carry: the tuple ``(c, h)``, each (*batch, H), for an LSTM; the
-        array h (*batch, H) for a GRU or Elman cell.
+        array h (*batch, H) for a GRU, MGU or Elman cell.
 
     Returns:
       ``LSTMState(h, c)`` for an LSTM, else ``carry`` unchanged.
@@ -446,9 +490,9 @@ def carry_to_flax(cell: Cell, carry: Any) -> Any:
     """Convert a carry of ``cell`` to flax's carry, the inverse of ``carry_from_flax``.
 
     Args:
-      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru`` or ``lj.simple``.
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu`` or ``lj.simple``.
       carry: ``LSTMState(h (*batch, H), c (*batch, H))`` for an LSTM; h (*batch, H)
-        for a GRU or Elman cell.
+        for a GRU, MGU or Elman cell.
 
     Returns:
       The tuple ``(c, h)`` for an LSTM, else ``carry`` unchanged.

@@ -265,6 +265,9 @@ def _name_of(fn, names: dict) -> str | None:
 def _cell_options(cell: Cell) -> dict:
     """What torch needs to know about ``cell``; ValueError for what it cannot express."""
     c, kind = cell.config, cell.config.kind
+    if kind not in _LAYER_CLASSES:
+        raise ValueError(f"torch has no counterpart of a {kind!r} cell; supported: "
+                         f"{sorted(_LAYER_CLASSES)}")
     if kind == "lstm":
         for option in ("peephole", "layer_norm", "coupled"):
             if getattr(c, option):

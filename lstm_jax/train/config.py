@@ -74,7 +74,7 @@ class Config:
     task: str = "adding"  # a task in lstm_jax.tasks.TASKS; an experiment's get_task() replaces it
     task_options: Options = dataclasses.field(default_factory=dict)  # keyword options of the task, e.g. length=100
     # model: [token embedding] -> recurrent layers -> linear readout
-    cell: str = "lstm"  # the cell of every layer: lstm, gru or simple
+    cell: str = "lstm"  # the cell of every layer: a name in lj.KINDS (lstm, gru, mgu, min_gru, ...)
     hidden_size: int = 128  # H of every layer
     num_layers: int = 1  # recurrent layers in the stack
     bidirectional: bool = False  # each layer reads forward and backward
