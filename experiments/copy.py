@@ -25,6 +25,12 @@ REFERENCE = {
                  "Ollivier 2018 (copy at T = 500 and 2000): the chrono-initialised LSTM solves "
                  "it where the standard LSTM stays at the baseline",
     "metric": "loss",
+    "note": "All three beat the memoryless baseline at T = 100, as the paper's LSTM does: the "
+            "GRU by 44% (recall of the 10 symbols 0.51, chance 0.125), the LSTM by 33% "
+            "(recall 0.35); none solves the task in 8,000 steps of batch 64 and every curve "
+            "was still falling when the learning rate decayed to 0. Chrono initialisation "
+            "did not help at this budget (14% below the baseline): Tallec & Ollivier train "
+            "far longer, with RMSProp. One seed each, as the three runs take 50 minutes here.",
 }
 
 
