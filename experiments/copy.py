@@ -27,8 +27,8 @@ REFERENCE = {
     "metric": "loss",
     "note": "All three beat the memoryless baseline at T = 100, as the paper's LSTM does: the "
             "GRU by 44% (recall of the 10 symbols 0.51, chance 0.125), the LSTM by 33% "
-            "(recall 0.35); none solves the task in 8,000 steps of batch 64 and every curve "
-            "was still falling when the learning rate decayed to 0. Chrono initialisation "
+            "(recall 0.35); none solves the task in 8,000 steps of batch 64: the curves "
+            "flatten as the learning rate decays to 0. Chrono initialisation "
             "did not help at this budget (14% below the baseline): Tallec & Ollivier train "
             "far longer, with RMSProp. One seed each, as the three runs take 50 minutes here.",
 }
