@@ -16,6 +16,7 @@ import jax
 import numpy as np
 import pytest
 
+import lstm_jax as lj
 from lstm_jax import cli
 from lstm_jax import train as lt
 from lstm_jax.train import rundir
@@ -112,6 +113,7 @@ def test_run_directories_are_created_exclusively_under_a_race(tmp_path):
 
 
 SHIPPED = ", ".join(lt.experiments.shipped())  # adding, charlm, chorales, copy, ...
+CELLS = ", ".join(lj.KINDS)  # lstm, gru, simple, mgu, ...
 
 
 @pytest.mark.parametrize("args, message", [
@@ -123,7 +125,7 @@ SHIPPED = ", ".join(lt.experiments.shipped())  # adding, charlm, chorales, copy,
     (["train", "adding", "--steps", "0"], "`steps` must be positive, got 0"),
     (["train", "adding", "--task-options", "length=1"], "`length` must be at least 2, got 1"),
     (["train", "adding", "--task-options", "lenght=50"], "unknown option 'lenght' of task 'adding'; its options: length"),
-    (["train", "adding", "--cell", "gru2"], "unknown cell 'gru2'; known cells: lstm, gru, simple"),
+    (["train", "adding", "--cell", "gru2"], f"unknown cell 'gru2'; known cells: {CELLS}"),
     (["train", "adding", "--cell-options", "activaton=relu"], "unknown option 'activaton' of cell 'lstm'"),
     (["train", "adding", "--rnn-options", "zoneout=2.0"], "`zoneout` must be in [0, 1), got 2.0"),
     (["train", "adding", "--readout", "every"], "`readout` 'every' does not fit task 'adding'"),
@@ -158,7 +160,7 @@ def test_bench_without_torch_is_a_one_line_error(monkeypatch, capsys):
 def test_errors_from_the_installed_command_have_no_traceback(tmp_path):
     result = run_cli("train", "adding", "--cell", "gru2", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr == "lstm-jax: error: unknown cell 'gru2'; known cells: lstm, gru, simple\n"
+    assert result.stderr == f"lstm-jax: error: unknown cell 'gru2'; known cells: {CELLS}\n"
     assert list(tmp_path.iterdir()) == []
 
 
