@@ -24,6 +24,12 @@ REFERENCE = {
     "published": "\"adding a bias of 1 to the LSTM's forget gate closes the gap between the "
                  "LSTM and the GRU\"",
     "metric": "loss",
+    "note": "The GRU is best on both tasks. On adding, a forget bias of 1 halves the LSTM's "
+            "MSE (0.0030 -> 0.0014) but leaves it 3.5 times the GRU's; on copy (delay 30) "
+            "it does not help at all (0.337 with bias 0, 0.360 with 1, GRU 0.294). So the "
+            "bias narrows the gap on one task of two, and closes it on neither: Jozefowicz "
+            "et al. compare the best of many tuned settings per architecture, we one shared "
+            "setting with a short budget (1,500 and 5,000 steps).",
 }
 
 
