@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import lstm_jax as lj
+from lstm_jax import _machine
 
 SHAPES = [(32, 128, 64, 128), (1, 512, 64, 256), (64, 100, 128, 256), (16, 256, 256, 512)]
 GPU_SHAPES = [(64, 256, 512, 512), (1, 256, 256, 256), (16, 512, 128, 128), (128, 100, 256, 1024)]
@@ -258,9 +259,9 @@ def machine() -> dict:
     import torch
 
     return {"date": time.strftime("%Y-%m-%d"), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
+            **_machine.cpu(),
             "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-            "cpu_count": os.cpu_count(), "jax": jax.__version__,
+            "jax": jax.__version__,
             "flax": flax.__version__, "torch": torch.__version__}
 
 

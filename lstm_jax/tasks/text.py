@@ -24,7 +24,8 @@ from lstm_jax import _checks
 from lstm_jax.tasks import losses
 from lstm_jax.tasks.arrays import _rng
 from lstm_jax.tasks.base import Batch, Task
-from lstm_jax.tasks.cache import cache_dir, write_atomically
+from lstm_jax._files import write_atomically
+from lstm_jax.tasks.cache import cache_dir
 from lstm_jax.tasks.digits import MissingData
 
 BIBLE = ["bible", "-f", "gen1:1-rev22:21"]  # -f: one verse a line, "Ge1:1 In the beginning..."
@@ -43,7 +44,7 @@ def bible_text() -> str:
     printed = subprocess.run(BIBLE, capture_output=True, text=True, check=True,
                              env={**os.environ, "COLUMNS": "0"}).stdout
     text = VERSE_REFERENCE.sub("", printed)
-    write_atomically(cached, text.encode("utf-8"))
+    write_atomically(cached, text)
     return text
 
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
-import platform
 import re
 import subprocess
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from lstm_jax import _machine
+from lstm_jax._files import write_atomically
 from lstm_jax.train import rundir
 from lstm_jax.train.config import Config, ConfigError, GivenOptions, replace, to_dict
 from lstm_jax.train.experiments import Experiment, load as load_experiment
@@ -306,34 +306,16 @@ def machine() -> dict:
     """The CPU (model, cores, vector extensions that change the speed) and the devices."""
     import jax
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return {"cpu": model, "cpu_count": os.cpu_count(), "vector": vector,
-            "devices": [str(d) for d in jax.devices()]}
+    return {**_machine.cpu(), "devices": [str(d) for d in jax.devices()]}
 
 
 def write_summary(summary: dict, results_dir: Path) -> Path:
     """``NAME.json`` and its figure ``NAME.png`` in ``results_dir``, written atomically."""
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{summary['experiment']}.json"
-    _write_atomic(path, json.dumps(summary, indent=1) + "\n")
+    write_atomically(path, json.dumps(summary, indent=1) + "\n")
     plot_summary(summary, results_dir / f"{summary['experiment']}.png")
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def read_summaries(results_dir: Path) -> list[dict]:
@@ -513,8 +495,8 @@ def _section(s: dict, folder: str) -> list[str]:
     made = f"commit {commit['sha'][:10]}" + (" (with uncommitted changes)" if commit.get("dirty") else "") \
         if commit else "an installed copy"
     m = s["machine"]
-    lines.append(f"Summarised {s['date'][:10]} at {made} on {m['cpu']} ({m['cpu_count']} cores, "
-                 f"{' '.join(m['vector']) or 'no AVX2'}), {', '.join(m['devices'])}; each "
+    lines.append(f"Summarised {s['date'][:10]} at {made} on {_machine.describe(m)}, "
+                 f"{', '.join(m['devices'])}; each "
                  f"run's config.json records the command, versions and devices that trained it.")
     return lines
 
@@ -523,5 +505,5 @@ def write_table(results_dir: str | Path) -> Path:
     """Render ``RESULTS.md`` beside ``results_dir`` from its summaries; return its path."""
     results_dir = Path(results_dir)
     path = results_dir.parent / TABLE_NAME
-    _write_atomic(path, render_table(read_summaries(results_dir), results_dir.name))
+    write_atomically(path, render_table(read_summaries(results_dir), results_dir.name))
     return path

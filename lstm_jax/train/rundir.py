@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 
+from lstm_jax._files import write_atomically
 from lstm_jax.train.config import Config, ConfigError, from_dict, to_dict
 
 RECORD = "config.json"
@@ -67,10 +67,7 @@ def versions() -> dict[str, str]:
 
 def write_record(run_dir: Path, record: dict) -> None:
     """Write ``config.json`` atomically (a killed write leaves the old file)."""
-    path = Path(run_dir) / RECORD
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(partial, path)
+    write_atomically(Path(run_dir) / RECORD, json.dumps(record, indent=2) + "\n")
 
 
 def new_record(experiment_name: str, source: str, config: Config, devices: list,
