@@ -87,9 +87,10 @@ class _Split:
         return part
 
 
-def _rng(key: jax.Array, epoch: int) -> np.random.Generator:
-    """A NumPy generator that is a pure function of (key, epoch)."""
-    return np.random.default_rng([*np.asarray(jax.random.key_data(key)).ravel().tolist(), epoch])
+def host_rng(key: jax.Array, n: int) -> np.random.Generator:
+    """A NumPy generator that is a pure function of (key, n): the data order of epoch
+    n, or the windows of step n, drawn on the host."""
+    return np.random.default_rng([*np.asarray(jax.random.key_data(key)).ravel().tolist(), n])
 
 
 def from_arrays(
@@ -182,7 +183,7 @@ def from_arrays(
             raise ValueError(f"`batch_size` {batch_size} is larger than the {len(train)} "
                              f"training examples")
         epoch, index = divmod(int(step), per_epoch)
-        order = _rng(key, epoch).permutation(len(train))
+        order = host_rng(key, epoch).permutation(len(train))
         return train.take(order[index * batch_size:(index + 1) * batch_size])
 
     def eval_batches(key, batch_size, count):

@@ -22,7 +22,7 @@ import numpy as np
 
 from lstm_jax import _checks
 from lstm_jax.tasks import losses
-from lstm_jax.tasks.arrays import _rng
+from lstm_jax.tasks.arrays import host_rng
 from lstm_jax.tasks.base import Batch, Task
 from lstm_jax._files import write_atomically
 from lstm_jax.tasks.cache import cache_dir
@@ -111,7 +111,7 @@ def char_task(path: str | None = None, seq_len: int = 128, test_fraction: float 
         return "".join(vocab[int(t)] for t in np.asarray(tokens).ravel())
 
     def train_batch(key, step, batch_size):
-        starts = _rng(key, int(step)).integers(0, len(train) - seq_len, batch_size)
+        starts = host_rng(key, int(step)).integers(0, len(train) - seq_len, batch_size)
         return Batch(*windows(train, starts, seq_len))
 
     def eval_batches(key, batch_size, count):
