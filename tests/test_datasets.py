@@ -234,3 +234,18 @@ def test_mnist1d_unwritable_cache_still_gives_the_data(tmp_path, monkeypatch):
     finally:
         mnist1d.mnist1d_arrays.cache_clear()
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a zip", "empty"])
+def test_a_damaged_cache_file_is_made_again(tmp_path, monkeypatch, damage):
+    from lstm_jax.tasks.cache import cache_dir, cached_arrays
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    make = lambda: {"x": np.arange(1000)}  # noqa: E731
+    cached_arrays("data.npz", make)
+    path = cache_dir() / "data.npz"
+    whole = path.read_bytes()
+    path.write_bytes({"truncated": whole[: len(whole) // 2], "not a zip": b"garbage" * 10,
+                      "empty": b""}[damage])
+    np.testing.assert_array_equal(cached_arrays("data.npz", make)["x"], np.arange(1000))
+    np.testing.assert_array_equal(np.load(path)["x"], np.arange(1000))  # and stored whole again

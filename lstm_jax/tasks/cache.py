@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +29,7 @@ def cached_arrays(name: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[
     try:
         with np.load(path, allow_pickle=False) as stored:
             return {key: stored[key] for key in stored.files}
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         pass  # absent or unreadable: make it again
     arrays = make()
     buffer = io.BytesIO()
