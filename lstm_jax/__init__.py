@@ -4,11 +4,12 @@ Shape letters used in every docstring:
 
 - B: batch. Cells accept any leading batch shape (written ``*batch``), or none.
 - T: time steps.
-- I: input features.
+- I: input features (channels for ``conv_lstm``).
+- S: spatial axes of a ``conv_lstm``'s inputs and carry (one to three).
 - H: hidden units, the size of the cell state.
 - P: output size of a cell: the projection size of an LSTM with ``proj_size``, else H.
-- G: gate pre-activations: 4H for an LSTM (3H when coupled), 3H for a GRU, 2H for an
-  MGU or minGRU, H for an Elman or IndRNN cell.
+- G: gate pre-activations: 4H for an LSTM (3H when coupled) or ConvLSTM, 3H for a GRU,
+  2H for an MGU or minGRU, H for an Elman or IndRNN cell.
 
 The layers, each depending only on those above it: ``cells`` (init and one step),
 ``initializers``, ``rnn`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "KINDS": ("lstm_jax.cells", "KINDS"),
     "Cell": ("lstm_jax.cells", "Cell"),
+    "ConvLSTMParams": ("lstm_jax.cells", "ConvLSTMParams"),
     "Directions": ("lstm_jax.layers", "Directions"),
     "GRUGates": ("lstm_jax.cells", "GRUGates"),
     "GRUParams": ("lstm_jax.cells", "GRUParams"),
@@ -47,6 +49,7 @@ _EXPORTS = {
     "SimpleGates": ("lstm_jax.cells", "SimpleGates"),
     "SimpleParams": ("lstm_jax.cells", "SimpleParams"),
     "bidirectional": ("lstm_jax.layers", "bidirectional"),
+    "conv_lstm": ("lstm_jax.cells", "conv_lstm"),
     "gru": ("lstm_jax.cells", "gru"),
     "indrnn": ("lstm_jax.cells", "indrnn"),
     "lstm": ("lstm_jax.cells", "lstm"),

@@ -136,17 +136,25 @@ def input_size(name: str, x: jax.Array, expected: int) -> None:
         )
 
 
-def sequence(xs, seq_lengths, time_major: bool, features: int):
-    """Validate a layer's inputs; return (xs, batch_shape, seq_lengths or None)."""
+def sequence(xs, seq_lengths, time_major: bool, features: int, feature_axes: int = 1):
+    """Validate a layer's inputs; return (xs, batch_shape, seq_lengths or None).
+
+    ``feature_axes`` counts the trailing axes of x_t that are not batch axes (the
+    cell's ``config.feature_axes``): 1 for (I,), 1 + N for N spatial axes (*S, I).
+    """
     xs = float_array("xs", xs)
-    layout = "(T, B, I)" if time_major else "(B, T, I)"
-    if xs.ndim < 2:
-        raise ValueError(f"`xs` must have shape {layout} or (T, I), got shape {tuple(xs.shape)}")
+    step = "I" if feature_axes == 1 else "*S, I"
+    layout = f"(T, B, {step})" if time_major else f"(B, T, {step})"
+    if xs.ndim < 1 + feature_axes:
+        spatial = "" if feature_axes == 1 else f" with {feature_axes - 1} spatial axes S"
+        raise ValueError(f"`xs` must have shape {layout} or (T, {step}){spatial}, got shape "
+                         f"{tuple(xs.shape)}")
     input_size("xs", xs, features)
+    batch_ndim = xs.ndim - 1 - feature_axes
     if time_major:
-        T, batch_shape = xs.shape[0], tuple(xs.shape[1:-1])
+        T, batch_shape = xs.shape[0], tuple(xs.shape[1 : 1 + batch_ndim])
     else:
-        T, batch_shape = xs.shape[-2], tuple(xs.shape[:-2])
+        T, batch_shape = xs.shape[batch_ndim], tuple(xs.shape[:batch_ndim])
     return xs, batch_shape, lengths(seq_lengths, batch_shape, T)
 
 

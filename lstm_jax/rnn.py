@@ -154,22 +154,24 @@ def rnn(
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
               return_gates=False):
+        features = cell.config.feature_axes  # x_t (*batch, I), or (*batch, *S, I) for conv
         xs, batch_shape, lengths = _checks.sequence(
-            xs, seq_lengths, config.time_major, params.w_ih.shape[0]  # every cell's w_ih: (I, G)
-        )
+            xs, seq_lengths, config.time_major, cell.config.input_size(params), features)
+        time_axis = 0 if config.time_major else len(batch_shape)
+        xs_T = jnp.moveaxis(xs, time_axis, 0)  # (T, *batch, I) or (T, *batch, *S, I)
+        step_shape = xs_T.shape[1:-1]  # the carry's leading axes: (*batch) or (*batch, *S)
         if carry is None:
-            carry = cell.initial_carry(params, batch_shape)
+            carry = cell.initial_carry(params, step_shape)
         else:
-            _checks.carry_like(carry, cell.initial_carry(params, batch_shape))
-        xs_T = xs if config.time_major else jnp.moveaxis(xs, -2, 0)  # (T, *batch, I)
+            _checks.carry_like(carry, cell.initial_carry(params, step_shape))
+        if lengths is not None:  # (*batch, 1, ...): one length for all of a sequence's S
+            lengths = lengths.reshape(batch_shape + (1,) * (features - 1))
         if reverse:
             xs_T = reverse_in_time(xs_T, lengths)
         carry, ys_T, gates_T = _scan_cell(config, params, xs_T, carry, lengths, key, return_gates)
         if reverse:
             ys_T, gates_T = jax.tree.map(lambda a: reverse_in_time(a, lengths), (ys_T, gates_T))
-        ys, gates = jax.tree.map(
-            lambda a: a if config.time_major else jnp.moveaxis(a, 0, -2), (ys_T, gates_T)
-        )
+        ys, gates = jax.tree.map(lambda a: jnp.moveaxis(a, 0, time_axis), (ys_T, gates_T))
         return (carry, ys, gates) if return_gates else (carry, ys)
 
     return Layer(cell.init, apply, cell.initial_carry, cell.output_size, config)

@@ -3,6 +3,7 @@
 from typing import Callable, NamedTuple
 
 from lstm_jax.cells.base import Cell, Layer, LayerNormParams
+from lstm_jax.cells.conv_lstm import ConvLSTMConfig, ConvLSTMParams, conv_lstm
 from lstm_jax.cells.gru import GRUConfig, GRUGates, GRUParams, gru
 from lstm_jax.cells.indrnn import IndRNNConfig, IndRNNGates, IndRNNParams, indrnn
 from lstm_jax.cells.lstm import (
@@ -43,12 +44,15 @@ KINDS: dict[str, CellKind] = {
     "indrnn": CellKind(indrnn, IndRNNParams),
     "min_gru": CellKind(min_gru, MinGRUParams),
     "min_lstm": CellKind(min_lstm, MinLSTMParams),
+    "conv_lstm": CellKind(conv_lstm, ConvLSTMParams),
 }
 
 __all__ = [
     "KINDS",
     "Cell",
     "CellKind",
+    "ConvLSTMConfig",
+    "ConvLSTMParams",
     "GRUConfig",
     "GRUGates",
     "GRUParams",
@@ -74,6 +78,7 @@ __all__ = [
     "SimpleConfig",
     "SimpleGates",
     "SimpleParams",
+    "conv_lstm",
     "gru",
     "indrnn",
     "lstm",

@@ -149,6 +149,16 @@ class CellConfig:
         assumes; False for a cell with its own recurrence (IndRNN's u ⊙ h_{t-1})."""
         return True
 
+    @property
+    def feature_axes(self) -> int:
+        """How many trailing axes of x_t are not batch axes: 1, the features (I,); 1 + N
+        for a cell over N spatial axes (``lj.conv_lstm``: x_t (*batch, *S, I))."""
+        return 1
+
+    def input_size(self, params) -> int:
+        """I, the number of input features ``params`` expect: every cell's w_ih is (I, G)."""
+        return params.w_ih.shape[0]
+
 
 def identity(x: Array) -> Array:
     """The identity: a linear activation ("identity" or "linear")."""
@@ -287,9 +297,12 @@ def output_dtype(dtype: Any, carry_dtype: Any):
     return carry_dtype if dtype is None else dtype
 
 
-def check_step_inputs(params, carry, x_t, initial_carry, input_size: int):
+def check_step_inputs(params, carry, x_t, initial_carry, input_size: int, feature_axes: int = 1):
     """Trace-time checks for a public ``step`` call."""
     x_t = _checks.float_array("x_t", x_t)
+    if x_t.ndim < feature_axes:
+        raise ValueError(f"`x_t` must have shape (*batch, *S, I) with {feature_axes - 1} "
+                         f"spatial axes S for this cell, got shape {tuple(x_t.shape)}")
     _checks.input_size("x_t", x_t, input_size)
     _checks.carry_like(carry, initial_carry(params, x_t.shape[:-1]))
     return x_t
@@ -317,7 +330,8 @@ def build_cell(config, params_type: type, init, initial_carry, project_inputs, c
 
     def step(params, carry, x_t):
         _checks.params_type(params, params_type, name)
-        x_t = check_step_inputs(params, carry, x_t, initial_carry, params.w_ih.shape[0])
+        x_t = check_step_inputs(params, carry, x_t, initial_carry, config.input_size(params),
+                                config.feature_axes)
         with jax.named_scope(f"{name}_step"):
             gx_t, gh_t = project_inputs(params, x_t), project_hidden(params, carry)
             carry, y_t, _ = combine(params, carry, gx_t, gh_t)

@@ -24,9 +24,20 @@ flax ``params``                        lstm_jax params
 ``hf hn`` ``kernel`` (H, H)            ``w_hh`` (H, 2H)
 ``if in`` ``bias`` (H,)                ``b`` (2H,)
 ``hn`` ``bias`` (H,), if reset_gate    ``b_hn`` (H,), if reset_gate
+``ConvLSTMCell``, gates (i, g, f, o)   ``ConvLSTMParams``, gates (i, f, g, o)
+``ih`` ``kernel`` (*K, I, 4H)          ``w_ih`` (*K, I, 4H)
+``hh`` ``kernel`` (*K, H, 4H)          ``w_hh`` (*K, H, 4H)
+``ih`` + ``hh`` ``bias`` (4H,), + 1    ``b`` (4H,)
 =====================================  ======================================
 
-flax's LSTM carry is the tuple ``(c, h)``; ours is ``LSTMState(h, c)``:
+flax's ``ConvLSTMCell`` computes its forget gate as σ(z_f + 1), a constant 1 in the
+step; lstm_jax has no such constant, so ``from_flax`` folds it into the bias, b_f =
+b_f(ih) + b_f(hh) + 1, which gives the same pre-activation (to float rounding), and
+``to_flax`` takes it out again. A flax cell without ``use_bias`` imports as a cell with
+``bias=True`` whose b is 1 on the forget gate and 0 elsewhere. flax's gate order (i, g,
+f, o) is reordered to (i, f, g, o); the kernels keep flax's (*K, in, out) layout.
+
+flax's LSTM carry is the tuple ``(c, h)`` (``ConvLSTMCell``'s too); ours is ``LSTMState(h, c)``:
 ``carry_from_flax`` and ``carry_to_flax`` convert it (GRU, MGU and Elman carries are
 the same array on both sides).
 
@@ -58,8 +69,8 @@ import numpy as np
 
 from lstm_jax import _checks
 from lstm_jax.cells import (
-    KINDS, Cell, GRUParams, LSTMParams, LSTMState, MGUParams, SimpleParams, gru, lstm, mgu,
-    simple,
+    KINDS, Cell, ConvLSTMParams, GRUParams, LSTMParams, LSTMState, MGUParams, SimpleParams,
+    conv_lstm, gru, lstm, mgu, simple,
 )
 
 __all__ = ["carry_from_flax", "carry_to_flax", "from_flax", "to_flax"]
@@ -77,6 +88,11 @@ _SIMPLE_LAYOUT = (("i", "x", True), ("h", "h", False))
 _MGU_LAYOUT = (("if", "x", True), ("in", "x", True), ("hf", "h", False), ("hn", "h", True))
 # without its reset gate, flax's MGU has no bias on "hn" (it would add to "in"'s)
 _MGU_NO_RESET_LAYOUT = _MGU_LAYOUT[:3] + (("hn", "h", False),)
+# ConvLSTMCell: two Conv entries of 4H outputs each, split as (i, g, f, o); no bias
+# without use_bias
+_CONV_LSTM_LAYOUT = (("ih", "x", True), ("hh", "h", True))
+_CONV_LSTM_NO_BIAS_LAYOUT = (("ih", "x", False), ("hh", "h", False))
+_FLAX_CONV_GATES = "igfo"
 
 
 def _flax_kinds() -> dict[type, tuple[str, tuple]]:
@@ -88,6 +104,7 @@ def _flax_kinds() -> dict[type, tuple[str, tuple]]:
         nn.GRUCell: ("gru", _GRU_LAYOUT),
         nn.SimpleCell: ("simple", _SIMPLE_LAYOUT),
         nn.MGUCell: ("mgu", _MGU_LAYOUT),
+        nn.ConvLSTMCell: ("conv_lstm", _CONV_LSTM_LAYOUT),
     }
 
 
@@ -117,8 +134,13 @@ def _unwrap_variables(variables: Any, cell_name: str) -> Mapping:
     return variables
 
 
-def _read_flax_params(tree: Mapping, layout: tuple, hidden_size: int, cell_name: str):
-    """Check names, shapes and dtypes; return {name: (kernel, bias or None)}."""
+def _read_flax_params(tree: Mapping, layout: tuple, hidden_size: int, cell_name: str,
+                      window: tuple = (), width: int | None = None):
+    """Check names, shapes and dtypes; return {name: (kernel, bias or None)}.
+
+    Kernels are (*window, in, width), biases (width,): ``Dense`` entries (in, H) by
+    default; a ``Conv`` entry has its kernel size as ``window`` and G as ``width``.
+    """
     expected = [name for name, _, _ in layout]
     missing = [name for name in expected if name not in tree]
     if missing:
@@ -133,6 +155,7 @@ def _read_flax_params(tree: Mapping, layout: tuple, hidden_size: int, cell_name:
             f"(expected {expected})"
         )
     H = hidden_size
+    G = H if width is None else width
     input_size = None
     out = {}
     for name, reads, has_bias in layout:
@@ -154,13 +177,14 @@ def _read_flax_params(tree: Mapping, layout: tuple, hidden_size: int, cell_name:
             )
         kernel = entry["kernel"]
         if reads == "x" and input_size is None:
-            if len(_shape(kernel)) != 2:
+            if len(_shape(kernel)) != len(window) + 2:
+                expected = ", ".join(map(str, (*window, "I", G)))
                 raise ValueError(
                     f"flax param '{name}/kernel' has shape {_shape(kernel)}, expected "
-                    f"(I, {H}) for features={H}"
+                    f"({expected}) for features={H}"
                 )
-            input_size = _shape(kernel)[0]
-        want = {"kernel": (input_size if reads == "x" else H, H), "bias": (H,)}
+            input_size = _shape(kernel)[-2]
+        want = {"kernel": (*window, input_size if reads == "x" else H, G), "bias": (G,)}
         for leaf in wanted:
             value = entry[leaf]
             dtype = getattr(value, "dtype", None) or np.asarray(value).dtype
@@ -187,30 +211,34 @@ def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
 
     Supported: ``nn.LSTMCell`` and ``nn.OptimizedLSTMCell`` (to ``lj.lstm``),
     ``nn.GRUCell`` (to ``lj.gru``), ``nn.MGUCell`` (to ``lj.mgu``, with its
-    ``reset_gate``) and ``nn.SimpleCell`` without ``residual`` (to ``lj.simple``). The
+    ``reset_gate``), ``nn.SimpleCell`` without ``residual`` (to ``lj.simple``) and
+    ``nn.ConvLSTMCell`` with 'SAME' padding and stride 1 (to ``lj.conv_lstm``, its
+    constant forget-gate +1 folded into ``b``: see the module docstring). The
     returned cell computes what the flax cell computes: its ``features``, ``gate_fn``,
     ``activation_fn``, ``dtype`` and ``param_dtype`` carry over, and it re-initializes
-    like flax (``init="flax"``; ``forget_bias=0.0`` for an LSTM, 1.0 for an MGU).
+    like flax (``init="flax"``; ``forget_bias=0.0`` for an LSTM, 1.0 for an MGU or
+    ConvLSTM).
 
     Args:
       flax_cell: the flax module, e.g. ``nn.LSTMCell(features=H)``.
       flax_params: its variables, ``{"params": {...}}`` as returned by ``init``, or the
         inner ``{...}``. Kernels are (I, H) for the input and (H, H) for the recurrent
-        entries, biases (H,).
+        entries, biases (H,); a ``ConvLSTMCell``'s are (*K, I, 4H), (*K, H, 4H), (4H,).
 
     Returns:
       ``(cell, params)``: ``LSTMParams`` with ``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
       ``b`` (4H,) in gate order (i, f, g, o); ``GRUParams`` with ``w_ih`` (I, 3H),
       ``w_hh`` (H, 3H), ``b`` (3H,), ``b_hn`` (H,) in gate order (r, z, n);
       ``MGUParams`` with ``w_ih`` (I, 2H), ``w_hh`` (H, 2H), ``b`` (2H,), ``b_hn`` (H,)
-      or None without reset gate, in gate order (f, n); or ``SimpleParams`` with
-      ``w_ih`` (I, H), ``w_hh`` (H, H), ``b`` (H,).
+      or None without reset gate, in gate order (f, n); ``SimpleParams`` with
+      ``w_ih`` (I, H), ``w_hh`` (H, H), ``b`` (H,); or ``ConvLSTMParams`` with
+      ``w_ih`` (*K, I, 4H), ``w_hh`` (*K, H, 4H), ``b`` (4H,) in gate order (i, f, g, o).
 
     Raises:
       TypeError: ``flax_cell`` is not one of the supported modules, or a param is not
         a floating-point array.
-      ValueError: ``SimpleCell(residual=True)``, or params missing, unexpected or of
-        the wrong shape.
+      ValueError: ``SimpleCell(residual=True)``, a ``ConvLSTMCell`` with other padding
+        or strides, or params missing, unexpected or of the wrong shape.
 
     >>> import jax, jax.numpy as jnp, flax.linen as nn, lstm_jax as lj
     >>> flax_cell = nn.LSTMCell(features=6)
@@ -241,6 +269,8 @@ def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
     if kind == "mgu" and not flax_cell.reset_gate:
         layout = _MGU_NO_RESET_LAYOUT
     H = flax_cell.features
+    if kind == "conv_lstm":
+        return _conv_lstm_from_flax(flax_cell, _unwrap_variables(flax_params, cell_name))
     tree = _read_flax_params(_unwrap_variables(flax_params, cell_name), layout, H, cell_name)
     dtypes = dict(param_dtype=flax_cell.param_dtype, dtype=flax_cell.dtype)
     if kind == "lstm":
@@ -347,13 +377,17 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
     The inverse of ``from_flax``: ``lj.lstm`` becomes ``nn.OptimizedLSTMCell`` (whose
     params have the same names as ``nn.LSTMCell``'s, so they load into either),
     ``lj.gru`` becomes ``nn.GRUCell``, ``lj.mgu`` ``nn.MGUCell`` (with its
-    ``reset_gate``) and ``lj.simple`` ``nn.SimpleCell``. The flax cell gets the cell's
+    ``reset_gate``), ``lj.simple`` ``nn.SimpleCell`` and ``lj.conv_lstm``
+    ``nn.ConvLSTMCell`` (its forget-gate bias less the 1 flax adds in the step, on the
+    ``ih`` entry; ``hh``'s bias zero). The flax cell gets the cell's
     hidden size, activations, ``dtype`` and ``param_dtype``, and flax's default
     initializers.
 
     Args:
-      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu`` or ``lj.simple``.
-      params: its params: ``LSTMParams`` (``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu``, ``lj.simple`` or
+        ``lj.conv_lstm``.
+      params: its params (``ConvLSTMParams`` (``w_ih`` (*K, I, 4H), ``w_hh``
+        (*K, H, 4H), ``b`` (4H,)) for a ConvLSTM, else): ``LSTMParams`` (``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
         ``b`` (4H,)), ``GRUParams`` (``w_ih`` (I, 3H), ``w_hh`` (H, 3H), ``b`` (3H,),
         ``b_hn`` (H,)), ``MGUParams`` (``w_ih`` (I, 2H), ``w_hh`` (H, 2H), ``b`` (2H,),
         ``b_hn`` (H,) with a reset gate) or ``SimpleParams`` (``w_ih`` (I, H),
@@ -367,8 +401,8 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
       TypeError: ``cell`` is not a Cell or ``params`` not of its type.
       ValueError: what flax's cells cannot express (``proj_size``, ``peephole``,
         ``layer_norm``, ``coupled``, a gate switched off, ``gate_recurrence``, other
-        candidate or cell activations, ``bias=False``), or params whose shapes do not
-        match the cell.
+        candidate or cell activations, ``bias=False``; a ConvLSTM with ``bias=False``
+        or other activations), or params whose shapes do not match the cell.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj
     >>> cell = lj.gru(6)
@@ -386,6 +420,8 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
 
     kind = _check_cell(cell)
     _checks.params_type(params, KINDS[kind].params, kind)
+    if kind == "conv_lstm":
+        return _conv_lstm_to_flax(cell, params)
     config = cell.config
     H = config.hidden_size
     dtypes = dict(dtype=config.dtype, param_dtype=config.param_dtype)
@@ -463,12 +499,14 @@ def carry_from_flax(cell: Cell, carry: Any) -> Any:
     """Convert a flax carry to the carry of ``cell``.
 
     Args:
-      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu`` or ``lj.simple``.
-      carry: flax's carry: the tuple ``(c, h)``, each (*batch, H), for an LSTM; the
-        array h (*batch, H) for a GRU, MGU or Elman cell.
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu``, ``lj.simple`` or
+        ``lj.conv_lstm``.
+      carry: flax's carry: the tuple ``(c, h)``, each (*batch, H) ((*batch, *S, H) for
+        a ConvLSTM), for an LSTM or ConvLSTM; the array h (*batch, H) for a GRU, MGU or
+        Elman cell.
 
     Returns:
-      ``LSTMState(h, c)`` for an LSTM, else ``carry`` unchanged.
+      ``LSTMState(h, c)`` for an LSTM or ConvLSTM, else ``carry`` unchanged.
 
     >>> import jax.numpy as jnp, lstm_jax as lj
     >>> from lstm_jax.interop.flax_linen import carry_from_flax
@@ -476,7 +514,7 @@ def carry_from_flax(cell: Cell, carry: Any) -> Any:
     >>> float(state.h[0, 0]), float(state.c[0, 0])
     (1.0, 0.0)
     """
-    if _check_cell(cell) != "lstm":
+    if _check_cell(cell) not in ("lstm", "conv_lstm"):
         return carry
     if isinstance(carry, LSTMState) or not isinstance(carry, (tuple, list)) or len(carry) != 2:
         raise TypeError(
@@ -490,12 +528,13 @@ def carry_to_flax(cell: Cell, carry: Any) -> Any:
     """Convert a carry of ``cell`` to flax's carry, the inverse of ``carry_from_flax``.
 
     Args:
-      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu`` or ``lj.simple``.
-      carry: ``LSTMState(h (*batch, H), c (*batch, H))`` for an LSTM; h (*batch, H)
-        for a GRU, MGU or Elman cell.
+      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu``, ``lj.simple`` or
+        ``lj.conv_lstm``.
+      carry: ``LSTMState(h (*batch, H), c (*batch, H))`` for an LSTM (each
+        (*batch, *S, H) for a ConvLSTM); h (*batch, H) for a GRU, MGU or Elman cell.
 
     Returns:
-      The tuple ``(c, h)`` for an LSTM, else ``carry`` unchanged.
+      The tuple ``(c, h)`` for an LSTM or ConvLSTM, else ``carry`` unchanged.
 
     >>> import jax.numpy as jnp, lstm_jax as lj
     >>> from lstm_jax.interop.flax_linen import carry_to_flax
@@ -503,8 +542,81 @@ def carry_to_flax(cell: Cell, carry: Any) -> Any:
     >>> float(c[0]), float(h[0])
     (0.0, 1.0)
     """
-    if _check_cell(cell) != "lstm":
+    if _check_cell(cell) not in ("lstm", "conv_lstm"):
         return carry
     if not isinstance(carry, LSTMState):
         raise TypeError(f"`carry` must be an LSTMState(h, c), got {type(carry).__name__}")
     return (carry.c, carry.h)
+
+
+# ---- ConvLSTMCell ---------------------------------------------------------------------
+
+
+def _reorder(w: Any, H: int, source: str, target: str) -> jax.Array:
+    """The 4 gate blocks of w (..., 4H) from the order ``source`` to ``target``."""
+    blocks = dict(zip(source, _blocks(jnp.asarray(w), 4, H)))
+    return _concat(blocks[g] for g in target)
+
+
+def _forget_one(H: int, dtype: Any) -> jax.Array:
+    """flax's constant forget-gate shift as a bias (4H,) in our order (i, f, g, o)."""
+    return jnp.zeros((4 * H,), dtype).at[H : 2 * H].set(1)
+
+
+def _flax_conv_window(flax_cell: Any) -> tuple[int, ...]:
+    """The kernel size of a ``nn.ConvLSTMCell``, after checking it runs lj.conv_lstm's
+    convolution: 'SAME' padding, stride 1."""
+    padding, strides = flax_cell.padding, flax_cell.strides
+    if not (isinstance(padding, str) and padding.upper() == "SAME"):
+        raise ValueError(f"nn.ConvLSTMCell(padding={padding!r}) pads otherwise than lj.conv_lstm, "
+                         "whose convolutions use 'SAME' padding")
+    if strides is not None and any(s != 1 for s in np.atleast_1d(strides)):
+        raise ValueError(f"nn.ConvLSTMCell(strides={strides!r}) strides otherwise than "
+                         "lj.conv_lstm, whose convolutions have stride 1")
+    window = flax_cell.kernel_size
+    return (window,) if isinstance(window, int) else tuple(window)
+
+
+def _conv_lstm_from_flax(flax_cell: Any, tree: Mapping) -> tuple[Cell, ConvLSTMParams]:
+    H, window = flax_cell.features, _flax_conv_window(flax_cell)
+    layout = _CONV_LSTM_LAYOUT if flax_cell.use_bias else _CONV_LSTM_NO_BIAS_LAYOUT
+    entries = _read_flax_params(tree, layout, H, "ConvLSTMCell", window=window, width=4 * H)
+    (w_ih, b_ih), (w_hh, b_hh) = entries["ih"], entries["hh"]
+    b = _forget_one(H, jnp.result_type(w_ih))
+    if flax_cell.use_bias:
+        b = b + _reorder(jnp.asarray(b_ih) + jnp.asarray(b_hh), H, _FLAX_CONV_GATES, "ifgo")
+    cell = conv_lstm(H, window, init="flax", dtype=flax_cell.dtype,
+                     param_dtype=flax_cell.param_dtype)
+    params = ConvLSTMParams(w_ih=_reorder(w_ih, H, _FLAX_CONV_GATES, "ifgo"),
+                            w_hh=_reorder(w_hh, H, _FLAX_CONV_GATES, "ifgo"), b=b)
+    return cell, params
+
+
+def _conv_lstm_to_flax(cell: Cell, params: ConvLSTMParams) -> tuple[Any, dict]:
+    import flax.linen as nn
+
+    config = cell.config
+    H, window = config.hidden_size, config.kernel_size
+    if not config.bias or params.b is None:
+        raise ValueError("flax's ConvLSTMCell cannot express a ConvLSTM with bias=False: it "
+                         "adds 1 to the forget gate's pre-activation in every step")
+    if config.gate_activation is not jax.nn.sigmoid or config.activation is not jnp.tanh:
+        raise ValueError("flax's ConvLSTMCell cannot express a ConvLSTM with activations "
+                         "other than sigmoid gates and tanh")
+    w_ih = params.w_ih
+    if len(_shape(w_ih)) != len(window) + 2:
+        raise ValueError(f"`params.w_ih` must have shape {(*window, 'I', 4 * H)}, got "
+                         f"{_shape(w_ih)}")
+    _check_shape("w_ih", w_ih, (*window, _shape(w_ih)[-2], 4 * H))
+    _check_shape("w_hh", params.w_hh, (*window, H, 4 * H))
+    _check_shape("b", params.b, (4 * H,))
+    b = params.b - _forget_one(H, params.b.dtype)
+    flax_cell = nn.ConvLSTMCell(features=H, kernel_size=window, dtype=config.dtype,
+                                param_dtype=config.param_dtype)
+    tree = {
+        "ih": {"kernel": _reorder(w_ih, H, "ifgo", _FLAX_CONV_GATES),
+               "bias": _reorder(b, H, "ifgo", _FLAX_CONV_GATES)},
+        "hh": {"kernel": _reorder(params.w_hh, H, "ifgo", _FLAX_CONV_GATES),
+               "bias": jnp.zeros_like(b)},
+    }
+    return flax_cell, {"params": tree}
