@@ -177,7 +177,8 @@ def test_bidirectional_stack_and_dropout_compose():
     params = (lj.Directions(forward, backward), top)
     model = lj.stack([lj.bidirectional(lj.rnn(cell)), lj.rnn(cell, recurrent_dropout=0.3)],
                      dropout=0.2)
-    assert jax.eval_shape(lambda k: model.init(k, I), jax.random.key(0)) == jax.eval_shape(lambda: params)
+    shapes = jax.eval_shape(lambda k: model.init(k, I), jax.random.key(0))
+    assert shapes == jax.eval_shape(lambda: params)
     xs = inputs("1d")
     apply = jax.jit(model.apply)
     carry, ys = apply(params, xs, seq_lengths=LENGTHS, key=jax.random.key(1))
@@ -235,10 +236,15 @@ def test_bfloat16_params_and_mixed_policy_run_close_to_float32():
 
 
 def test_init_layout_and_forget_bias():
-    cell = lj.conv_lstm(H, (3, 2), forget_bias=2.5)
+    """Kernels (*K, in, 4H) in both presets; the forget block of b starts at forget_bias."""
+    flax = jax.eval_shape(lambda k: lj.conv_lstm(H, (3, 2)).init(k, I), jax.random.key(0))
+    cell = lj.conv_lstm(H, (3, 2), forget_bias=2.5, init="pytorch",
+                        bias_init=lj.initializers.zeros())
     params = jax.jit(cell.init, static_argnums=1)(jax.random.key(0), I)
-    assert isinstance(params, lj.ConvLSTMParams)
-    assert params.w_ih.shape == (3, 2, I, 4 * H) and params.w_hh.shape == (3, 2, H, 4 * H)
+    for p in (flax, params):
+        assert isinstance(p, lj.ConvLSTMParams)
+        assert p.w_ih.shape == (3, 2, I, 4 * H) and p.w_hh.shape == (3, 2, H, 4 * H)
+    assert float(jnp.max(jnp.abs(params.w_hh))) <= H**-0.5  # PyTorch's uniform ±1/sqrt(H)
     np.testing.assert_array_equal(params.b, np.repeat([0.0, 2.5, 0.0, 0.0], H))  # (i, f, g, o)
     assert cell.config.kind == "conv_lstm" and lj.KINDS["conv_lstm"].factory is lj.conv_lstm
     assert lj.conv_lstm(H).config.kernel_size == (3, 3)  # an int alone: two spatial axes
@@ -279,8 +285,8 @@ def test_from_flax_matches_flax_over_a_sequence(rank, use_bias):
 def test_flax_conversion_errors():
     nn = pytest.importorskip("flax.linen")
     cell, params = make("2d")
-    variables = {"params": {"ih": {"kernel": jnp.zeros((3, 2, I, 4 * H)), "bias": jnp.zeros(4 * H)},
-                            "hh": {"kernel": jnp.zeros((3, 2, H, 4 * H)), "bias": jnp.zeros(4 * H)}}}
+    variables = {"params": {name: {"kernel": jnp.zeros((3, 2, n, 4 * H)), "bias": jnp.zeros(4 * H)}
+                            for name, n in (("ih", I), ("hh", H))}}
     with pytest.raises(ValueError, match=r"padding='VALID'\) pads otherwise"):
         lj.interop.from_flax(nn.ConvLSTMCell(H, (3, 2), padding="VALID"), variables)
     with pytest.raises(ValueError, match=r"strides=\(2, 1\)\) strides otherwise"):
@@ -299,13 +305,16 @@ def test_flax_conversion_errors():
 # ---- errors ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("options, error, message", [
-    (dict(kernel_size=(3, 3, 3, 3)), ValueError, r"must have 1, 2 or 3 entries .* got \(3, 3, 3, 3\)"),
+    (dict(kernel_size=(3, 3, 3, 3)), ValueError,
+     r"must have 1, 2 or 3 entries .* got \(3, 3, 3, 3\)"),
     (dict(kernel_size=()), ValueError, r"must have 1, 2 or 3 entries"),
     (dict(kernel_size=(3, 0)), TypeError, r"`kernel_size` must be a positive int .* got \(3, 0\)"),
     (dict(kernel_size=True), TypeError, r"`kernel_size` must be a positive int"),
     (dict(kernel_size=(3, 3), spatial_dims=1), ValueError,
      r"`kernel_size` \(3, 3\) has 2 entries but `spatial_dims=1`"),
     (dict(kernel_size=3, spatial_dims=4), ValueError, r"`spatial_dims` must be 1, 2 or 3, got 4"),
+    (dict(kernel_size=3, spatial_dims=2.0), ValueError,
+     r"`spatial_dims` must be 1, 2 or 3, got 2.0"),
     (dict(kernel_size=3, stride=2), TypeError, r"conv_lstm\(\) got an unexpected keyword"),
 ])
 def test_bad_options(options, error, message):

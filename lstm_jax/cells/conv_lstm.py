@@ -61,13 +61,13 @@ class ConvLSTMConfig(base.CellConfig):
 
 def _kernel_size(kernel_size: Any, spatial_dims: int | None) -> tuple[int, ...]:
     """``kernel_size`` as a tuple of N positive ints, N in 1..3 (2 for an int alone)."""
-    if spatial_dims is not None and (isinstance(spatial_dims, bool) or spatial_dims not in _LAYOUTS):
+    is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
+    if spatial_dims is not None and not (is_int(spatial_dims) and spatial_dims in _LAYOUTS):
         raise ValueError(f"`spatial_dims` must be 1, 2 or 3, got {spatial_dims!r}")
-    if isinstance(kernel_size, (int, np.integer)) and not isinstance(kernel_size, bool):
+    if is_int(kernel_size):
         kernel_size = (kernel_size,) * (spatial_dims or 2)
     if not isinstance(kernel_size, (tuple, list)) or not all(
-            isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k > 0
-            for k in kernel_size):
+            is_int(k) and k > 0 for k in kernel_size):
         raise TypeError(f"`kernel_size` must be a positive int or a tuple of 1 to 3 of them, "
                         f"got {kernel_size!r}")
     if len(kernel_size) not in _LAYOUTS:

@@ -386,8 +386,8 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
     Args:
       cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.mgu``, ``lj.simple`` or
         ``lj.conv_lstm``.
-      params: its params (``ConvLSTMParams`` (``w_ih`` (*K, I, 4H), ``w_hh``
-        (*K, H, 4H), ``b`` (4H,)) for a ConvLSTM, else): ``LSTMParams`` (``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
+      params: its params: ``ConvLSTMParams`` (``w_ih`` (*K, I, 4H), ``w_hh``
+        (*K, H, 4H), ``b`` (4H,)), ``LSTMParams`` (``w_ih`` (I, 4H), ``w_hh`` (H, 4H),
         ``b`` (4H,)), ``GRUParams`` (``w_ih`` (I, 3H), ``w_hh`` (H, 3H), ``b`` (3H,),
         ``b_hn`` (H,)), ``MGUParams`` (``w_ih`` (I, 2H), ``w_hh`` (H, 2H), ``b`` (2H,),
         ``b_hn`` (H,) with a reset gate) or ``SimpleParams`` (``w_ih`` (I, H),
