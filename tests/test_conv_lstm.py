@@ -337,7 +337,7 @@ def test_bad_inputs_name_the_spatial_axes():
                                          r"shape \(2,\)"):
         layer.apply(params, inputs("2d"), seq_lengths=jnp.array([1, 2, 3]))
     with pytest.raises(ValueError, match=r"`x_t` must have shape \(\*batch, \*S, I\) with 2 "
-                                         r"spatial axes S for this cell, got shape \(4, 3\)"):
+                                         r"spatial axes S, got shape \(4, 3\)"):
         cell.step(params, random_state("2d", batch=()), jnp.zeros((4, I)))
     with pytest.raises(ValueError, match=r"`batch_shape` of a conv_lstm cell over 2 spatial "
                                          r"axes is \(\*batch, \*S\) .* got \(2,\)"):

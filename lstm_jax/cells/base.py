@@ -302,7 +302,7 @@ def check_step_inputs(params, carry, x_t, initial_carry, input_size: int, featur
     x_t = _checks.float_array("x_t", x_t)
     if x_t.ndim < feature_axes:
         raise ValueError(f"`x_t` must have shape (*batch, *S, I) with {feature_axes - 1} "
-                         f"spatial axes S for this cell, got shape {tuple(x_t.shape)}")
+                         f"spatial axes S, got shape {tuple(x_t.shape)}")
     _checks.input_size("x_t", x_t, input_size)
     _checks.carry_like(carry, initial_carry(params, x_t.shape[:-1]))
     return x_t
