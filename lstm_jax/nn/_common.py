@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 import lstm_jax as lj
 from lstm_jax import _checks
+from lstm_jax.rnn import RNNParams
 
 CALL_DOC = """Run the layer over ``xs``: ``layer.apply`` (see ``lj.rnn``).
 
@@ -45,12 +46,14 @@ def check_layer(layer: Any) -> lj.Layer:
     return layer
 
 
-def one_cell(layer: lj.Layer) -> lj.Cell:
-    """The cell a one-cell layer runs (``lj.rnn``), for flax's ``nn.RNN`` to step."""
+def cell_step(layer: lj.Layer, params, carry, x_t):
+    """One step of the cell a one-cell layer (``lj.rnn``) runs, for flax's ``nn.RNN``;
+    with ``learn_initial_carry`` the step reads the cell's part of ``RNNParams`` (the
+    learned carry is what the module's ``initialize_carry`` gives)."""
     if layer.cell is None:
         raise TypeError("only a module running one cell (RNN, LSTM, GRU) steps as a cell, "
                         f"got a layer of {type(layer.config).__name__}")
-    return layer.cell
+    return layer.cell.step(params.cell if isinstance(params, RNNParams) else params, carry, x_t)
 
 
 def wants_key(layer: lj.Layer, attribute: bool | None, argument: bool | None, hint: str) -> bool:

@@ -75,7 +75,7 @@ class _Module(nn.Module):
         else:
             params = _common.from_dict(layer, nn.meta.unbox(self.variables.get("params", {})))
         if x_t is not None:  # called as a cell, (carry, x_t) -> (carry, y_t), by nn.RNN
-            return _common.one_cell(layer).step(params, xs, x_t)
+            return _common.cell_step(layer, params, xs, x_t)
         hint = (': True for evaluation, False (with rngs={"%s": key}) for training'
                 % self.rng_collection)
         key = None
