@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lstm_jax import _checks, _cudnn, _dropout, _loop
 from lstm_jax._fused import fused_scan
@@ -106,14 +107,15 @@ def rnn(
         for every sequence of the batch. Active only when ``apply`` gets a ``key``
         (without one w_hh is used as it is). The mask multiplies w_hh before the loop,
         so the fused backward pass runs on the masked weights and the gradient reaches
-        w_hh through the mask. With weight_drop > 0 the ``key`` is split first
+        w_hh through the mask (PyTorch's weight-drop wrapper fights cuDNN's fused weights
+        instead, pytorch/pytorch#40193). With weight_drop > 0 the ``key`` is split first
         (``weight_key, key = jax.random.split(key)``) and dropout and zoneout draw
         from the second half: their masks differ from those the same key gives
         without weight-drop. For cells with a recurrent weight (IndRNN's vector u too);
         ``lj.min_gru`` and ``lj.min_lstm`` have none.
       learn_initial_carry: the initial carry (h_0, and c_0 for an LSTM: every field)
         becomes a parameter, zero at init and broadcast over the batch, as asked of
-        flax (google/flax#868), Keras and PyTorch for years. The params are then
+        flax (google/flax#868) and Keras (keras-team/keras#9797) for years. The params are then
         ``RNNParams(cell=the cell's params, initial_carry=the carry without batch
         axes)``, and ``layer.initial_carry(params, batch_shape)`` is that carry
         broadcast. An explicit ``carry=`` in ``apply`` overrides it.
@@ -180,7 +182,7 @@ def rnn(
         recurrent_dropout=_checks.rate("recurrent_dropout", recurrent_dropout),
         zoneout=jax.tree.map(lambda p: _checks.rate("zoneout", p), zoneout),
         weight_drop=_checks.rate("weight_drop", weight_drop),
-        learn_initial_carry=bool(learn_initial_carry),
+        learn_initial_carry=_flag("learn_initial_carry", learn_initial_carry),
         fused_backward=bool(fused_backward),
         backend=_checks.one_of("backend", backend, BACKENDS),
         parallel=None if parallel is None else bool(parallel),
@@ -223,6 +225,13 @@ def rnn(
         return (carry, ys, gates) if return_gates else (carry, ys)
 
     return Layer(init, apply, initial_carry, cell.output_size, config)
+
+
+def _flag(name: str, value: Any) -> bool:
+    """``value`` if it is a bool: a string such as "false" from a config is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _has_recurrent_weight(cell: Cell) -> bool:

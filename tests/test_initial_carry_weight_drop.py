@@ -110,8 +110,8 @@ def test_learned_carry_in_flax_modules_and_their_dicts():
     assert_trees_close(ljnn.from_dict(layer, tree), params, atol=0)
     expected = layer.apply(params, XS)
     module = ljnn.linen.LSTM(H, learn_initial_carry=True, weight_drop=0.3, return_carry=True)
-    shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), XS, deterministic=True))["params"]
-    assert jax.tree.map(jnp.shape, shapes) == jax.tree.map(jnp.shape, tree)
+    variables = jax.eval_shape(lambda: module.init(jax.random.key(0), XS, deterministic=True))
+    assert jax.tree.map(jnp.shape, variables["params"]) == jax.tree.map(jnp.shape, tree)
     assert_trees_close(module.apply({"params": tree}, XS, deterministic=True), expected)
     # as a cell of flax's nn.RNN, whose initialize_carry is the learned carry
     flax_rnn = nn.RNN(ljnn.linen.LSTM(H, learn_initial_carry=True), return_carry=True)
@@ -127,8 +127,10 @@ def test_learned_carry_in_flax_modules_and_their_dicts():
 
 def test_torch_export_names_what_torch_lacks():
     pytest.importorskip("torch")
-    for option, match in [({"learn_initial_carry": True}, "torch has no learnable initial carry"),
-                          ({"weight_drop": 0.2}, "torch has no weight_drop; layer 0 has weight_drop=0.2")]:
+    for option, match in [
+        ({"learn_initial_carry": True}, "torch has no learnable initial carry; layer 0 has"),
+        ({"weight_drop": 0.2}, "torch has no weight_drop; layer 0 has weight_drop=0.2"),
+    ]:
         layer = lj.rnn(lj.lstm(H), **option)
         with pytest.raises(ValueError, match=match):
             lj.interop.to_torch(layer, random_params(layer))
@@ -236,12 +238,14 @@ def test_bad_options_and_params_give_exact_errors():
             lj.rnn(lj.lstm(H), weight_drop=p)
     with pytest.raises(TypeError, match=r"`weight_drop` must be a float in \[0, 1\), got '0.1'"):
         lj.rnn(lj.lstm(H), weight_drop="0.1")
+    with pytest.raises(TypeError, match="^`learn_initial_carry` must be True or False, got 'false'$"):
+        lj.rnn(lj.lstm(H), learn_initial_carry="false")
     layer, params, plain = learned_layer(lj.lstm(H))
     with pytest.raises(TypeError, match=r"^`params` of lj.rnn\(..., learn_initial_carry=True\) "
-                                        r"must be RNNParams\(cell, initial_carry\), got LSTMParams$"):
+                       r"must be RNNParams\(cell, initial_carry\), got LSTMParams$"):
         layer.apply(params.cell, XS)
     with pytest.raises(TypeError, match=r"`params` are RNNParams, but this layer has no learned "
-                                        r"initial carry \(learn_initial_carry=False\): pass params.cell"):
+                       r"initial carry \(learn_initial_carry=False\): pass params.cell"):
         plain.apply(params, XS)
     batched = params._replace(initial_carry=broadcast(params.initial_carry))
     with pytest.raises(ValueError, match=r"`params.initial_carry` must have shapes and dtypes "
