@@ -2,7 +2,6 @@
 (DropConnect on w_hh): values, gradients, composition with layers, modules, checkpoints,
 interop, training configs, and their errors."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,7 +52,7 @@ def test_learned_carry_is_zero_at_init_and_broadcast_over_the_batch():
     learned = random_carry(cell, params.cell, ())
     params = params._replace(initial_carry=learned)
     assert_trees_close(layer.initial_carry(params, (2, B)), broadcast(learned, (2, B)), atol=0)
-    # the cell's params are the plain layer's: same init, same outputs from a zero carry
+    # the cell's part is what the layer without the option initialises, key for key
     plain = lj.rnn(cell)
     assert_trees_close(params.cell, plain.init(jax.random.key(0), I), atol=0)
 
