@@ -217,6 +217,10 @@ def test_heads_are_a_block_diagonal_recurrence():
     want = lj.rnn(cell).apply(params, xs, seq_lengths=LENGTHS)
     got = lj.rnn(one_head).apply(params._replace(w_hh=dense), xs, seq_lengths=LENGTHS)
     assert_trees_close(got, want, atol=1e-6)
+    # recurrent dropout multiplies h_{t-1} before the per-head matmul
+    carry, mask = valid_carry((B,)), jax.random.bernoulli(jax.random.key(5), 0.5, (B, H)) * 2.0
+    assert_close(cell.project_hidden(params, carry, mask),
+                 cell.project_hidden(params, carry._replace(h=carry.h * mask)), atol=0)
     full = params._replace(w_hh=dense + 0.3 * jax.random.normal(jax.random.key(4), dense.shape))
     mixed = lj.rnn(one_head).apply(full, xs)[1]
     assert float(jnp.max(jnp.abs(mixed - lj.rnn(cell).apply(params, xs)[1]))) > 1e-2

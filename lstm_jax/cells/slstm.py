@@ -102,6 +102,10 @@ def slstm(
     NX-AI's kernels, a unit whose n_{t-1} is 0 (the zero initial carry) starts with
     m_t = log i_t (m_{t-1} taken as -inf); then n_t >= 1 at every later step.
 
+    c, n and m are one memory in three fields, scaled together: ``lj.rnn``'s zoneout
+    draws a mask per field, so give it rates for h alone, e.g.
+    ``zoneout=lj.SLSTMState(h=0.1, c=0.0, n=0.0, m=0.0)``.
+
     Args:
       hidden_size: H, the size of h, c, n and m.
       num_heads: K; H must be divisible by it. h_{t-1} reaches the gates of its own
