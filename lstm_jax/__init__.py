@@ -57,6 +57,7 @@ _EXPORTS = {
     "sample": ("lstm_jax.sample", "sample"),
     "simple": ("lstm_jax.cells", "simple"),
     "stack": ("lstm_jax.layers", "stack"),
+    "truncated_bptt": ("lstm_jax.truncated", "truncated_bptt"),
     "initializers": ("lstm_jax.initializers", None),
     "interop": ("lstm_jax.interop", None),
     "nn": ("lstm_jax.nn", None),
