@@ -6,9 +6,10 @@ respect to every parameter and the input). A second section times minGRU and min
 run in parallel over time (``lj.rnn(cell, parallel=True)``) against the same cell
 stepped (``parallel=False``) and against ``lj.gru``. Contenders are timed in interleaved
 rounds, so a slow spell of a shared machine hits all of them alike; the figure kept is
-the median of all repetitions after warm-up. ``lstm-jax bench`` writes the report
-as ``results.jsonl`` and the parallel section as ``parallel.jsonl``; the repository's ``benchmarks/run.py`` also renders it as
-``RESULTS.md`` against the project's targets (``benchmarks/render.py``).
+the median of all repetitions after warm-up. ``lstm-jax bench`` writes the report as
+``results.jsonl`` and the parallel section as ``parallel.jsonl`` (``REPORTS``); the
+repository's ``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the
+project's targets (``benchmarks/render.py``).
 
 flax and torch are imported only here, when a benchmark runs.
 """

@@ -41,9 +41,9 @@ def truncated_bptt(layer: Layer | Cell, *, chunk: int) -> Layer:
     ``chunk``. Only gradients change: the carry crosses each chunk edge through
     ``jax.lax.stop_gradient``, so a loss on chunk c's outputs reaches the inputs and
     params through chunk c's K steps alone (Williams & Peng's truncated BPTT with
-    k1 = k2 = K), and the backward pass stores one chunk's activations at a time.
-    The chunks are one ``jax.lax.scan``, plus one shorter call for the last T mod K
-    steps; with T <= K the layer runs as itself.
+    k1 = k2 = K). Within one ``jax.grad`` every chunk's activations are still saved
+    (``remat`` on the layer bounds those). The chunks are one ``jax.lax.scan``, plus one
+    shorter call for the last T mod K steps; with T <= K the layer runs as itself.
 
     Args:
       layer: a Layer (a Cell is wrapped in ``lj.rnn``) that runs forward in time: an
