@@ -68,7 +68,8 @@ def truncated_bptt(layer: Layer | Cell, *, chunk: int) -> Layer:
         masks (one per sequence) and zoneout draws in each chunk, as when a training
         loop calls a layer once per window (AWD-LSTM). Reusing one key in every chunk
         would repeat zoneout's and a stack's dropout draws at the same offset of each
-        chunk. Without a key there is no randomness and ys equal ``layer``'s.
+        chunk. With T <= K the layer runs as itself, with ``key``. Without a key there
+        is no randomness and ys equal ``layer``'s.
       - ``return_gates``: the chunks' gates, joined along time.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj
