@@ -61,13 +61,13 @@ def test_outputs_and_carry_equal_the_full_layer_for_any_chunk():
 
 
 def test_time_major_gates_and_nesting_in_a_bidirectional_layer():
-    full, params = make(lj.rnn(lj.lstm(H), time_major=True))
+    full, params = make(lj.rnn(lj.gru(H), time_major=True))
     xs_T = jnp.swapaxes(inputs(), 0, 1)  # (T, B, I)
     layer = lj.truncated_bptt(full, chunk=3)
     assert layer.time_major and layer.output_size == H
     ours, expected = both(layer, full, seq_lengths=LENGTHS, return_gates=True)(params, xs_T)
     assert_equal(ours, expected)
-    assert ours[2].f.shape == (T, B, H)
+    assert ours[2].z.shape == (T, B, H)
     cell = lj.gru(H)
     wrapped, plain = lj.bidirectional(lj.truncated_bptt(cell, chunk=3)), lj.bidirectional(cell)
     params = wrapped.init(jax.random.key(0), I)  # the backward half runs reversed, in chunks
