@@ -61,6 +61,7 @@ _EXPORTS = {
     "simple": ("lstm_jax.cells", "simple"),
     "slstm": ("lstm_jax.cells", "slstm"),
     "stack": ("lstm_jax.layers", "stack"),
+    "truncated_bptt": ("lstm_jax.truncated", "truncated_bptt"),
     "initializers": ("lstm_jax.initializers", None),
     "interop": ("lstm_jax.interop", None),
     "nn": ("lstm_jax.nn", None),
