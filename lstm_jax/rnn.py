@@ -118,7 +118,9 @@ def rnn(
         flax (google/flax#868) and Keras (keras-team/keras#9797) for years. The params are then
         ``RNNParams(cell=the cell's params, initial_carry=the carry without batch
         axes)``, and ``layer.initial_carry(params, batch_shape)`` is that carry
-        broadcast. An explicit ``carry=`` in ``apply`` overrides it.
+        broadcast. An explicit ``carry=`` in ``apply`` overrides it. A cell may read
+        no gradient into part of a zero carry: ``lj.slstm`` takes n = 0 for "no past",
+        so from the zero init only its h_0 learns.
       fused_backward: differentiate the loop with a hand-written backward pass that
         forms the weight gradients as one GEMM over all steps after the backward scan
         (cuDNN's scheme) instead of two small GEMMs per step; the gate math itself is
