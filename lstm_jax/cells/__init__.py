@@ -26,6 +26,7 @@ from lstm_jax.cells.min_rnn import (
 )
 from lstm_jax.cells.mgu import MGUConfig, MGUGates, MGUParams, mgu
 from lstm_jax.cells.simple import SimpleConfig, SimpleGates, SimpleParams, simple
+from lstm_jax.cells.slstm import SLSTMConfig, SLSTMGates, SLSTMParams, SLSTMState, slstm
 
 
 class CellKind(NamedTuple):
@@ -44,6 +45,7 @@ KINDS: dict[str, CellKind] = {
     "indrnn": CellKind(indrnn, IndRNNParams),
     "min_gru": CellKind(min_gru, MinGRUParams),
     "min_lstm": CellKind(min_lstm, MinLSTMParams),
+    "slstm": CellKind(slstm, SLSTMParams),
     "conv_lstm": CellKind(conv_lstm, ConvLSTMParams),
 }
 
@@ -78,6 +80,10 @@ __all__ = [
     "SimpleConfig",
     "SimpleGates",
     "SimpleParams",
+    "SLSTMConfig",
+    "SLSTMGates",
+    "SLSTMParams",
+    "SLSTMState",
     "conv_lstm",
     "gru",
     "indrnn",
@@ -86,4 +92,5 @@ __all__ = [
     "min_gru",
     "min_lstm",
     "simple",
+    "slstm",
 ]
