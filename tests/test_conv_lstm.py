@@ -186,6 +186,23 @@ def test_bidirectional_stack_and_dropout_compose():
     assert bool(jnp.all(jnp.isfinite(ys))) and not jnp.any(ys[1, 1:])
 
 
+def test_learned_initial_carry_is_per_channel_and_weight_drop_runs():
+    """learn_initial_carry: h_0, c_0 (H,) broadcast over batch and space, as carry=."""
+    cell, params = make("2d")
+    learned = lj.LSTMState(h=normal((H,), 11), c=normal((H,), 12))
+    xs = inputs("2d")
+    layer = lj.rnn(cell, learn_initial_carry=True, weight_drop=0.5)
+    shapes = jax.eval_shape(lambda k: layer.init(k, I), jax.random.key(0)).initial_carry
+    assert jax.tree.map(jnp.shape, shapes) == lj.LSTMState((H,), (H,))
+    carry, ys = layer.apply(lj.RNNParams(params, learned), xs, seq_lengths=LENGTHS)
+    start = jax.tree.map(lambda a: jnp.broadcast_to(a, (B, *SHAPES["2d"][1], H)), learned)
+    want = lj.rnn(cell).apply(params, xs, seq_lengths=LENGTHS, carry=start)
+    for a, b in zip(jax.tree.leaves((carry, ys)), jax.tree.leaves(want)):
+        assert_close(a, b, atol=1e-6)
+    _, dropped = layer.apply(lj.RNNParams(params, learned), xs, key=jax.random.key(0))
+    assert dropped.shape == ys.shape and bool(jnp.all(jnp.isfinite(dropped)))
+
+
 # ---- gradients and precision -----------------------------------------------------------
 
 def test_check_grads(rank="1d"):
@@ -339,9 +356,6 @@ def test_bad_inputs_name_the_spatial_axes():
     with pytest.raises(ValueError, match=r"`x_t` must have shape \(\*batch, \*S, I\) with 2 "
                                          r"spatial axes S, got shape \(4, 3\)"):
         cell.step(params, random_state("2d", batch=()), jnp.zeros((4, I)))
-    with pytest.raises(ValueError, match=r"`batch_shape` of a conv_lstm cell over 2 spatial "
-                                         r"axes is \(\*batch, \*S\) .* got \(2,\)"):
-        cell.initial_carry(params, (B,))
     with pytest.raises(ValueError, match=r"`carry` must have shapes and dtypes"):
         layer.apply(params, inputs("2d"), carry=random_state("2d", batch=(1,)))
     with pytest.raises(TypeError, match=r"`params` must be ConvLSTMParams for a conv_lstm cell"):

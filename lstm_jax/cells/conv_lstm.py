@@ -111,9 +111,10 @@ def conv_lstm(
     Shapes: x_t (*batch, *S, I) with N spatial axes S; the carry is
     ``LSTMState(h, c)``, each (*batch, *S, H). ``initial_carry(params, batch_shape)``
     takes every axis but the features, ``batch_shape = (*batch, *S)``, as flax's
-    cells treat all leading axes as batch axes. ``lj.rnn`` runs xs (B, T, *S, I) (or
-    (T, B, *S, I) time-major) to ys (B, T, *S, H), one ``seq_lengths`` entry per
-    sequence.
+    cells treat all leading axes as batch axes; ``()`` gives an (H,) carry, which
+    ``lj.rnn(..., learn_initial_carry=True)`` learns per channel and broadcasts over
+    batch and space. ``lj.rnn`` runs xs (B, T, *S, I) (or (T, B, *S, I) time-major)
+    to ys (B, T, *S, H), one ``seq_lengths`` entry per sequence.
 
     Args:
       hidden_size: H, the channels of h and c.
@@ -138,8 +139,7 @@ def conv_lstm(
 
     Raises:
       ValueError: a ``kernel_size`` of other than 1 to 3 entries or not matching
-        ``spatial_dims``; ``initial_carry`` given fewer than N axes; x_t or xs without
-        its N spatial axes.
+        ``spatial_dims``; x_t or xs without its N spatial axes.
       TypeError: a ``kernel_size`` that is not positive ints.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj
@@ -181,7 +181,7 @@ def conv(x: Array, w: Array, dtype: Any) -> Array:
 
 
 def _build(config: ConvLSTMConfig) -> base.Cell:
-    H, G, K, N = config.hidden_size, 4 * config.hidden_size, config.kernel_size, config.spatial_dims
+    H, G, K = config.hidden_size, 4 * config.hidden_size, config.kernel_size
     kernel_init, recurrent_init, bias_init = base.initializers_of(config, 4)
     pdt, dtype = config.param_dtype, config.dtype
     gate_math = lstm(H, gate_activation=config.gate_activation, activation=config.activation,
@@ -198,11 +198,7 @@ def _build(config: ConvLSTMConfig) -> base.Cell:
             b=b,
         )
 
-    def initial_carry(params, batch_shape):
-        if len(batch_shape) < N:
-            raise ValueError(
-                f"`batch_shape` of a conv_lstm cell over {N} spatial axes is (*batch, *S) "
-                f"and ends with the {N} spatial sizes, got {batch_shape}")
+    def initial_carry(params, batch_shape):  # batch_shape (*batch, *S), or () for (H,)
         zeros = jnp.zeros((*batch_shape, H), params.w_hh.dtype)
         return LSTMState(h=zeros, c=zeros)
 
