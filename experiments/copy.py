@@ -15,8 +15,10 @@ SEEDS = (0,)  # one: a 20,000-step run takes ~30-60 minutes here (forget_bias ha
 VARIANTS = {
     "lstm": {},
     "gru": {"cell": "gru"},
-    # chrono initialisation for dependencies up to the sequence's 120 steps
-    "lstm-chrono": {"cell_options": {"chrono_init": 120}},
+    # chrono initialisation for dependencies up to the sequence's 120 steps; run at the
+    # first budget of this experiment (8,000 steps), as 20,000 more did not fit here
+    "lstm-chrono": {"cell_options": {"chrono_init": 120},
+                    "steps": 8000, "eval_every": 500, "checkpoint_every": 1000},
 }
 REFERENCE = {
     "source": "Arjovsky, Shah & Bengio 2016, Fig. 1 (T=100); Tallec & Ollivier 2018, section 5",

@@ -8,9 +8,9 @@ and ``lj.stack``; ``LSTM(H, ...)`` and ``GRU(H, ...)`` build ``RNN(lj.lstm(H, ..
 ...)`` with every option of the cell and of ``lj.rnn`` under its functional name
 (``init=`` is the preset); ``RecurrentLayer(layer)`` runs any layer. Cells, layers and
 modules compose: ``Bidirectional(LSTM(8), LSTM(8))``, ``Stack([module, lj.gru(6)])``.
-Calls take ``xs`` (B, T, I), ``seq_lengths=``, ``initial_carry=``, ``reverse=``,
-``return_carry=``, ``deterministic=``, ``return_gates=`` and return ys (B, T, P), or
-``(carry, ys)`` with ``return_carry=True``, as ``flax.linen.RNN``. This package
+Calls take ``xs`` (B, T, I), ``initial_carry=``, ``return_carry=``, ``deterministic=``
+and the rest of ``apply``'s keywords, returning ys (B, T, P), or ``(carry, ys)`` with
+``return_carry=True``, as ``flax.linen.RNN``. This package
 imports flax; the functional core does not.
 """
 

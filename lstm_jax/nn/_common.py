@@ -15,18 +15,13 @@ CALL_DOC = """Run the layer over ``xs``: ``layer.apply`` (see ``lj.rnn``).
 
 Args:
   xs: (B, T, I), or (T, B, I) when the layer is time-major, or (T, I).
-  seq_lengths, initial_carry (the ``carry``), reverse, return_gates: as for ``apply``.
+  initial_carry: ``apply``'s ``carry``; its other keyword arguments (``seq_lengths``,
+    ``reverse``, ``return_gates``, ...) pass through unchanged.
   return_carry, deterministic: override the attributes.{rngs}
 
 Returns:
-  ys (B, T, P); ``(carry, ys)`` when ``return_carry``; gates last with ``return_gates``.
+  ys (B, T, P), or what ``apply`` returns after ys; the carry first when ``return_carry``.
 """
-
-MODULE_ARGS = """Module options:
-  return_carry: return ``(carry, ys)`` instead of ys.
-  deterministic: False turns dropout and zoneout on; see the module docstring.
-  rng_collection: the rng stream dropout and zoneout draw from.{rngs}"""
-
 
 def as_layer(part: Any) -> Any:
     """A module's functional ``layer``, element-wise in a list; anything else unchanged."""
@@ -36,21 +31,15 @@ def as_layer(part: Any) -> Any:
     return layer if isinstance(layer, lj.Layer) else part
 
 
-def check_layer(layer: Any) -> lj.Layer:
+def check_layer(part: Any) -> lj.Layer:
+    """``as_layer(part)``, which must be a Layer."""
+    layer = as_layer(part)
     if not isinstance(layer, lj.Layer):
         raise TypeError(
             "`layer` must be a Layer such as lj.rnn(lj.lstm(...)), lj.bidirectional(...) or "
             f"lj.stack(...), got {type(layer).__name__}"
         )
     return layer
-
-
-def one_cell(layer: lj.Layer) -> lj.Cell:
-    """The cell a one-cell layer runs (``lj.rnn``), for flax's ``nn.RNN`` to step."""
-    if layer.cell is None:
-        raise TypeError("only a module running one cell (RNN, LSTM, GRU) steps as a cell, "
-                        f"got a layer of {type(layer.config).__name__}")
-    return layer.cell
 
 
 def wants_key(layer: lj.Layer, attribute: bool | None, argument: bool | None, hint: str) -> bool:
@@ -90,21 +79,18 @@ def from_dict(layer: lj.Layer, tree):
     return _checks.rebuilt(want, tree, SEQUENCE)
 
 
-def outputs(out: tuple, return_carry: bool, return_gates: bool):
-    """ys, (carry, ys), (ys, gates) or (carry, ys, gates) from ``layer.apply``'s result."""
-    carry, ys = out[0], out[1]
-    result = (carry, ys) if return_carry else (ys,)
-    if return_gates:
-        result += (out[2],)
-    return result[0] if len(result) == 1 else result
+def outputs(out: tuple, return_carry: bool):
+    """``layer.apply``'s ``(carry, ys, ...)``, less the carry unless ``return_carry``;
+    ys alone when nothing else is left."""
+    out = out if return_carry else out[1:]
+    return out[0] if len(out) == 1 else out
 
 
 def zero_carry(layer: lj.Layer, batch_shape) -> Any:
     """``layer.initial_carry`` without params: ``init`` traced abstractly (no key is
     consumed) gives the dtypes; the carry does not depend on the input size."""
-    batch_shape = tuple(batch_shape)
     key = jax.random.key(0)
-    abstract = jax.eval_shape(lambda: layer.initial_carry(layer.init(key, 1), batch_shape))
+    abstract = jax.eval_shape(lambda: layer.initial_carry(layer.init(key, 1), tuple(batch_shape)))
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), abstract)
 
 
@@ -122,8 +108,10 @@ def args_doc(fn: Callable) -> str:
 def wrapper_doc(fn: Callable, framework: str, rngs: str = "") -> str:
     """The docstring of the module that runs ``lj.<fn>``: that function's own arguments."""
     return (f"``lj.{fn.__name__}`` as a {framework} module; its arguments are the module's.\n\n"
-            f"Arguments of ``lj.{fn.__name__}``:\n{args_doc(fn)}\n\n"
-            + MODULE_ARGS.format(rngs=rngs))
+            f"Arguments of ``lj.{fn.__name__}``:\n{args_doc(fn)}\n\nModule options:\n"
+            "  return_carry: return ``(carry, ys)`` instead of ys.\n"
+            "  deterministic: False turns dropout and zoneout on; see the module docstring.\n"
+            "  rng_collection: the rng stream dropout and zoneout draw from." + rngs)
 
 
 def constructor(factory: Callable, module: type, name: str, framework: str) -> Callable:

@@ -62,9 +62,8 @@ class _Module(nn.Module):
         return _common.check_layer(self.layer)
 
     @nn.compact
-    def __call__(self, xs, x_t=None, *, seq_lengths=None, initial_carry=None,
-                 reverse: bool = False, return_carry: bool | None = None,
-                 deterministic: bool | None = None, return_gates: bool = False):
+    def __call__(self, xs, x_t=None, *, initial_carry=None, return_carry: bool | None = None,
+                 deterministic: bool | None = None, **apply_options):
         layer = self._functional
         inputs = xs if x_t is None else x_t
         input_size = inputs.shape[-1] if getattr(inputs, "ndim", 0) >= 1 else 1
@@ -75,27 +74,24 @@ class _Module(nn.Module):
         else:
             params = _common.from_dict(layer, nn.meta.unbox(self.variables.get("params", {})))
         if x_t is not None:  # called as a cell, (carry, x_t) -> (carry, y_t), by nn.RNN
-            return _common.one_cell(layer).step(params, xs, x_t)
+            if layer.cell is None:
+                raise TypeError("only a module running one cell (RNN, LSTM, GRU) steps as a "
+                                f"cell, got a layer of {type(layer.config).__name__}")
+            return layer.cell.step(params, xs, x_t)
         hint = (': True for evaluation, False (with rngs={"%s": key}) for training'
                 % self.rng_collection)
         key = None
         if _common.wants_key(layer, self.deterministic, deterministic, hint):
             key = self.make_rng(self.rng_collection)
-        out = layer.apply(params, xs, seq_lengths=seq_lengths, carry=initial_carry,
-                          reverse=reverse, key=key, return_gates=return_gates)
-        return_carry = self.return_carry if return_carry is None else return_carry
-        return _common.outputs(out, return_carry, return_gates)
+        out = layer.apply(params, xs, carry=initial_carry, key=key, **apply_options)
+        return _common.outputs(out, self.return_carry if return_carry is None else return_carry)
 
     __call__.__doc__ = _common.CALL_DOC.format(rngs="")
 
     def initialize_carry(self, batch_shape: Sequence[int] = (), input_shape=None):
-        """The zero carry for a batch of shape ``batch_shape`` (e.g. ``(B,)``).
-
-        Draws no randomness and needs no key: on a bound module it is
-        ``layer.initial_carry(params, batch_shape)``, and on an unbound one the same
-        zeros, from the layer's options alone. ``(rng, input_shape)``, as flax's
-        ``nn.RNN`` calls a cell's, works too (the rng is not used).
-        """
+        """The zero carry for a batch of shape ``batch_shape`` (e.g. ``(B,)``), drawing no
+        randomness, bound or not; ``(rng, input_shape)``, as flax's ``nn.RNN`` calls a
+        cell's, works too (the rng is not used)."""
         layer = self._functional
         if input_shape is not None:
             batch_shape = tuple(input_shape)[:-1]
@@ -122,10 +118,6 @@ class RecurrentLayer(_Module):
     """
 
     layer: Any  # an lj.Layer, or a module of this package
-
-    @property  # not a method: flax's tabulate would try to print the Layer it returns
-    def _functional(self) -> lj.Layer:
-        return _common.check_layer(_common.as_layer(self.layer))
 
 
 def _derive(fn: Callable, name: str) -> type:

@@ -65,7 +65,7 @@ class RecurrentLayer(nnx.Module):
     def __init__(self, input_size: int, layer, *, return_carry: bool = False,
                  deterministic: bool | None = False, rng_collection: str = "dropout",
                  rngs: nnx.Rngs):
-        self.layer = _common.check_layer(_common.as_layer(layer))
+        self.layer = _common.check_layer(layer)
         self.input_size = _checks.positive_int("input_size", input_size)
         self.return_carry = return_carry
         self.deterministic = deterministic
@@ -77,19 +77,15 @@ class RecurrentLayer(nnx.Module):
         self.params = nnx.data(jax.tree.map(nnx.Param, _common.to_dict(params)))
         self.rngs = rngs[rng_collection].fork() if self.layer.uses_key else nnx.data(None)
 
-    def __call__(self, xs, *, seq_lengths=None, initial_carry=None, reverse: bool = False,
-                 return_carry: bool | None = None, deterministic: bool | None = None,
-                 rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None,
-                 return_gates: bool = False):
+    def __call__(self, xs, *, initial_carry=None, return_carry: bool | None = None,
+                 deterministic: bool | None = None,
+                 rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None, **apply_options):
         hint = ", or set with module.train()/eval()"
         key = None
         if _common.wants_key(self.layer, self.deterministic, deterministic, hint):
             key = self._key(rngs)
-        out = self.layer.apply(self._params(), xs, seq_lengths=seq_lengths,
-                               carry=initial_carry, reverse=reverse, key=key,
-                               return_gates=return_gates)
-        return_carry = self.return_carry if return_carry is None else return_carry
-        return _common.outputs(out, return_carry, return_gates)
+        out = self.layer.apply(self._params(), xs, carry=initial_carry, key=key, **apply_options)
+        return _common.outputs(out, self.return_carry if return_carry is None else return_carry)
 
     __call__.__doc__ = _common.CALL_DOC.format(
         rngs="\n  rngs: overrides the stream kept at construction for this call.")
@@ -97,12 +93,11 @@ class RecurrentLayer(nnx.Module):
     def _key(self, rngs) -> jax.Array:
         rngs = self.rngs if rngs is None else rngs
         rngs = rngs[self.rng_collection] if isinstance(rngs, nnx.Rngs) else rngs
-        if isinstance(rngs, nnx.RngStream):
-            return rngs()
-        if not isinstance(rngs, jax.Array):
+        key = rngs() if isinstance(rngs, nnx.RngStream) else rngs
+        if not isinstance(key, jax.Array):
             raise TypeError("`rngs` must be an nnx.Rngs, an nnx.RngStream or a key when "
                             f"dropout or zoneout is on, got {type(rngs).__name__}")
-        return rngs
+        return key
 
     def get_params(self):
         """The functional params (``LSTMParams``, ...) of ``module.params``'s arrays."""
