@@ -134,12 +134,13 @@ def rnn(
         sequence into the same segments, each run from its last step: the reversed
         loop restarts at step t - 1. Runs step by step (or as the parallel scan), not
         on cuDNN.
-      - ``return_all_states``: also return the carry after every step, the carry's
+      - ``return_all_states``: also return the carry after every step t, the carry's
         structure with a T axis in the layout of ys (``LSTMState`` with fields
-        (B, T, H)). At padding the state is the carry held there, the returned one.
-        ``"with_initial"`` puts the initial carry first: T + 1 entries along time, also
-        with ``reverse`` (where state t is the carry after the reversed loop read step
-        t). Uses plain autodiff, not the fused backward pass.
+        (B, T, H)); with ``reverse`` the carry after the loop read step t (so state 0
+        is the returned carry). At padding the state is the carry held there, the
+        returned one. ``"with_initial"`` puts the initial carry before them, at index
+        0 (also with ``reverse``): T + 1 entries. The gradient runs by plain autodiff,
+        not the fused backward pass.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj
     >>> layer = lj.rnn(lj.lstm(6))
