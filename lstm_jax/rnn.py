@@ -179,7 +179,8 @@ def rnn(
         xs, batch_shape, lengths = _checks.sequence(
             xs, seq_lengths, config.time_major, params.w_ih.shape[0]  # every cell's w_ih: (I, G)
         )
-        with_initial = _all_states_option(return_all_states)
+        with_initial = _all_states_option(return_all_states)  # None: no states
+        all_states = with_initial is not None
         if carry is None:
             carry = cell.initial_carry(params, batch_shape)
         else:
@@ -192,7 +193,7 @@ def rnn(
         carry0 = carry
         carry, ys_T, gates_T, states_T = _scan_cell(
             config, params, xs_T, carry, lengths, key, return_gates, resets_T,
-            states=with_initial is not None)
+            states=all_states)
         if reverse:
             ys_T, gates_T, states_T = jax.tree.map(lambda a: reverse_in_time(a, lengths),
                                                    (ys_T, gates_T, states_T))
@@ -201,7 +202,7 @@ def rnn(
         time_axis = 0 if config.time_major else len(batch_shape)  # where T goes in ys
         ys, gates, states = jax.tree.map(lambda a: jnp.moveaxis(a, 0, time_axis),
                                          (ys_T, gates_T, states_T))
-        extras = ((gates,) if return_gates else ()) + ((states,) if with_initial is not None else ())
+        extras = ((gates,) if return_gates else ()) + ((states,) if all_states else ())
         return (carry, ys, *extras)
 
     return Layer(cell.init, apply, cell.initial_carry, cell.output_size, config)
