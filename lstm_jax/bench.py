@@ -2,11 +2,14 @@
 
 Every contender runs the same case (cell kind, layers, directions, dtype, and shape
 (B, T, I, H)) in forward and forward+backward (the gradient of mean(ys**2) with
-respect to every parameter and the input). Contenders are timed in interleaved
+respect to every parameter and the input). A second section times minGRU and minLSTM
+run in parallel over time (``lj.rnn(cell, parallel=True)``) against the same cell
+stepped (``parallel=False``) and against ``lj.gru``. Contenders are timed in interleaved
 rounds, so a slow spell of a shared machine hits all of them alike; the figure kept is
-the median of all repetitions after warm-up. ``lstm-jax bench`` writes the report
-as ``results.jsonl``; the repository's ``benchmarks/run.py`` also renders it as
-``RESULTS.md`` against the project's targets (``benchmarks/render.py``).
+the median of all repetitions after warm-up. ``lstm-jax bench`` writes the report as
+``results.jsonl`` and the parallel section as ``parallel.jsonl`` (``REPORTS``); the
+repository's ``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the
+project's targets (``benchmarks/render.py``).
 
 flax and torch are imported only here, when a benchmark runs.
 """
@@ -32,13 +35,16 @@ from lstm_jax import _machine
 
 SHAPES = [(32, 128, 64, 128), (1, 512, 64, 256), (64, 100, 128, 256), (16, 256, 256, 512)]
 GPU_SHAPES = [(64, 256, 512, 512), (1, 256, 256, 256), (16, 512, 128, 128), (128, 100, 256, 1024)]
+PARALLEL_SHAPES = [(8, T, 32, 64) for T in (256, 1024, 4096)]
+PARALLEL_CELLS = ("min_gru", "min_lstm")  # linear in h_{t-1}: lj.rnn(parallel=True) scans them
+GATES = {"lstm": 4, "gru": 3, "min_gru": 2, "min_lstm": 3}  # G / H
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One benchmark row: a model and a shape (B, T, I, H)."""
 
-    cell: str  # "lstm" or "gru"
+    cell: str  # a key of GATES: "lstm", "gru", "min_gru" or "min_lstm"
     shape: tuple[int, int, int, int]
     layers: int = 1
     bidirectional: bool = False
@@ -49,14 +55,21 @@ class Case:
         parts = [self.cell, f"{self.layers}layer", "bi" if self.bidirectional else "", self.dtype]
         return "-".join(p for p in parts if p and p != "1layer" and p != "float32") or self.cell
 
+    @property
+    def ours(self) -> str:
+        """The contender whose time is divided by the others' in the ratios."""
+        return "parallel" if self.cell in PARALLEL_CELLS else "lstm_jax"
+
     def flops(self) -> float:
-        """Matmul FLOPs of one forward pass: 2·B·T·(in + H)·G per layer and direction."""
+        """Matmul FLOPs of one forward pass: 2·B·T·(in + H)·G per layer and direction
+        (2·B·T·in·G for minGRU/minLSTM, which have no recurrent matmul)."""
         B, T, I, H = self.shape
-        gates = {"lstm": 4, "gru": 3}[self.cell] * H
+        gates = GATES[self.cell] * H
+        recurrent = 0 if self.cell in PARALLEL_CELLS else H
         directions = 2 if self.bidirectional else 1
         total, width = 0.0, I
         for _ in range(self.layers):
-            total += directions * 2 * B * T * (width + H) * gates
+            total += directions * 2 * B * T * (width + recurrent) * gates
             width = directions * H
         return total
 
@@ -74,6 +87,11 @@ def gpu_cases() -> list[Case]:
     return [Case("lstm", s, dtype=d) for s in GPU_SHAPES for d in ("float32", "bfloat16")]
 
 
+def parallel_cases() -> list[Case]:
+    """The parallel-in-time rows: minGRU and minLSTM at T = 256, 1024, 4096."""
+    return [Case(cell, s) for cell in PARALLEL_CELLS for s in PARALLEL_SHAPES]
+
+
 class Contender(NamedTuple):
     forward: Callable[[], object]  # runs one forward pass and waits for it
     train: Callable[[], object]  # runs one forward+backward pass and waits for it
@@ -87,11 +105,12 @@ def _jax_contender(apply, params, xs) -> Contender:
                      lambda: jax.block_until_ready(grad(params, xs)))
 
 
-def lstm_jax_contender(case: Case, xs, backend: str = "auto") -> Contender:
+def lstm_jax_contender(case: Case, xs, **rnn_options) -> Contender:
+    """lstm_jax running ``case``; ``rnn_options`` go to ``lj.rnn`` (backend, parallel)."""
     B, T, I, H = case.shape
     dtype = None if case.dtype == "float32" else jnp.dtype(case.dtype)
     cell = lj.KINDS[case.cell].factory(H, dtype=dtype)
-    layer = lj.rnn(cell, backend=backend)
+    layer = lj.rnn(cell, **rnn_options)
     layer = lj.bidirectional(layer) if case.bidirectional else layer
     model = lj.stack([layer] * case.layers)
     params = model.init(jax.random.key(1), I)
@@ -161,8 +180,18 @@ def cudnn_jax_contender(case: Case, xs) -> Contender:
     return _jax_contender(apply, weights, xs)
 
 
+def parallel_contenders(case: Case, xs) -> dict[str, Contender]:
+    """A minGRU/minLSTM case as an associative scan over time, stepped, and ``lj.gru``
+    (stepped, with its recurrent matmul) at the same shape."""
+    return {"parallel": lstm_jax_contender(case, xs, parallel=True),
+            "sequential": lstm_jax_contender(case, xs, parallel=False),
+            "lj.gru": lstm_jax_contender(dataclasses.replace(case, cell="gru"), xs)}
+
+
 def contenders(case: Case, xs) -> dict[str, Contender]:
     """Every contender that can run ``case`` on this machine."""
+    if case.cell in PARALLEL_CELLS:
+        return parallel_contenders(case, xs)
     found = {"lstm_jax": lstm_jax_contender(case, xs), "flax": flax_contender(case, xs),
              "torch": torch_contender(case, xs)}
     if jax.default_backend() == "gpu":
@@ -265,6 +294,16 @@ def machine() -> dict:
             "flax": flax.__version__, "torch": torch.__version__}
 
 
+def measure_cases(cases: list[Case], reps: int = 10, log=print) -> list[dict]:
+    """The rows of ``measure`` for every case, logging a line per case."""
+    rows = []
+    for case in cases:
+        case_rows = measure(case, reps=reps)
+        rows += case_rows
+        log(format_case(case, case_rows))
+    return rows
+
+
 def measure_all(cases: list[Case] | None = None, reps: int = 10, log=print) -> dict:
     """Measure everything; return {"machine", "peak", "rows", "compile", "memory"}."""
     import torch
@@ -272,10 +311,7 @@ def measure_all(cases: list[Case] | None = None, reps: int = 10, log=print) -> d
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     report = {"machine": machine(), "peak": gemm_peak(), "rows": [], "compile": {}, "memory": {}}
     log(f"peak: {report['peak']}")
-    for case in cases or default_cases():
-        rows = measure(case, reps=reps)
-        report["rows"] += rows
-        log(format_case(case.name, case.shape, rows))
+    report["rows"] = measure_cases(cases or default_cases(), reps=reps, log=log)
     report["compile"] = {str(T): round(compile_seconds(T), 3) for T in (100, 10_000)}
     log(f"compile seconds: {report['compile']}")
     report["memory"] = {str(remat): training_temp_bytes(10_000, remat) for remat in (False, True)}
@@ -283,21 +319,28 @@ def measure_all(cases: list[Case] | None = None, reps: int = 10, log=print) -> d
     return report
 
 
-def format_case(name: str, shape, rows: list[dict]) -> str:
+def measure_parallel(cases: list[Case] | None = None, reps: int = 10, log=print) -> dict:
+    """The parallel-in-time section; return {"machine", "rows"}."""
+    return {"machine": machine(),
+            "rows": measure_cases(cases or parallel_cases(), reps=reps, log=log)}
+
+
+def format_case(case: Case, rows: list[dict]) -> str:
     ms = {(r["contender"], r["mode"]): r["ms"] for r in rows}
     parts = []
     for mode in ("forward", "train"):
-        ours = ms[("lstm_jax", mode)]
+        ours = ms[(case.ours, mode)]
         others = ", ".join(f"{c} {v:.1f} (x{ours / v:.2f})" for (c, m), v in ms.items()
-                           if m == mode and c != "lstm_jax")
-        parts.append(f"{mode}: lstm_jax {ours:.1f} ms vs {others}")
-    return f"{name} {tuple(shape)}: " + " | ".join(parts)
+                           if m == mode and c != case.ours)
+        parts.append(f"{mode}: {case.ours} {ours:.1f} ms vs {others}")
+    return f"{case.name} {tuple(case.shape)}: " + " | ".join(parts)
 
 
 def write_jsonl(report: dict, path) -> None:
     with open(path, "w") as f:
-        for key in ("machine", "peak", "compile", "memory"):
-            f.write(json.dumps({"kind": key, **{k: v for k, v in report[key].items()}}) + "\n")
+        for key, record in report.items():
+            if key != "rows":
+                f.write(json.dumps({"kind": key, **record}) + "\n")
         for row in report["rows"]:
             f.write(json.dumps({"kind": "row", **row}) + "\n")
 
@@ -316,26 +359,46 @@ def read_jsonl(path) -> dict:
     return report
 
 
+REPORTS = {"main": "results.jsonl", "parallel": "parallel.jsonl"}  # section -> file in --out
+
+
 def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("benchmarks")):
     """The options of ``lstm-jax bench``, on ``parser`` (a sub-command's or a script's)."""
     parser.add_argument("--reps", type=int, default=10, help="timed repetitions per contender")
-    parser.add_argument("--quick", action="store_true", help="one LSTM shape only (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="one shape per section (a smoke run)")
     parser.add_argument("--gpu", action="store_true",
-                        help="the GPU rows (LSTM at the GPU shapes, float32 and bfloat16)")
+                        help="the GPU rows (LSTM at the GPU shapes, float32 and bfloat16) "
+                             "instead of the CPU rows, and no parallel section")
+    parser.add_argument("--parallel", action="store_true",
+                        help="only the parallel-in-time section: minGRU/minLSTM as an "
+                             "associative scan vs stepped vs lj.gru")
     parser.add_argument("--out", type=Path, default=default_out,
-                        help=f"folder for results.jsonl (default {default_out})")
+                        help=f"folder for {' and '.join(REPORTS.values())} (default {default_out})")
+
+
+def sections(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
+    """{section: a function measuring its report} for the flags in ``args``."""
+    pick = (lambda cases: cases[:1]) if args.quick else (lambda cases: cases)
+    chosen = {}
+    if not args.parallel:
+        main_cases = pick(gpu_cases() if args.gpu else default_cases())
+        chosen["main"] = lambda: measure_all(main_cases, reps=args.reps)
+    if args.parallel or not args.gpu:
+        chosen["parallel"] = lambda: measure_parallel(pick(parallel_cases()), reps=args.reps)
+    return chosen
 
 
 def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
-    """``lstm-jax bench``: measure, print a line per case, write ``args.out/results.jsonl``."""
-    cases = gpu_cases() if args.gpu else default_cases()
-    report = measure_all(cases[:1] if args.quick else cases, reps=args.reps)
-    flags = (" --gpu" if args.gpu else "") + (" --quick" if args.quick else "") + (
-        f" --reps {args.reps}" if args.reps != 10 else "")
-    report["machine"]["command"] = command + flags
+    """``lstm-jax bench``: measure, print a line per case, write each section's report
+    (``REPORTS``) in ``args.out``."""
+    flags = "".join(f" --{flag}" for flag in ("gpu", "parallel", "quick") if getattr(args, flag))
+    flags += f" --reps {args.reps}" if args.reps != 10 else ""
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(report, args.out / "results.jsonl")
-    print(f"wrote {args.out / 'results.jsonl'}")
+    for section, measure_section in sections(args).items():
+        report = measure_section()
+        report["machine"]["command"] = command + flags
+        write_jsonl(report, args.out / REPORTS[section])
+        print(f"wrote {args.out / REPORTS[section]}")
     return 0
 
 

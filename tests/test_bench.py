@@ -24,15 +24,19 @@ def test_case_names_and_flops():
     assert two == 2 * (2 * (4 + 5) * 15) + 2 * (2 * (10 + 5) * 15)
 
 
+def main_report(rows):
+    return {"machine": bench.machine(), "peak": {"jax_gflops": 100.0, "torch_gflops": 100.0},
+            "rows": rows, "compile": {"100": 1.0, "10000": 1.05},
+            "memory": {"False": 100 * 2**20, "True": 8 * 2**20}}
+
+
 def test_measure_and_render_a_tiny_case(tmp_path):
     case = bench.Case("lstm", (2, 6, 3, 4), layers=2, bidirectional=True)
     rows = bench.measure(case, reps=2, rounds=1)
     assert {(r["contender"], r["mode"]) for r in rows} == {
         (c, m) for c in ("lstm_jax", "flax", "torch") for m in ("forward", "train")}
     assert all(r["ms"] > 0 and r["gflops"] > 0 for r in rows)
-    report = {"machine": bench.machine(), "peak": {"jax_gflops": 100.0, "torch_gflops": 100.0},
-              "rows": rows, "compile": {"100": 1.0, "10000": 1.05},
-              "memory": {"False": 100 * 2**20, "True": 8 * 2**20}}
+    report = main_report(rows)
     text = render.render(report, "lstm-jax bench")
     assert "| lstm-2layer-bi | 2, 6, 3, 4 |" in text
     assert "growth < 10% (now +5%)" in text and "(now 1/12.5)" in text
@@ -49,3 +53,23 @@ def test_bench_is_a_sub_command(tmp_path):
     bench.add_arguments(commands.add_parser("bench"))
     args = parser.parse_args(["bench", "--quick", "--reps", "2", "--out", str(tmp_path)])
     assert (args.quick, args.reps, args.out) == (True, 2, tmp_path)
+    sections = lambda *flags: list(bench.sections(parser.parse_args(["bench", *flags])))
+    assert sections() == ["main", "parallel"]
+    assert sections("--gpu") == ["main"] and sections("--parallel") == ["parallel"]
+
+
+def test_parallel_in_time_rows_measure_and_render(tmp_path):
+    cases = bench.parallel_cases()
+    assert [(c.name, c.shape[1]) for c in cases] == [
+        (cell, T) for cell in ("min_gru", "min_lstm") for T in (256, 1024, 4096)]
+    case = bench.Case("min_lstm", (2, 6, 3, 4))
+    assert case.ours == "parallel" and case.flops() == 2 * 2 * 6 * 3 * 12  # no recurrent matmul
+    rows = bench.measure(case, reps=2, rounds=1)
+    assert {(r["contender"], r["mode"]) for r in rows} == {
+        (c, m) for c in ("parallel", "sequential", "lj.gru") for m in ("forward", "train")}
+    bench.write_jsonl(main_report([]), tmp_path / "results.jsonl")
+    bench.write_jsonl({"machine": bench.machine(), "rows": rows}, tmp_path / "parallel.jsonl")
+    text = render.write(tmp_path).read_text()
+    assert "## Parallel in time: minGRU and minLSTM" in text
+    assert "| case | (B, T, I, H) | parallel ms | sequential ms | lj.gru ms | / sequential | / lj.gru |" in text
+    assert "| min_lstm | 2, 6, 3, 4 |" in text and "of the sequential time" in text

@@ -25,6 +25,7 @@ from lstm_jax.cells.min_rnn import (
 )
 from lstm_jax.cells.mgu import MGUConfig, MGUGates, MGUParams, mgu
 from lstm_jax.cells.simple import SimpleConfig, SimpleGates, SimpleParams, simple
+from lstm_jax.cells.slstm import SLSTMConfig, SLSTMGates, SLSTMParams, SLSTMState, slstm
 
 
 class CellKind(NamedTuple):
@@ -43,6 +44,7 @@ KINDS: dict[str, CellKind] = {
     "indrnn": CellKind(indrnn, IndRNNParams),
     "min_gru": CellKind(min_gru, MinGRUParams),
     "min_lstm": CellKind(min_lstm, MinLSTMParams),
+    "slstm": CellKind(slstm, SLSTMParams),
 }
 
 __all__ = [
@@ -74,6 +76,10 @@ __all__ = [
     "SimpleConfig",
     "SimpleGates",
     "SimpleParams",
+    "SLSTMConfig",
+    "SLSTMGates",
+    "SLSTMParams",
+    "SLSTMState",
     "gru",
     "indrnn",
     "lstm",
@@ -81,4 +87,5 @@ __all__ = [
     "min_gru",
     "min_lstm",
     "simple",
+    "slstm",
 ]

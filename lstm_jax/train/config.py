@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import itertools
 import typing
 from typing import Annotated, Any
 
@@ -90,6 +91,7 @@ class Config:
     warmup_steps: int = 100  # linear warmup from 0
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     grad_clip: float = 1.0  # global gradient norm; 0 turns clipping off
+    bptt_chunk: int = 0  # truncated BPTT (lj.truncated_bptt): gradients cross at most this many steps; 0: the whole sequence
     # bookkeeping
     seed: int = 0  # params, data order and dropout all derive from it
     log_every: int = 50  # steps between training-metric lines
@@ -113,6 +115,11 @@ class Config:
         if self.learning_rate <= 0 or self.warmup_steps < 0 or self.grad_clip < 0:
             raise ConfigError("`learning_rate` must be positive, `warmup_steps` and `grad_clip` "
                               "non-negative")
+        if self.bptt_chunk < 0:
+            raise ConfigError(f"`bptt_chunk` must be >= 0 (0: full BPTT), got {self.bptt_chunk}")
+        if self.bptt_chunk and self.bidirectional:
+            raise ConfigError("`bptt_chunk` needs a unidirectional model (no carry passes "
+                              "between chunks of a bidirectional layer)")
         if self.readout not in READOUTS:
             raise ConfigError(f"`readout` must be one of {', '.join(READOUTS)}, got {self.readout!r}")
 
@@ -196,11 +203,17 @@ def cli(config: Config, args: list[str], prog: str) -> Config:
 
 def _one_line(message: str) -> str:
     """tyro's boxed error, as one line: its first message, and any suggestion."""
-    lines = [line.strip(" │╭╮╰╯") for line in message.splitlines()]
-    lines = [line for line in lines if line.strip("─-") and not line.startswith("For full helptext")]
+    boxed = [line.strip(" │╭╮╰╯") for line in message.splitlines()]
+    lines = [line for line in boxed if line.strip("─-") and not line.startswith("For full helptext")]
     if len(lines) < 2:
         return " ".join(lines) or "invalid arguments"
-    text = lines[1]  # lines[0] is the box's title
+    # lines[0] is the box's title; its message, wrapped to the box's width, is the run of
+    # lines after it up to a rule or a blank line
+    def is_text(line: str) -> bool:
+        return bool(line.strip(" ─-"))
+
+    after_title = itertools.dropwhile(lambda line: not is_text(line), boxed[boxed.index(lines[0]) + 1:])
+    text = " ".join(line.strip() for line in itertools.takewhile(is_text, after_title))
     if "Perhaps you meant:" in lines:
         suggestion = lines[lines.index("Perhaps you meant:") + 1].split()[0]
         text += f"; did you mean {suggestion}?"

@@ -70,7 +70,8 @@ def readout_of(config: Config, task: Task) -> str:
 
 
 def build_layer(config: Config) -> lj.Layer:
-    """The recurrent stack of ``config``; unknown cells or options name the valid ones."""
+    """The recurrent stack of ``config``, in chunks of ``bptt_chunk`` steps when set
+    (``lj.truncated_bptt``); unknown cells or options name the valid ones."""
     if config.cell not in KINDS:
         raise ValueError(f"unknown cell {config.cell!r}; known cells: {', '.join(KINDS)}")
     cell_factory = KINDS[config.cell].factory
@@ -81,7 +82,8 @@ def build_layer(config: Config) -> lj.Layer:
         layer = lj.rnn(cell_factory(config.hidden_size, **cell_options), **rnn_options)
         return lj.bidirectional(layer) if config.bidirectional else layer
 
-    return lj.stack([one_layer() for _ in range(config.num_layers)], dropout=config.dropout)
+    layer = lj.stack([one_layer() for _ in range(config.num_layers)], dropout=config.dropout)
+    return lj.truncated_bptt(layer, chunk=config.bptt_chunk) if config.bptt_chunk else layer
 
 
 def build_model(config: Config, task: Task) -> Model:
