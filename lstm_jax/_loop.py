@@ -166,7 +166,7 @@ def parallel(cell: Cell, params, carry, xs_T, lengths=None, resets_T=None):
     T = xs_T.shape[0]
     out_dtype = output_dtype(cell.config.dtype, carry.dtype)
     if T == 0:
-        return carry, jnp.zeros((0, *carry.shape), out_dtype), jnp.zeros((0, *carry.shape), carry.dtype)
+        return carry, jnp.zeros((0, *carry.shape), out_dtype), carry[None][:0]
     wide = jnp.promote_types(carry.dtype, jnp.float32)
     gx_T = cell.project_inputs(params, xs_T).astype(wide)
     maps = cell.log_coefficients(params, gx_T)  # (log_a, log_b), (T, *batch, H) each

@@ -119,8 +119,8 @@ def bidirectional(
         carry = _pair("carry", carry)
         params = _pair("params", params)
         k_fwd, k_bwd = _split_key(key, 2)
-        common = dict(seq_lengths=seq_lengths, return_gates=return_gates, resets=resets,
-                      return_all_states=return_all_states)
+        common = dict(seq_lengths=seq_lengths, return_gates=return_gates,
+                      **_given(resets, return_all_states))
         out_f = fwd.apply(params[0], xs, carry=carry[0], reverse=reverse, key=k_fwd, **common)
         out_b = bwd.apply(params[1], xs, carry=carry[1], reverse=not reverse, key=k_bwd, **common)
         ys = merge_fn(out_f[1], out_b[1])
@@ -129,6 +129,15 @@ def bidirectional(
                 *(Directions(f, b) for f, b in zip(out_f[2:], out_b[2:])))
 
     return Layer(init, apply, initial_carry, output_size, config)
+
+
+def _given(resets, return_all_states) -> dict:
+    """``resets`` and ``return_all_states`` for a sublayer's ``apply``, only when set, so
+    a layer whose ``apply`` takes neither (``lj.truncated_bptt``'s) still nests."""
+    options = {} if resets is None else {"resets": resets}
+    if return_all_states is not False:
+        options["return_all_states"] = return_all_states
+    return options
 
 
 def _pair(name: str, value):
@@ -208,8 +217,8 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
                 ys = jnp.zeros_like(ys) if everything else drop(keys[2 * n], ys, rate)
             outs.append(layer.apply(params[n], ys, seq_lengths=seq_lengths, carry=carry[n],
                                     reverse=reverse, key=keys[2 * n + 1],
-                                    return_gates=return_gates, resets=resets,
-                                    return_all_states=return_all_states))
+                                    return_gates=return_gates,
+                                    **_given(resets, return_all_states)))
             ys = outs[-1][1]
         # carry, then gates and states when asked for: each a tuple with one entry per layer
         carries, _, *extras = zip(*outs)

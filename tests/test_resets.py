@@ -46,8 +46,8 @@ def run_segments(layer, params, xs, resets, lengths, carry0):
     for k, (b, s, e) in enumerate(zip(rows, starts, ends)):
         ys[b, s:e] = seg_ys[k, : e - s]
     rows = np.array(rows)
-    first, last = (take(carry, np.array([np.flatnonzero(rows == b)[i] for b in range(len(lengths))]))
-                   for i in (0, -1))
+    segments = [np.flatnonzero(rows == b) for b in range(len(lengths))]  # each row's, in order
+    first, last = (take(carry, np.array([k[i] for k in segments])) for i in (0, -1))
     directions = [(f[0], b[1]) if len(f) == 2 else f
                   for f, b in zip(split(layer, last), split(layer, first))]
     return join(layer, directions), ys
@@ -143,6 +143,10 @@ def test_parallel_scan_equals_stepping_with_resets():
                            return_all_states=True)
 
     assert_trees_close(run(parallel, params, carry0), run(stepping, params, carry0), atol=1e-5)
+    for layer in (parallel, stepping):  # T = 0: the initial carry alone
+        _, _, states = layer.apply(params, inputs()[:, :0], carry=carry0,
+                                   return_all_states="with_initial")
+        assert_close(states, carry0[:, None], atol=0)
 
 
 def step_by_hand(cell, params, xs, carry0, resets):
