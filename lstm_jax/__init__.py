@@ -44,6 +44,7 @@ _EXPORTS = {
     "MinGRUParams": ("lstm_jax.cells", "MinGRUParams"),
     "MinLSTMGates": ("lstm_jax.cells", "MinLSTMGates"),
     "MinLSTMParams": ("lstm_jax.cells", "MinLSTMParams"),
+    "RNNParams": ("lstm_jax.rnn", "RNNParams"),
     "SimpleGates": ("lstm_jax.cells", "SimpleGates"),
     "SimpleParams": ("lstm_jax.cells", "SimpleParams"),
     "SLSTMGates": ("lstm_jax.cells", "SLSTMGates"),

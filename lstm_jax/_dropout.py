@@ -1,4 +1,4 @@
-"""Dropout and zoneout: the randomness a runner adds around its cell."""
+"""Dropout, zoneout and weight-drop: the randomness a runner adds around its cell."""
 
 from __future__ import annotations
 
@@ -19,6 +19,21 @@ def mask(key, rate, shape, dtype):
     """Entries 0 with probability ``rate``, else 1 / (1 - rate)."""
     keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return (keep / (1.0 - rate)).astype(dtype)
+
+
+def weight_drop(key, params, rate: float):
+    """``(params with w_hh weight-dropped, the key left for the other regularizers)``.
+
+    DropConnect on the recurrent weight (Merity et al., 2017): one mask shaped like
+    w_hh ((P, G), or IndRNN's (H,)) for the whole call, so every step and every
+    sequence sees the same dropped weights. Without a key, or at rate 0, nothing is
+    drawn and ``(params, key)`` come back as they are; else the key is split into
+    (the mask's, the rest's).
+    """
+    if key is None or rate == 0:
+        return params, key
+    weight_key, key = jax.random.split(key)
+    return params._replace(w_hh=drop(weight_key, params.w_hh, rate)), key
 
 
 def uses_zoneout(rates) -> bool:

@@ -17,7 +17,7 @@ variational dropout, zoneout and per-step gate activations.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,13 @@ from lstm_jax._fused import fused_scan
 from lstm_jax.cells.base import Cell, Layer, hidden
 
 Array = jax.Array
+
+
+class RNNParams(NamedTuple):
+    """The params of ``lj.rnn(cell, learn_initial_carry=True)``."""
+
+    cell: Any  # the cell's params, e.g. LSTMParams
+    initial_carry: Any  # the learned carry, unbatched: h (P,), or LSTMState(h (P,), c (H,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +49,8 @@ class RNNConfig:
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
     zoneout: Any = 0.0
+    weight_drop: float = 0.0
+    learn_initial_carry: bool = False
     fused_backward: bool = True
     backend: str = "auto"
     parallel: bool | None = None
@@ -49,7 +58,7 @@ class RNNConfig:
 
     @property
     def uses_key(self) -> bool:
-        return (self.input_dropout > 0 or self.recurrent_dropout > 0
+        return (self.input_dropout > 0 or self.recurrent_dropout > 0 or self.weight_drop > 0
                 or _dropout.uses_zoneout(self.zoneout))
 
 
@@ -63,6 +72,8 @@ def rnn(
     input_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     zoneout: Any = 0.0,
+    weight_drop: float = 0.0,
+    learn_initial_carry: bool = False,
     fused_backward: bool = True,
     backend: str = "auto",
     parallel: bool | None = None,
@@ -90,6 +101,26 @@ def rnn(
         (Krueger et al., 2017). A float for every carry field, or rates shaped like the
         carry, e.g. ``lj.LSTMState(h=0.05, c=0.5)``. Without a key the expectation is
         used: carry = p·old + (1 - p)·new.
+      weight_drop: DropConnect on the recurrent weight w_hh (Merity et al., 2017, the
+        AWD-LSTM's weight-drop): each entry of w_hh is zeroed with probability p and the
+        rest scaled by 1/(1 - p), one mask per ``apply`` call, the same at every step and
+        for every sequence of the batch. Active only when ``apply`` gets a ``key``
+        (without one w_hh is used as it is). The mask multiplies w_hh before the loop,
+        so the fused backward pass runs on the masked weights and the gradient reaches
+        w_hh through the mask (PyTorch's weight-drop wrapper fights cuDNN's fused weights
+        instead, pytorch/pytorch#40193). With weight_drop > 0 the ``key`` is split first
+        (``weight_key, key = jax.random.split(key)``) and dropout and zoneout draw
+        from the second half: their masks differ from those the same key gives
+        without weight-drop. For cells with a recurrent weight (IndRNN's vector u too);
+        ``lj.min_gru`` and ``lj.min_lstm`` have none.
+      learn_initial_carry: the initial carry (h_0, and c_0 for an LSTM: every field)
+        becomes a parameter, zero at init and broadcast over the batch, as asked of
+        flax (google/flax#868) and Keras (keras-team/keras#9797) for years. The params are then
+        ``RNNParams(cell=the cell's params, initial_carry=the carry without batch
+        axes)``, and ``layer.initial_carry(params, batch_shape)`` is that carry
+        broadcast. An explicit ``carry=`` in ``apply`` overrides it. A cell may read
+        no gradient into part of a zero carry: ``lj.slstm`` takes n = 0 for "no past",
+        so from the zero init only its h_0 learns.
       fused_backward: differentiate the loop with a hand-written backward pass that
         forms the weight gradients as one GEMM over all steps after the backward scan
         (cuDNN's scheme) instead of two small GEMMs per step; the gate math itself is
@@ -119,11 +150,12 @@ def rnn(
       - ``seq_lengths`` (B,) int: positions ``t >= seq_lengths[b]`` are padding. Their
         outputs are 0, they never change the carry, and the returned carry is the one
         after step ``seq_lengths[b] - 1``.
-      - ``carry``: the initial carry (zeros when None).
+      - ``carry``: the initial carry (when None: zeros, or the learned one with
+        ``learn_initial_carry``).
       - ``reverse``: run from the end; with ``seq_lengths`` each sequence is reversed
         within its own length (PyTorch's packed sequences), and ys is returned in the
         original order.
-      - ``key``: randomness for dropout and zoneout; None means evaluation.
+      - ``key``: randomness for dropout, zoneout and weight-drop; None means evaluation.
       - ``return_gates``: also return the cell's per-step activations (e.g.
         ``LSTMGates`` with fields (B, T, H)), zero at padding.
       - ``resets`` (B, T) bool ((T, B) when time-major): where ``resets[b, t]`` is set,
@@ -155,6 +187,11 @@ def rnn(
     >>> carry, ys, states = layer.apply(params, xs, resets=resets, return_all_states=True)
     >>> states.c.shape, bool(jnp.allclose(ys[:, 2:], ys[:, :2]))
     ((3, 4, 6), True)
+    >>> layer = lj.rnn(lj.lstm(6), learn_initial_carry=True, weight_drop=0.25)
+    >>> params = layer.init(jax.random.key(0), input_size=5)
+    >>> params.initial_carry.c.shape, layer.initial_carry(params, (3,)).c.shape
+    ((6,), (3, 6))
+    >>> carry, ys = layer.apply(params, xs, key=jax.random.key(1))  # training
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"`cell` must be a Cell such as lj.lstm(...), got {type(cell).__name__}")
@@ -167,22 +204,38 @@ def rnn(
         input_dropout=_checks.rate("input_dropout", input_dropout),
         recurrent_dropout=_checks.rate("recurrent_dropout", recurrent_dropout),
         zoneout=jax.tree.map(lambda p: _checks.rate("zoneout", p), zoneout),
+        weight_drop=_checks.rate("weight_drop", weight_drop),
+        learn_initial_carry=_flag("learn_initial_carry", learn_initial_carry),
         fused_backward=bool(fused_backward),
         backend=_checks.one_of("backend", backend, BACKENDS),
         parallel=None if parallel is None else bool(parallel),
     )
     if backend == "cudnn" and (reason := _cudnn_unsupported(config)):
         raise ValueError(f"backend='cudnn' cannot run this layer: {reason}")
+    if config.weight_drop > 0 and not _has_recurrent_weight(cell):
+        raise ValueError(f"`weight_drop` drops entries of the recurrent weight w_hh, which a "
+                         f"{cell.config.kind} cell does not have")
+
+    def init(key, input_size):
+        params = cell.init(key, input_size)
+        if not config.learn_initial_carry:
+            return params
+        return RNNParams(params, cell.initial_carry(params, ()))
+
+    def initial_carry(params, batch_shape=()):
+        return _start(cell, *_unpack(config, params), tuple(batch_shape))
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
               return_gates=False, resets=None, return_all_states=False):
+        params, learned = _unpack(config, params)  # the cell's params, the learned carry
+        params, key = _dropout.weight_drop(key, params, config.weight_drop)
         xs, batch_shape, lengths = _checks.sequence(
             xs, seq_lengths, config.time_major, params.w_ih.shape[0]  # every cell's w_ih: (I, G)
         )
         with_initial = _all_states_option(return_all_states)  # None: no states
         all_states = with_initial is not None
         if carry is None:
-            carry = cell.initial_carry(params, batch_shape)
+            carry = _start(cell, params, learned, batch_shape)
         else:
             _checks.carry_like(carry, cell.initial_carry(params, batch_shape))
         xs_T = xs if config.time_major else jnp.moveaxis(xs, -2, 0)  # (T, *batch, I)
@@ -205,7 +258,43 @@ def rnn(
         extras = ((gates,) if return_gates else ()) + ((states,) if all_states else ())
         return (carry, ys, *extras)
 
-    return Layer(cell.init, apply, cell.initial_carry, cell.output_size, config)
+    return Layer(init, apply, initial_carry, cell.output_size, config)
+
+
+def _flag(name: str, value: Any) -> bool:
+    """``value`` if it is a bool: a string such as "false" from a config is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _has_recurrent_weight(cell: Cell) -> bool:
+    """Whether the cell's params have a ``w_hh`` (read from their shapes alone)."""
+    shapes = jax.eval_shape(lambda: cell.init(jax.random.key(0), 1))
+    return getattr(shapes, "w_hh", None) is not None
+
+
+def _unpack(config: RNNConfig, params):
+    """(the cell's params, the learned initial carry or None) of a layer's ``params``."""
+    if not config.learn_initial_carry:
+        if isinstance(params, RNNParams):
+            raise TypeError("`params` are RNNParams, but this layer has no learned initial "
+                            "carry (learn_initial_carry=False): pass params.cell")
+        return params, None
+    if not isinstance(params, RNNParams):
+        raise TypeError("`params` of lj.rnn(..., learn_initial_carry=True) must be "
+                        f"RNNParams(cell, initial_carry), got {type(params).__name__}")
+    zeros = config.cell.initial_carry(params.cell, ())
+    _checks.tree_like("params.initial_carry", params.initial_carry, zeros)
+    return params.cell, params.initial_carry
+
+
+def _start(cell: Cell, params, learned, batch_shape: tuple):
+    """The carry a sequence starts from: the cell's zeros, or the learned carry
+    broadcast to (*batch_shape, F) per field."""
+    if learned is None:
+        return cell.initial_carry(params, batch_shape)
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, (*batch_shape, *a.shape)), learned)
 
 
 def _time_index(T: int, lengths: Array) -> Array:

@@ -76,6 +76,16 @@ def random_carry_of(layer, params, batch_shape=(B,), seed=7):
     return jax.tree.unflatten(jax.tree.structure(zeros), leaves)
 
 
+def test_resets_return_to_the_learned_initial_carry():
+    layer = lj.rnn(lj.lstm(H), learn_initial_carry=True)
+    params = layer.init(jax.random.key(0), I)
+    params = params._replace(initial_carry=jax.tree.map(lambda a: a + 0.5, params.initial_carry))
+    carry0 = layer.initial_carry(params, (B,))  # the learned one, broadcast
+    want = run_segments(layer, params, inputs(), RESETS, LENGTHS, carry0)
+    got = layer.apply(params, inputs(), seq_lengths=LENGTHS, resets=RESETS)
+    assert_trees_close(got, want, atol=1e-6)
+
+
 def test_a_reset_at_the_first_step_or_at_padding_does_nothing():
     layer = lj.rnn(lj.lstm(H))
     params = layer.init(jax.random.key(0), I)

@@ -74,7 +74,8 @@ class Layer(NamedTuple):
         return_gates=False) -> (carry, ys)``, or ``(carry, ys, gates)`` with
         ``return_gates=True``. xs is (B, T, I) (or (T, B, I) when time-major, or
         (T, I) unbatched) and ys (B, T, output_size).
-      initial_carry: ``(params, batch_shape=()) -> carry`` of zeros.
+      initial_carry: ``(params, batch_shape=()) -> carry``: zeros, or the learned
+        carry broadcast (``lj.rnn(..., learn_initial_carry=True)``).
       output_size: the last dimension of ys.
       config: the frozen options the layer was built with.
 

@@ -317,12 +317,16 @@ def _module_options(layer: Layer) -> dict:
             )
         for d in directions:
             rc = d.config
-            for option in ("input_dropout", "recurrent_dropout"):
+            for option in ("input_dropout", "recurrent_dropout", "weight_drop"):
                 rate = getattr(rc, option)
                 if rate > 0:
                     raise ValueError(f"torch has no {option}; layer {n} has {option}={rate}")
             if any(p > 0 for p in jax.tree.leaves(rc.zoneout)):
                 raise ValueError(f"torch has no zoneout; layer {n} has zoneout={rc.zoneout}")
+            if rc.learn_initial_carry:
+                raise ValueError(f"torch has no learnable initial carry; layer {n} has "
+                                 "learn_initial_carry=True (export it with False and pass "
+                                 "the learned h_0/c_0 to the module yourself)")
         options = [_cell_options(d.cell) for d in directions]
         if len(options) == 2 and options[0] != options[1]:
             raise ValueError(

@@ -113,8 +113,9 @@ class RecurrentLayer(nnx.Module):
                      _common.to_dict(params), is_leaf=lambda x: isinstance(x, nnx.Variable))
 
     def initialize_carry(self, batch_shape: Sequence[int] = ()):
-        """The zero carry for a batch of shape ``batch_shape`` (e.g. ``(B,)``); it draws
-        no randomness: ``layer.initial_carry(params, batch_shape)``."""
+        """The initial carry for a batch of shape ``batch_shape`` (e.g. ``(B,)``): zeros,
+        or the learned one (``learn_initial_carry``); it draws no randomness:
+        ``layer.initial_carry(params, batch_shape)``."""
         return self.layer.initial_carry(self.get_params(), tuple(batch_shape))
 
     def set_view(self, deterministic: bool | None = None):

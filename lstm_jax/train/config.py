@@ -81,7 +81,7 @@ class Config:
     bidirectional: bool = False  # each layer reads forward and backward
     dropout: float = 0.0  # between recurrent layers, as torch.nn.LSTM(dropout=)
     cell_options: Options = dataclasses.field(default_factory=dict)  # keyword options of the cell, e.g. forget_bias=0 activation=relu
-    rnn_options: Options = dataclasses.field(default_factory=dict)  # options of lj.rnn: input_dropout, recurrent_dropout, zoneout, remat, unroll, hoist
+    rnn_options: Options = dataclasses.field(default_factory=dict)  # options of lj.rnn: input_dropout, recurrent_dropout, zoneout, weight_drop, learn_initial_carry, remat, ...
     embed_size: int = 64  # E, the embedding of token-id inputs (tasks whose inputs are tokens)
     readout: str = "task"  # where predictions are read: task (the task's own), last, mean (over valid steps) or every
     # optimisation: clip_by_global_norm, then AdamW with warmup and cosine decay
