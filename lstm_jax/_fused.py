@@ -19,6 +19,8 @@ take ``fused_backward=False`` for that.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,21 +40,24 @@ def _without_weights(params):
     return params._replace(w_ih=None, w_hh=None)
 
 
-def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool, unroll: int):
+def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, resets_T=None, *,
+               hoist: bool, unroll: int):
     """``(carry, ys_T)`` of ``cell`` over xs_T (T, *batch, I), differentiable in reverse mode.
 
     The forward pass is ``_loop.run``; this adds only the backward pass.
     lengths: (*batch,) int or None (positions t >= lengths are padding);
-    h_mask: multiplies h_{t-1} before the recurrent matmul, or None.
+    h_mask: multiplies h_{t-1} before the recurrent matmul, or None;
+    resets_T: (T, *batch) bool or None, as ``_loop.run`` takes them.
     """
     dtype = cell.config.dtype
     summed = cell.config.sums_projections  # save gx_t + gh_t alone, as gh_t
 
-    def loop(params, carry0, xs_T, lengths, h_mask, save: bool):
-        """The forward scan; with ``save``, also every step's carry, gx_t and gh_t
-        (None and gx_t + gh_t for a cell whose combine reads only their sum)."""
+    def loop(params, carry0, xs_T, lengths, h_mask, resets_T, save: bool):
+        """The forward scan; with ``save``, also every step's carry (as the step read
+        it, after any reset), gx_t and gh_t (None and gx_t + gh_t for a cell whose
+        combine reads only their sum)."""
 
-        def emit(y, _, carry, gx_t, gh_t):
+        def emit(y, _, carry, gx_t, gh_t, new):
             if not save:
                 return (y,)
             if summed:
@@ -60,32 +65,33 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
             return (y, carry, None if hoist else gx_t, gh_t)
 
         carry, outputs, gx_T = _loop.run(cell, params, carry0, xs_T, lengths, hoist=hoist,
-                                         unroll=unroll, h_mask=h_mask, emit=emit,
-                                         combine_params=_without_weights(params))
+                                         unroll=unroll, h_mask=h_mask, resets_T=resets_T,
+                                         emit=emit, combine_params=_without_weights(params))
         if save and hoist and not summed:
             outputs = (*outputs[:2], gx_T, outputs[3])
         return carry, outputs
 
-    # lengths and h_mask are arguments, not closed over: a custom_vjp's backward may be
-    # traced apart from its forward (jax.vjp under one jit, its function under another)
+    # lengths, h_mask and resets_T are arguments, not closed over: a custom_vjp's backward
+    # may be traced apart from its forward (jax.vjp under one jit, its function under another)
     @jax.custom_vjp
-    def run(params, carry0, xs_T, lengths, h_mask):
-        carry, (ys_T,) = loop(params, carry0, xs_T, lengths, h_mask, save=False)
+    def run(params, carry0, xs_T, lengths, h_mask, resets_T):
+        carry, (ys_T,) = loop(params, carry0, xs_T, lengths, h_mask, resets_T, save=False)
         return carry, ys_T
 
-    def run_fwd(params, carry0, xs_T, lengths, h_mask):
-        carry, (ys_T, carries, gx_T, gh_T) = loop(params, carry0, xs_T, lengths, h_mask, save=True)
-        return (carry, ys_T), (params, xs_T, lengths, h_mask, carries, gx_T, gh_T)
+    def run_fwd(params, carry0, xs_T, lengths, h_mask, resets_T):
+        carry, (ys_T, carries, gx_T, gh_T) = loop(params, carry0, xs_T, lengths, h_mask,
+                                                  resets_T, save=True)
+        return (carry, ys_T), (params, xs_T, lengths, h_mask, resets_T, carries, gx_T, gh_T)
 
     def run_bwd(residuals, cotangents):
-        params, xs_T, lengths, h_mask, carries, gx_T, gh_T = residuals
+        params, xs_T, lengths, h_mask, resets_T, carries, gx_T, gh_T = residuals
         d_carry, d_ys = cotangents
         rest = _without_weights(params)
         w_hh_t = params.w_hh.T
 
         def body(acc, inputs):
-            d_carry, d_rest, gx_T, gh_T = acc
-            carry, dy_t, t = inputs
+            d_carry, d_carry0, d_rest, gx_T, gh_T = acc
+            carry, dy_t, t, reset_t = inputs
             gh_t = gh_T[t]
             gx_t = jnp.zeros_like(gh_t) if gx_T is None else gx_T[t]
 
@@ -98,6 +104,10 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
             if h_mask is not None:
                 dh = dh * h_mask
             d_prev = _with_hidden(d_prev, hidden(d_prev) + dh.astype(hidden(d_prev).dtype))
+            if reset_t is not None:  # where step t restarted, its carry came from carry0
+                _, restart_vjp = jax.vjp(partial(_loop.restart, reset_t=reset_t), carry, carry)
+                d_start, d_prev = restart_vjp(d_prev)
+                d_carry0 = jax.tree.map(jnp.add, d_carry0, d_start)
             d_rest = jax.tree.map(jnp.add, d_rest, d_rest_t)
             # step t's gate inputs are dead once read: their cotangents overwrite them in
             # place, so the backward pass allocates no (T, B, G) buffer of its own. When
@@ -105,13 +115,14 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
             gh_T = gh_T.at[t].set(dgh_t)
             if dgx_t is not dgh_t:
                 gx_T = gx_T.at[t].set(dgx_t)
-            return (d_prev, d_rest, gx_T, gh_T), None
+            return (d_prev, d_carry0, d_rest, gx_T, gh_T), None
 
-        zero_rest = jax.tree.map(jnp.zeros_like, rest)
+        zero_rest, zero_carry = jax.tree.map(jnp.zeros_like, (rest, d_carry))
         steps = jnp.arange(xs_T.shape[0])
-        (d_carry0, d_rest, dgx_T, dgh_T), _ = jax.lax.scan(
-            body, (d_carry, zero_rest, gx_T, gh_T), (carries, d_ys, steps), reverse=True,
-            unroll=unroll)
+        (d_first, d_carry0, d_rest, dgx_T, dgh_T), _ = jax.lax.scan(
+            body, (d_carry, zero_carry, zero_rest, gx_T, gh_T), (carries, d_ys, steps, resets_T),
+            reverse=True, unroll=unroll)
+        d_carry0 = jax.tree.map(jnp.add, d_first, d_carry0)
         if dgx_T is gx_T:  # dgx_t was dgh_t at every step: gx_T was never written
             dgx_T = dgh_T
         # all the steps' h_{t-1}ᵀ·dz_t in one GEMM: (P, T·B) @ (T·B, G)
@@ -124,10 +135,11 @@ def fused_scan(cell: Cell, params, carry0, xs_T, lengths, h_mask, *, hoist: bool
         merged = jax.tree.map(jnp.add, _without_weights(d_params), d_rest)
         d_params = merged._replace(w_ih=d_params.w_ih,
                                    w_hh=d_params.w_hh + d_w_hh.astype(params.w_hh.dtype))
-        d_lengths = None if lengths is None else np.zeros(lengths.shape, jax.dtypes.float0)
+        d_lengths, d_resets = (None if a is None else np.zeros(a.shape, jax.dtypes.float0)
+                               for a in (lengths, resets_T))
         # h_mask is a dropout mask, a constant of the model: no gradient flows into it
         d_h_mask = None if h_mask is None else jnp.zeros_like(h_mask)
-        return d_params, d_carry0, d_xs, d_lengths, d_h_mask
+        return d_params, d_carry0, d_xs, d_lengths, d_h_mask, d_resets
 
     run.defvjp(run_fwd, run_bwd)
-    return run(params, carry0, xs_T, lengths, h_mask)
+    return run(params, carry0, xs_T, lengths, h_mask, resets_T)

@@ -1,11 +1,12 @@
-"""The one time loop below every runner: scan, per-step projections, padding mask.
+"""The one time loop below every runner: scan, per-step projections, padding mask, resets.
 
-``run`` scans a cell over xs_T (T, *batch, I). Each step computes the input part of
-the gate pre-activations (or reads it, hoisted: ``cell.project_inputs`` on all T
-steps at once before the loop), the recurrent part ``cell.project_hidden``, and then
+``run`` scans a cell over xs_T (T, *batch, I). Each step first ``restart``s the carry
+where a reset is set (back to the carry the loop began with), then computes the input
+part of the gate pre-activations (or reads it, hoisted: ``cell.project_inputs`` on all
+T steps at once before the loop), the recurrent part ``cell.project_hidden``, and then
 ``masked_step``: the cell's ``combine``, zoneout, and at padding the old carry and zero
 outputs. ``rnn`` calls it for plain autodiff; ``_fused`` wraps the same call in its
-``custom_vjp`` and differentiates ``masked_step`` in its backward pass.
+``custom_vjp`` and differentiates ``restart`` and ``masked_step`` in its backward pass.
 """
 
 from __future__ import annotations
@@ -17,6 +18,22 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.base import Cell, hidden, output_dtype
+
+
+def per_batch(mask: jax.Array, leaf: jax.Array) -> jax.Array:
+    """``mask`` (*batch,) with trailing axes of size 1 to ``leaf``'s rank (*batch, ...)."""
+    return mask.reshape(mask.shape + (1,) * (leaf.ndim - mask.ndim))
+
+
+def restart(carry0, carry, reset_t):
+    """``carry`` with each sequence where reset_t (*batch,) bool is set back to ``carry0``.
+
+    reset_t None means no resets. The loop calls it before each step, so a reset at
+    step t means step t reads ``carry0`` instead of the carry of step t - 1.
+    """
+    if reset_t is None:
+        return carry
+    return jax.tree.map(lambda c0, c: jnp.where(per_batch(reset_t, c), c0, c), carry0, carry)
 
 
 def masked_step(cell: Cell, params, carry, gx_t, gh_t, t, lengths, zone=None,
@@ -41,34 +58,45 @@ def masked_step(cell: Cell, params, carry, gx_t, gh_t, t, lengths, zone=None,
 
 def run(cell: Cell, params, carry, xs_T, lengths=None, *, hoist: bool, unroll: int = 1,
         remat: bool | int = False, h_mask=None, zone=None, gates: bool = False,
-        emit: Callable | None = None, combine_params=None):
+        states: bool = False, resets_T=None, emit: Callable | None = None,
+        combine_params=None):
     """Scan ``cell`` over xs_T (T, *batch, I): ``(carry, outputs_T, gx_T or None)``.
 
     Args:
+      carry: the carry the loop begins with; resets return to it.
       hoist: project all inputs before the loop (one GEMM) instead of at each step;
         the hoisted projections (T, *batch, G) are returned as gx_T, else None.
       unroll, remat: as for ``lj.rnn``.
       h_mask: multiplies h_{t-1} before the recurrent matmul (recurrent dropout).
       zone: zoneout, see ``masked_step``.
       gates: keep each step's gate activations for ``emit``.
-      emit: ``(y_t, gates, carry_{t-1}, gx_t, gh_t) -> what step t stacks``; by default
-        ``(y_t, gates)``.
+      states: stack each step's new carry (else None) as the third default output.
+      resets_T: (T, *batch) bool or None, in the order the loop runs: where set, step t
+        starts from ``carry`` again (``restart``). Resets at padding must be False.
+      emit: ``(y_t, gates, carry_{t-1}, gx_t, gh_t, carry_t) -> what step t stacks``,
+        carry_{t-1} as step t read it (after ``restart``); by default
+        ``(y_t, gates or None, carry_t or None)``.
       combine_params: the params ``combine`` reads, if not ``params`` (the fused
         pass gives them without w_ih and w_hh).
     """
-    emit = emit or (lambda y_t, step_gates, *_: (y_t, step_gates))
+    def stacked(y_t, step_gates, carry, gx_t, gh_t, new):
+        return y_t, step_gates, new if states else None
+
+    emit = emit or stacked
     rest = params if combine_params is None else combine_params
     inputs_T = cell.project_inputs(params, xs_T) if hoist else xs_T
+    carry0 = carry
 
     def body(carry, inputs):
-        t, x_t = inputs
+        t, x_t, reset_t = inputs
+        carry = restart(carry0, carry, reset_t)
         gx_t = x_t if hoist else cell.project_inputs(params, x_t)
         gh_t = cell.project_hidden(params, carry, h_mask)
         new, y_t, step_gates = masked_step(cell, rest, carry, gx_t, gh_t, t, lengths, zone, gates)
-        return new, emit(y_t, step_gates, carry, gx_t, gh_t)
+        return new, emit(y_t, step_gates, carry, gx_t, gh_t, new)
 
     T = xs_T.shape[0]
-    carry, outputs = _chunked(body, carry, (jnp.arange(T), inputs_T), unroll, remat, T)
+    carry, outputs = _chunked(body, carry, (jnp.arange(T), inputs_T, resets_T), unroll, remat, T)
     return carry, outputs, inputs_T if hoist else None
 
 
@@ -119,34 +147,45 @@ def _widen(y):
     return y.astype(jnp.float32) if narrow else y
 
 
-def parallel(cell: Cell, params, carry, xs_T, lengths=None):
-    """``(carry, ys_T)`` of a cell with ``log_coefficients`` over xs_T (T, *batch, I), all
-    steps at once: h_t = a_t ⊙ h_{t-1} + b_t as ``jax.lax.associative_scan``.
+def parallel(cell: Cell, params, carry, xs_T, lengths=None, resets_T=None):
+    """``(carry, ys_T, states_T)`` of a cell with ``log_coefficients`` over xs_T
+    (T, *batch, I), all steps at once: h_t = a_t ⊙ h_{t-1} + b_t as
+    ``jax.lax.associative_scan``.
 
     Step t maps h to e^{α_t} h + e^{β_t} (α = log a, β = log b); two such maps compose
     to (α_1 + α_2, logaddexp(β_1 + α_2, β_2)), so the scan gives every h_t =
     e^{A_t} h_0 + e^{B_t} in O(log T) depth. h_0 stays outside the logarithms, so it
-    may be zero or negative. Padding (t >= lengths) comes after a sequence's valid
-    steps, and the scan is causal: its outputs are set to 0, and the carry is read at
-    step lengths - 1 (h_0 for an empty sequence). The scan runs in at least float32.
+    may be zero or negative. A reset at step t (resets_T (T, *batch) bool, in running
+    order) makes the step's map h -> e^{α_t} h_0 + e^{β_t}, which reads h_0 instead of h:
+    composed after anything it is itself, so the formula above still gives h_t (a
+    segmented scan). Padding (t >= lengths) comes after a sequence's valid steps, and
+    the scan is causal: its outputs are set to 0, the carry is read at step lengths - 1
+    (h_0 for an empty sequence), and the states there hold that carry. The scan runs in
+    at least float32.
     """
     T = xs_T.shape[0]
     out_dtype = output_dtype(cell.config.dtype, carry.dtype)
     if T == 0:
-        return carry, jnp.zeros((0, *carry.shape), out_dtype)
+        return carry, jnp.zeros((0, *carry.shape), out_dtype), carry[None][:0]
     wide = jnp.promote_types(carry.dtype, jnp.float32)
     gx_T = cell.project_inputs(params, xs_T).astype(wide)
-    log_a, log_b = cell.log_coefficients(params, gx_T)  # (T, *batch, H) each
+    maps = cell.log_coefficients(params, gx_T)  # (log_a, log_b), (T, *batch, H) each
+    if resets_T is not None:
+        maps = (*maps, resets_T[..., None])  # (T, *batch, 1)
 
     def compose(first, then):
-        (a1, b1), (a2, b2) = first, then
-        return a1 + a2, jnp.logaddexp(b1 + a2, b2)
+        (a1, b1, *r1), (a2, b2, *r2) = first, then
+        a, b = a1 + a2, jnp.logaddexp(b1 + a2, b2)
+        if not r2:
+            return a, b
+        return jnp.where(r2[0], a2, a), jnp.where(r2[0], b2, b), r1[0] | r2[0]
 
-    A, Bs = jax.lax.associative_scan(compose, (log_a, log_b), axis=0)
+    A, Bs = jax.lax.associative_scan(compose, maps, axis=0)[:2]
     h_T = jnp.exp(A) * carry.astype(wide)[None] + jnp.exp(Bs)  # (T, *batch, H)
     if lengths is None:
-        return h_T[-1].astype(carry.dtype), h_T.astype(out_dtype)
+        return h_T[-1].astype(carry.dtype), h_T.astype(out_dtype), h_T.astype(carry.dtype)
     valid = (jnp.arange(T).reshape((T,) + (1,) * lengths.ndim) < lengths[None])[..., None]
     last = jnp.take_along_axis(h_T, jnp.maximum(lengths - 1, 0)[None, ..., None], axis=0)[0]
     carry = jnp.where((lengths > 0)[..., None], last.astype(carry.dtype), carry)
-    return carry, jnp.where(valid, h_T, 0).astype(out_dtype)
+    states_T = jnp.where(valid, h_T.astype(carry.dtype), carry[None])
+    return carry, jnp.where(valid, h_T, 0).astype(out_dtype), states_T

@@ -82,7 +82,9 @@ def bidirectional(
         or ``"mul"`` (B, T, P).
 
     Returns:
-      A ``Layer`` whose params, carry and gates are ``Directions(forward, backward)``.
+      A ``Layer`` whose params, carry, gates and states are ``Directions(forward,
+      backward)``. ``apply`` takes the options of ``lj.rnn``'s; both directions get the
+      same ``resets`` (in the original order), so they see the same segments.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj
     >>> layer = lj.bidirectional(lj.gru(6))
@@ -113,20 +115,29 @@ def bidirectional(
         )
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
-              return_gates=False):
+              return_gates=False, resets=None, return_all_states=False):
         carry = _pair("carry", carry)
         params = _pair("params", params)
         k_fwd, k_bwd = _split_key(key, 2)
-        common = dict(seq_lengths=seq_lengths, return_gates=return_gates)
+        common = dict(seq_lengths=seq_lengths, return_gates=return_gates,
+                      **_given(resets, return_all_states))
         out_f = fwd.apply(params[0], xs, carry=carry[0], reverse=reverse, key=k_fwd, **common)
         out_b = bwd.apply(params[1], xs, carry=carry[1], reverse=not reverse, key=k_bwd, **common)
         ys = merge_fn(out_f[1], out_b[1])
-        carry = Directions(out_f[0], out_b[0])
-        if return_gates:
-            return carry, ys, Directions(out_f[2], out_b[2])
-        return carry, ys
+        # carry, then gates and states when asked for: each as Directions(forward, backward)
+        return (Directions(out_f[0], out_b[0]), ys,
+                *(Directions(f, b) for f, b in zip(out_f[2:], out_b[2:])))
 
     return Layer(init, apply, initial_carry, output_size, config)
+
+
+def _given(resets, return_all_states) -> dict:
+    """``resets`` and ``return_all_states`` for a sublayer's ``apply``, only when set, so
+    a layer whose ``apply`` takes neither (``lj.truncated_bptt``'s) still nests."""
+    options = {} if resets is None else {"resets": resets}
+    if return_all_states is not False:
+        options["return_all_states"] = return_all_states
+    return options
 
 
 def _pair(name: str, value):
@@ -166,7 +177,9 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
         allows). Active only when ``apply`` gets a ``key``.
 
     Returns:
-      A ``Layer`` whose params and carry are tuples with one entry per layer.
+      A ``Layer`` whose params, carry, gates and states are tuples with one entry per
+      layer. ``apply`` takes the options of ``lj.rnn``'s and passes ``resets`` to every
+      layer.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj
     >>> model = lj.stack([lj.bidirectional(lj.lstm(8)), lj.rnn(lj.lstm(6))], dropout=0.1)
@@ -194,22 +207,22 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
         return tuple(layer.initial_carry(p, batch_shape) for layer, p in zip(layers, params))
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
-              return_gates=False):
+              return_gates=False, resets=None, return_all_states=False):
         params = _per_layer("params", params, len(layers))
         carry = (None,) * len(layers) if carry is None else _per_layer("carry", carry, len(layers))
         keys = _split_key(key, 2 * len(layers))
-        carries, gates, ys = [], [], xs
+        outs, ys = [], xs
         for n, layer in enumerate(layers):
             if n > 0 and rate > 0 and keys[2 * n] is not None:
                 ys = jnp.zeros_like(ys) if everything else drop(keys[2 * n], ys, rate)
-            out = layer.apply(params[n], ys, seq_lengths=seq_lengths, carry=carry[n],
-                              reverse=reverse, key=keys[2 * n + 1], return_gates=return_gates)
-            carries.append(out[0])
-            ys = out[1]
-            gates.append(out[2] if return_gates else None)
-        if return_gates:
-            return tuple(carries), ys, tuple(gates)
-        return tuple(carries), ys
+            outs.append(layer.apply(params[n], ys, seq_lengths=seq_lengths, carry=carry[n],
+                                    reverse=reverse, key=keys[2 * n + 1],
+                                    return_gates=return_gates,
+                                    **_given(resets, return_all_states)))
+            ys = outs[-1][1]
+        # carry, then gates and states when asked for: each a tuple with one entry per layer
+        carries, _, *extras = zip(*outs)
+        return (carries, ys, *extras)
 
     return Layer(init, apply, initial_carry, layers[-1].output_size, config)
 

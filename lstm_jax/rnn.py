@@ -143,7 +143,9 @@ def rnn(
 
     Returns:
       A ``Layer``; ``apply(params, xs, *, seq_lengths=None, carry=None, reverse=False,
-      key=None, return_gates=False)``:
+      key=None, return_gates=False, resets=None, return_all_states=False)`` returns
+      ``(carry, ys)``, then the gates if ``return_gates``, then the states if
+      ``return_all_states``:
 
       - ``seq_lengths`` (B,) int: positions ``t >= seq_lengths[b]`` are padding. Their
         outputs are 0, they never change the carry, and the returned carry is the one
@@ -156,6 +158,21 @@ def rnn(
       - ``key``: randomness for dropout, zoneout and weight-drop; None means evaluation.
       - ``return_gates``: also return the cell's per-step activations (e.g.
         ``LSTMGates`` with fields (B, T, H)), zero at padding.
+      - ``resets`` (B, T) bool ((T, B) when time-major): where ``resets[b, t]`` is set,
+        the carry returns to the initial one (``carry``, or the default) before step t,
+        so the segments between resets run as separate sequences (episodes in RL,
+        documents in a language model). A reset at t = 0 or at padding does nothing.
+        With ``reverse`` the positions are given in the original order and split the
+        sequence into the same segments, each run from its last step: the reversed
+        loop restarts at step t - 1. Runs step by step (or as the parallel scan), not
+        on cuDNN.
+      - ``return_all_states``: also return the carry after every step t, the carry's
+        structure with a T axis in the layout of ys (``LSTMState`` with fields
+        (B, T, H)); with ``reverse`` the carry after the loop read step t (so state 0
+        is the returned carry). At padding the state is the carry held there, the
+        returned one. ``"with_initial"`` puts the initial carry before them, at index
+        0 (also with ``reverse``): T + 1 entries. The gradient runs by plain autodiff,
+        not the fused backward pass.
 
     >>> import jax, jax.numpy as jnp, lstm_jax as lj
     >>> layer = lj.rnn(lj.lstm(6))
@@ -166,6 +183,10 @@ def rnn(
     ((3, 4, 6), (3, 6))
     >>> bool(jnp.all(ys[1, 2:] == 0)), bool(jnp.all(carry.h[2] == 0))
     (True, True)
+    >>> resets = jnp.zeros((3, 4), bool).at[:, 2].set(True)  # new episodes at t = 2
+    >>> carry, ys, states = layer.apply(params, xs, resets=resets, return_all_states=True)
+    >>> states.c.shape, bool(jnp.allclose(ys[:, 2:], ys[:, :2]))
+    ((3, 4, 6), True)
     >>> layer = lj.rnn(lj.lstm(6), learn_initial_carry=True, weight_drop=0.25)
     >>> params = layer.init(jax.random.key(0), input_size=5)
     >>> params.initial_carry.c.shape, layer.initial_carry(params, (3,)).c.shape
@@ -205,28 +226,40 @@ def rnn(
         return _start(cell, *_unpack(config, params), tuple(batch_shape))
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
-              return_gates=False):
+              return_gates=False, resets=None, return_all_states=False):
         params, learned = _unpack(config, params)  # the cell's params, the learned carry
         params, key = _dropout.weight_drop(key, params, config.weight_drop)
         features = cell.config.feature_axes  # x_t (*batch, I), or (*batch, *S, I) for conv
         xs, batch_shape, lengths = _checks.sequence(
             xs, seq_lengths, config.time_major, cell.config.input_size(params), features)
-        time_axis = 0 if config.time_major else len(batch_shape)
+        with_initial = _all_states_option(return_all_states)  # None: no states
+        all_states = with_initial is not None
+        time_axis = 0 if config.time_major else len(batch_shape)  # where T is in xs and ys
         xs_T = jnp.moveaxis(xs, time_axis, 0)  # (T, *batch, I) or (T, *batch, *S, I)
         step_shape = xs_T.shape[1:-1]  # the carry's leading axes: (*batch) or (*batch, *S)
         if carry is None:
             carry = _start(cell, params, learned, step_shape)
         else:
             _checks.carry_like(carry, cell.initial_carry(params, step_shape))
+        resets_T = running_resets(resets, batch_shape, xs_T.shape[0], lengths,
+                                  config.time_major, reverse)
         if lengths is not None:  # (*batch, 1, ...): one length for all of a sequence's S
             lengths = lengths.reshape(batch_shape + (1,) * (features - 1))
         if reverse:
             xs_T = reverse_in_time(xs_T, lengths)
-        carry, ys_T, gates_T = _scan_cell(config, params, xs_T, carry, lengths, key, return_gates)
+        carry0 = carry
+        carry, ys_T, gates_T, states_T = _scan_cell(
+            config, params, xs_T, carry, lengths, key, return_gates, resets_T,
+            states=all_states)
         if reverse:
-            ys_T, gates_T = jax.tree.map(lambda a: reverse_in_time(a, lengths), (ys_T, gates_T))
-        ys, gates = jax.tree.map(lambda a: jnp.moveaxis(a, 0, time_axis), (ys_T, gates_T))
-        return (carry, ys, gates) if return_gates else (carry, ys)
+            ys_T, gates_T, states_T = jax.tree.map(lambda a: reverse_in_time(a, lengths),
+                                                   (ys_T, gates_T, states_T))
+        if with_initial:
+            states_T = jax.tree.map(lambda a, a0: jnp.concatenate([a0[None], a]), states_T, carry0)
+        ys, gates, states = jax.tree.map(lambda a: jnp.moveaxis(a, 0, time_axis),
+                                         (ys_T, gates_T, states_T))
+        extras = ((gates,) if return_gates else ()) + ((states,) if all_states else ())
+        return (carry, ys, *extras)
 
     return Layer(init, apply, initial_carry, cell.output_size, config)
 
@@ -290,33 +323,78 @@ def _default_hoist() -> bool:
     return jax.default_backend() != "cpu"
 
 
-def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gates):
-    """The time loop. xs_T (T, *batch, I) -> (carry, ys_T (T, *batch, P), gates_T)."""
+def running_resets(resets, batch_shape: tuple, T: int, lengths: Array | None,
+                   time_major: bool, reverse: bool) -> Array | None:
+    """``resets`` (*batch, T) bool ((T, *batch) when time-major) as the loop reads them:
+    (T, *batch) in the order it runs, False at padding. None stays None.
+
+    A reset at t splits a sequence into segments [.., t) and [t, ..). Running forward,
+    step t restarts from the initial carry. Running backward, the same segments are
+    run from their ends: the step that restarts is t - 1, the last of the segment
+    before, which the reversed loop reaches first.
+    """
+    if resets is None:
+        return None
+    dtype = getattr(resets, "dtype", None) or np.asarray(resets).dtype
+    if dtype != np.bool_:
+        raise TypeError(f"`resets` must have a boolean dtype, got {dtype}")
+    expected = (T, *batch_shape) if time_major else (*batch_shape, T)
+    if tuple(np.shape(resets)) != expected:
+        layout = "(T, *batch)" if time_major else "(*batch, T)"
+        raise ValueError(f"`resets` must have shape {layout} = {expected} to match `xs`, got "
+                         f"shape {tuple(np.shape(resets))}")
+    resets_T = jnp.asarray(resets) if time_major else jnp.moveaxis(jnp.asarray(resets), -1, 0)
+    if lengths is not None:
+        resets_T = resets_T & (_time_index(T, lengths) < lengths[None])
+    if not reverse:
+        return resets_T
+    ends = jnp.concatenate([resets_T[1:], jnp.zeros_like(resets_T[:1])])  # t - 1 ends a segment
+    return reverse_in_time(ends[..., None], lengths)[..., 0]
+
+
+def _all_states_option(value) -> bool | None:
+    """``return_all_states`` checked: None when off, else whether to add the initial carry."""
+    if value is False:
+        return None
+    if value is True or (isinstance(value, str) and value == "with_initial"):
+        return value == "with_initial"
+    raise ValueError(f"`return_all_states` must be False, True or 'with_initial', got {value!r}")
+
+
+def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gates,
+               resets_T=None, *, states: bool = False):
+    """The time loop. xs_T (T, *batch, I) -> (carry, ys_T (T, *batch, P), gates_T or None,
+    states_T or None), states_T with the carry's fields, each (T, *batch, ...).
+
+    resets_T: (T, *batch) bool in running order (``running_resets``), or None.
+    """
     cell = config.cell
     xs_T, h_mask, zone = _dropout.regularizers(
         key, xs_T, hidden(carry), input_dropout=config.input_dropout,
         recurrent_dropout=config.recurrent_dropout, zoneout_rates=config.zoneout)
-    if choose_backend(config, return_gates, jax.default_backend()) == "cudnn":
+    loop_only = return_gates or states or resets_T is not None
+    if choose_backend(config, loop_only, jax.default_backend()) == "cudnn":
         with jax.named_scope("lstm_cudnn"):
             carry, ys_T = _run_cudnn(params, carry, xs_T, lengths)
-        return carry, ys_T, None
+        return carry, ys_T, None, None
     parallel = _default_hoist() if config.parallel is None else config.parallel  # not on CPU
     if parallel and cell.log_coefficients is not None and zone is None and not return_gates:
         with jax.named_scope(f"{cell.config.kind}_parallel_scan"):
-            carry, ys_T = _loop.parallel(cell, params, carry, xs_T, lengths)
-        return carry, ys_T, None
+            carry, ys_T, states_T = _loop.parallel(cell, params, carry, xs_T, lengths, resets_T)
+        return carry, ys_T, None, states_T if states else None
     hoist = _default_hoist() if config.hoist is None else config.hoist
     fusable = cell.config.recurrent_matmul and zone is None
-    if config.fused_backward and fusable and not (config.remat or return_gates):
+    if config.fused_backward and fusable and not (config.remat or return_gates or states):
         with jax.named_scope(f"{cell.config.kind}_fused_scan"):
-            carry, ys_T = fused_scan(cell, params, carry, xs_T, lengths, h_mask, hoist=hoist,
-                                     unroll=config.unroll)
-        return carry, ys_T, None
+            carry, ys_T = fused_scan(cell, params, carry, xs_T, lengths, h_mask, resets_T,
+                                     hoist=hoist, unroll=config.unroll)
+        return carry, ys_T, None, None
     with jax.named_scope(f"{cell.config.kind}_scan"):
-        carry, (ys_T, gates_T), _ = _loop.run(
+        carry, (ys_T, gates_T, states_T), _ = _loop.run(
             cell, params, carry, xs_T, lengths, hoist=hoist, unroll=config.unroll,
-            remat=config.remat, h_mask=h_mask, zone=zone, gates=return_gates)
-    return carry, ys_T, gates_T
+            remat=config.remat, h_mask=h_mask, zone=zone, gates=return_gates, states=states,
+            resets_T=resets_T)
+    return carry, ys_T, gates_T, states_T
 
 
 BACKENDS = ("auto", "xla", "cudnn")
@@ -329,8 +407,10 @@ def _cudnn_unsupported(config: RNNConfig) -> str | None:
     return _cudnn.unsupported(config.cell.config)
 
 
-def choose_backend(config: RNNConfig, return_gates: bool, platform: str) -> str:
-    """"xla" or "cudnn" for a layer with ``config`` on ``platform`` ("cpu", "gpu", ...).
+def choose_backend(config: RNNConfig, loop_only: bool, platform: str) -> str:
+    """"xla" or "cudnn" for a layer with ``config`` on ``platform`` ("cpu", "gpu", ...);
+    ``loop_only``: the call asks for what only the XLA loop has (``return_gates``,
+    ``resets``, ``return_all_states``).
 
     "auto" takes cuDNN on a GPU wherever it can run the layer: on an H100, cuDNN ran
     the float32 LSTM 1.7x faster forward and 2.7x faster in training than a hoisted
@@ -340,7 +420,8 @@ def choose_backend(config: RNNConfig, return_gates: bool, platform: str) -> str:
     if config.backend == "xla":
         return "xla"
     why_not = _cudnn_unsupported(config) or (
-        "`return_gates` needs the XLA loop" if return_gates else None) or (
+        "`return_gates`, `resets` and `return_all_states` need the XLA loop"
+        if loop_only else None) or (
         f"cuDNN needs a GPU; this computation runs on {platform}" if platform != "gpu" else None)
     if config.backend == "cudnn" and why_not:
         raise ValueError(f"backend='cudnn': {why_not}")

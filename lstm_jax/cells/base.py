@@ -71,9 +71,10 @@ class Layer(NamedTuple):
     Attributes:
       init: ``(key, input_size) -> params``.
       apply: ``(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
-        return_gates=False) -> (carry, ys)``, or ``(carry, ys, gates)`` with
-        ``return_gates=True``. xs is (B, T, I) (or (T, B, I) when time-major, or
-        (T, I) unbatched) and ys (B, T, output_size).
+        return_gates=False, resets=None, return_all_states=False) -> (carry, ys)``,
+        then the gates with ``return_gates`` and every step's carry with
+        ``return_all_states`` (see ``lj.rnn``). xs is (B, T, I) (or (T, B, I) when
+        time-major, or (T, I) unbatched) and ys (B, T, output_size).
       initial_carry: ``(params, batch_shape=()) -> carry``: zeros, or the learned
         carry broadcast (``lj.rnn(..., learn_initial_carry=True)``).
       output_size: the last dimension of ys.
