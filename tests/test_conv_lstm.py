@@ -186,8 +186,9 @@ def test_bidirectional_stack_and_dropout_compose():
     assert bool(jnp.all(jnp.isfinite(ys))) and not jnp.any(ys[1, 1:])
 
 
-def test_learned_initial_carry_is_per_channel_and_weight_drop_runs():
-    """learn_initial_carry: h_0, c_0 (H,) broadcast over batch and space, as carry=."""
+def test_learned_initial_carry_is_per_channel():
+    """learn_initial_carry: h_0, c_0 (H,) broadcast over batch and space, as carry=;
+    weight_drop (on the recurrent kernel) does nothing without a key."""
     cell, params = make("2d")
     learned = lj.LSTMState(h=normal((H,), 11), c=normal((H,), 12))
     xs = inputs("2d")
@@ -199,8 +200,20 @@ def test_learned_initial_carry_is_per_channel_and_weight_drop_runs():
     want = lj.rnn(cell).apply(params, xs, seq_lengths=LENGTHS, carry=start)
     for a, b in zip(jax.tree.leaves((carry, ys)), jax.tree.leaves(want)):
         assert_close(a, b, atol=1e-6)
-    _, dropped = layer.apply(lj.RNNParams(params, learned), xs, key=jax.random.key(0))
-    assert dropped.shape == ys.shape and bool(jnp.all(jnp.isfinite(dropped)))
+
+
+def test_resets_and_all_states_over_space():
+    """A reset at t restarts the whole sequence (every position of S) from the initial
+    carry; the states are the carries, (B, T, *S, H) per field."""
+    cell, params = make("1d")
+    xs = inputs("1d")
+    resets = jnp.array([[False, True, False], [False, False, False]])
+    layer = lj.rnn(cell)
+    _, ys, states = layer.apply(params, xs, resets=resets, return_all_states=True)
+    assert states.c.shape == ys.shape == (B, T, 5, H)
+    assert_close(states.h, ys, atol=1e-6)
+    _, after = layer.apply(params, xs[:1, 1:])
+    assert_close(ys[:1, 1:], after, atol=1e-6)
 
 
 # ---- gradients and precision -----------------------------------------------------------
