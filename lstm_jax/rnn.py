@@ -125,8 +125,8 @@ def rnn(
         forms the weight gradients as one GEMM over all steps after the backward scan
         (cuDNN's scheme) instead of two small GEMMs per step; the gate math itself is
         still differentiated by JAX. It applies without zoneout, ``remat`` and
-        ``return_gates``, to cells whose recurrence is a matmul (not ``lj.indrnn``);
-        elsewhere plain autodiff is used. Forward-mode autodiff
+        ``return_gates``, to cells whose recurrence is one dense matmul (not
+        ``lj.indrnn``, ``lj.slstm``, ``lj.conv_lstm``); elsewhere plain autodiff is used. Forward-mode autodiff
         (``jax.jvp``, ``jax.jacfwd``) cannot pass its ``custom_vjp``: set False for it.
       backend: ``"xla"`` runs the loop above; ``"cudnn"`` runs cuDNN's LSTM through
         ``jax.experimental.rnn`` (GPU only; the plain float32 LSTM without dropout,

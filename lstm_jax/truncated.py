@@ -88,6 +88,9 @@ def truncated_bptt(layer: Layer | Cell, *, chunk: int) -> Layer:
             "truncated_bptt cannot chunk a bidirectional layer: its backward half runs "
             "from the end of each sequence, so no carry can pass from one chunk to the "
             "next in its direction; truncate forward layers only")
+    if any(cell.config.feature_axes > 1 for cell in layer.cells):
+        raise ValueError("truncated_bptt runs layers over (B, T, I) sequences; a cell with "
+                         "spatial inputs (lj.conv_lstm) is not supported")
     config = TruncatedConfig(layer, chunk)
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
