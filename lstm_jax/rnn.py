@@ -137,9 +137,9 @@ def rnn(
         ``lj.min_lstm``) as an associative scan over time, all steps at once, instead
         of step by step (same results to float rounding). It applies without
         zoneout and ``return_gates``; other cells always run step by step. None
-        chooses per backend: on for GPU/TPU, off on CPU, where the scan's extra
-        logaddexp work made minGRU 6x slower forward and 3x slower in training than
-        stepping at (B, T, I, H) = (16, 1024, 64, 128) on 2 cores.
+        chooses per backend: on for GPU/TPU, off on CPU, where the scan took 2.4-5.8x
+        the stepped loop's time forward and 1.2-2.9x in training at T = 256 to 4096
+        (benchmarks/RESULTS.md, "Parallel in time").
 
     Returns:
       A ``Layer``; ``apply(params, xs, *, seq_lengths=None, carry=None, reverse=False,
