@@ -78,9 +78,12 @@ def test_help_lists_every_config_field_with_type_default_and_comment(capsys):
 def test_option_values_need_no_quoting_and_merge_into_the_experiments(tmp_path):
     base = lt.load_experiment("adding").config()
     config = lt.config.cli(base, ["--cell-options", "activation=relu", "forget_bias=0",
-                                  "--task-options", "length=30", "--cell", "gru"], prog="x")
+                                  "--task-options", "length=30", "--cell", "gru",
+                                  "--rnn-options", "learn_initial_carry=true",
+                                  "fused_backward=FALSE"], prog="x")
     assert config.cell_options == {"activation": "relu", "forget_bias": 0}
     assert config.task_options == {"length": 30} and config.cell == "gru"
+    assert config.rnn_options == {"learn_initial_carry": True, "fused_backward": False}
 
 
 def test_default_run_directory_is_under_runs(tmp_path):

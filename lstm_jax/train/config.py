@@ -4,8 +4,8 @@ Every field has a type, a default and a comment; the command line is built from 
 with tyro (``lstm-jax train adding --help`` lists them), so a value is parsed against
 its declared type and never ``eval``ed. Option dicts (``task_options``,
 ``cell_options``, ``rnn_options``) are given as ``KEY=VALUE`` pairs whose values are
-read as Python literals when they are one and as strings otherwise
-(``--cell-options activation=relu forget_bias=0``); the pairs given replace those keys
+read as Python literals when they are one (``true``/``false`` too) and as strings
+otherwise (``--cell-options activation=relu forget_bias=0``); the pairs given replace those keys
 of the experiment's dict and keep the others.
 """
 
@@ -30,6 +30,8 @@ class GivenOptions(dict):
 
 
 def _literal(text: str) -> Any:
+    if text.lower() in ("true", "false"):  # as YAML and JSON spell them, too
+        return text.lower() == "true"
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -39,8 +41,8 @@ def _literal(text: str) -> Any:
 def parse_options(items: list[str]) -> GivenOptions:
     """``["length=50", "activation=relu"]`` -> ``{"length": 50, "activation": "relu"}``.
 
-    >>> parse_options(["length=50", "activation=relu", "peephole=True"])
-    {'length': 50, 'activation': 'relu', 'peephole': True}
+    >>> parse_options(["length=50", "activation=relu", "peephole=True", "bias=false"])
+    {'length': 50, 'activation': 'relu', 'peephole': True, 'bias': False}
     """
     options = GivenOptions()
     for item in items:
