@@ -78,9 +78,8 @@ class _Module(nn.Module):
             if layer.cell is None:
                 raise TypeError("only a module running one cell (RNN, LSTM, GRU) steps as a "
                                 f"cell, got a layer of {type(layer.config).__name__}")
-            if isinstance(params, RNNParams):  # learn_initial_carry: initialize_carry's
-                params = params.cell
-            return layer.cell.step(params, xs, x_t)
+            cell_params = params.cell if isinstance(params, RNNParams) else params  # learned carry
+            return layer.cell.step(cell_params, xs, x_t)
         hint = (': True for evaluation, False (with rngs={"%s": key}) for training'
                 % self.rng_collection)
         key = None
@@ -92,10 +91,9 @@ class _Module(nn.Module):
     __call__.__doc__ = _common.CALL_DOC.format(rngs="")
 
     def initialize_carry(self, batch_shape: Sequence[int] = (), input_shape=None):
-        """The initial carry for a batch of shape ``batch_shape`` (e.g. ``(B,)``): zeros,
-        or on a bound module with ``learn_initial_carry`` the learned one; it draws no
-        randomness. ``(rng, input_shape)``, as flax's ``nn.RNN`` calls a cell's, works
-        too (the rng is not used)."""
+        """The initial carry for a batch of shape ``batch_shape`` (e.g. ``(B,)``): zeros, or
+        the learned one when bound; no randomness. ``(rng, input_shape)``, as flax's
+        ``nn.RNN`` calls a cell's, works too (the rng is not used)."""
         layer = self._functional
         if input_shape is not None:
             batch_shape = tuple(input_shape)[:-1]

@@ -70,10 +70,8 @@ class RecurrentLayer(nnx.Module):
         self.return_carry = return_carry
         self.deterministic = deterministic
         self.rng_collection = rng_collection
-        if isinstance(layer, RecurrentLayer):
-            params = layer.get_params()
-        else:
-            params = self.layer.init(rngs.params(), self.input_size)
+        own = isinstance(layer, RecurrentLayer)  # a module given brings its params
+        params = layer.get_params() if own else self.layer.init(rngs.params(), self.input_size)
         self.params = nnx.data(jax.tree.map(nnx.Param, _common.to_dict(params)))
         self.rngs = rngs[rng_collection].fork() if self.layer.uses_key else nnx.data(None)
 
@@ -81,9 +79,8 @@ class RecurrentLayer(nnx.Module):
                  deterministic: bool | None = None,
                  rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None, **apply_options):
         hint = ", or set with module.train()/eval()"
-        key = None
-        if _common.wants_key(self.layer, self.deterministic, deterministic, hint):
-            key = self._key(rngs)
+        wants = _common.wants_key(self.layer, self.deterministic, deterministic, hint)
+        key = self._key(rngs) if wants else None
         out = self.layer.apply(self._params(), xs, carry=initial_carry, key=key, **apply_options)
         return _common.outputs(out, self.return_carry if return_carry is None else return_carry)
 
@@ -113,9 +110,8 @@ class RecurrentLayer(nnx.Module):
                      _common.to_dict(params), is_leaf=lambda x: isinstance(x, nnx.Variable))
 
     def initialize_carry(self, batch_shape: Sequence[int] = ()):
-        """The initial carry for a batch of shape ``batch_shape`` (e.g. ``(B,)``): zeros,
-        or the learned one (``learn_initial_carry``); it draws no randomness:
-        ``layer.initial_carry(params, batch_shape)``."""
+        """``layer.initial_carry(params, batch_shape)``, e.g. batch_shape ``(B,)``: zeros,
+        or the learned one (``learn_initial_carry``); it draws no randomness."""
         return self.layer.initial_carry(self.get_params(), tuple(batch_shape))
 
     def set_view(self, deterministic: bool | None = None):
