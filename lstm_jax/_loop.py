@@ -25,6 +25,11 @@ def per_batch(mask: jax.Array, leaf: jax.Array) -> jax.Array:
     return mask.reshape(mask.shape + (1,) * (leaf.ndim - mask.ndim))
 
 
+def time_index(T: int, lengths: jax.Array) -> jax.Array:
+    """(T, *batch) array of t, shaped to compare with ``lengths`` (*batch,)."""
+    return jnp.arange(T).reshape((T,) + (1,) * lengths.ndim)
+
+
 def restart(carry0, carry, reset_t):
     """``carry`` with each sequence where reset_t (*batch,) bool is set back to ``carry0``.
 
@@ -184,7 +189,7 @@ def parallel(cell: Cell, params, carry, xs_T, lengths=None, resets_T=None):
     h_T = jnp.exp(A) * carry.astype(wide)[None] + jnp.exp(Bs)  # (T, *batch, H)
     if lengths is None:
         return h_T[-1].astype(carry.dtype), h_T.astype(out_dtype), h_T.astype(carry.dtype)
-    valid = (jnp.arange(T).reshape((T,) + (1,) * lengths.ndim) < lengths[None])[..., None]
+    valid = (time_index(T, lengths) < lengths[None])[..., None]
     last = jnp.take_along_axis(h_T, jnp.maximum(lengths - 1, 0)[None, ..., None], axis=0)[0]
     carry = jnp.where((lengths > 0)[..., None], last.astype(carry.dtype), carry)
     states_T = jnp.where(valid, h_T.astype(carry.dtype), carry[None])

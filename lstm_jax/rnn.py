@@ -300,11 +300,6 @@ def _start(cell: Cell, params, learned, batch_shape: tuple):
     return jax.tree.map(lambda a: jnp.broadcast_to(a, (*batch_shape, *a.shape)), learned)
 
 
-def _time_index(T: int, lengths: Array) -> Array:
-    """(T, *batch) array of t, shaped to compare with ``lengths`` (*batch,)."""
-    return jnp.arange(T).reshape((T,) + (1,) * lengths.ndim)
-
-
 def reverse_in_time(xs_T: Array, lengths: Array | None) -> Array:
     """Reverse (T, *batch, F) along time; with lengths, each sequence within its length.
 
@@ -313,7 +308,7 @@ def reverse_in_time(xs_T: Array, lengths: Array | None) -> Array:
     """
     if lengths is None:
         return jnp.flip(xs_T, axis=0)
-    t = _time_index(xs_T.shape[0], lengths)
+    t = _loop.time_index(xs_T.shape[0], lengths)
     n = lengths[None]
     source = jnp.where(t < n, n - 1 - t, t)  # (T, *batch)
     return jnp.take_along_axis(xs_T, source[..., None], axis=0)
@@ -345,7 +340,7 @@ def running_resets(resets, batch_shape: tuple, T: int, lengths: Array | None,
                          f"shape {tuple(np.shape(resets))}")
     resets_T = jnp.asarray(resets) if time_major else jnp.moveaxis(jnp.asarray(resets), -1, 0)
     if lengths is not None:
-        resets_T = resets_T & (_time_index(T, lengths) < lengths[None])
+        resets_T = resets_T & (_loop.time_index(T, lengths) < lengths[None])
     if not reverse:
         return resets_T
     ends = jnp.concatenate([resets_T[1:], jnp.zeros_like(resets_T[:1])])  # t - 1 ends a segment
