@@ -33,6 +33,18 @@ def rate(name: str, value: Any) -> float:
     return float(value)
 
 
+def flag(name: str, value: Any, *, optional: bool = False) -> bool | None:
+    """Return ``value`` if it is True or False (or None, when ``optional``: "choose for
+    me"), else raise naming ``name``: a string such as "False" from a config is refused,
+    not read as True."""
+    if optional and value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        allowed = "True, False or None" if optional else "True or False"
+        raise TypeError(f"`{name}` must be {allowed}, got {value!r}")
+    return bool(value)
+
+
 def one_of(name: str, value: Any, choices) -> Any:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {sorted(choices)}, got {value!r}")
@@ -136,10 +148,11 @@ def input_size(name: str, x: jax.Array, expected: int) -> None:
         )
 
 
-def sequence(xs, seq_lengths, time_major: bool, features: int, feature_axes: int = 1):
+def sequence(xs, seq_lengths, time_major: bool, features: int | None, feature_axes: int = 1):
     """Validate a layer's inputs; return (xs, batch_shape, seq_lengths or None).
 
-    ``feature_axes`` counts the trailing axes of x_t that are not batch axes (the
+    ``features``: the I that params expect, or None for a cell that cannot say (its
+    ``step`` then meets xs as it is). ``feature_axes`` counts the trailing axes of x_t that are not batch axes (the
     cell's ``config.feature_axes``): 1 for (I,), 1 + N for N spatial axes (*S, I).
     """
     xs = float_array("xs", xs)
@@ -149,7 +162,8 @@ def sequence(xs, seq_lengths, time_major: bool, features: int, feature_axes: int
         spatial = "" if feature_axes == 1 else f" with {feature_axes - 1} spatial axes S"
         raise ValueError(f"`xs` must have shape {layout} or (T, {step}){spatial}, got shape "
                          f"{tuple(xs.shape)}")
-    input_size("xs", xs, features)
+    if features is not None:
+        input_size("xs", xs, features)
     batch_ndim = xs.ndim - 1 - feature_axes
     if time_major:
         T, batch_shape = xs.shape[0], tuple(xs.shape[1 : 1 + batch_ndim])

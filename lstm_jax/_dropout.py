@@ -33,7 +33,13 @@ def weight_drop(key, params, rate: float):
     if key is None or rate == 0:
         return params, key
     weight_key, key = jax.random.split(key)
-    return params._replace(w_hh=drop(weight_key, params.w_hh, rate)), key
+    w_hh = drop(weight_key, recurrent_weight(params), rate)
+    return ({**params, "w_hh": w_hh} if isinstance(params, dict) else params._replace(w_hh=w_hh)), key
+
+
+def recurrent_weight(params):
+    """``params``' recurrent weight w_hh (a field or a dict key), or None."""
+    return params.get("w_hh") if isinstance(params, dict) else getattr(params, "w_hh", None)
 
 
 def uses_zoneout(rates) -> bool:
@@ -68,12 +74,26 @@ def zoneout(rates, key, old, new):
     return jax.tree.unflatten(treedef, leaves)
 
 
-def regularizers(key, xs_T, h, *, input_dropout: float, recurrent_dropout: float,
-                 zoneout_rates: Any) -> tuple[Array, Array | None, Callable | None]:
-    """(xs_T with input dropout, the mask of h_{t-1} or None, ``zone(t, old, new)`` or None).
+def zone(rates, key) -> Callable | None:
+    """``zone(t, old, new)``: zoneout at ``rates`` with a fresh draw at each step t from
+    ``key`` (its expectation without one); None when every rate is 0."""
+    if not uses_zoneout(rates):
+        return None
+
+    def zone_step(t, old, new):
+        step_key = None if key is None else jax.random.fold_in(key, t)
+        return zoneout(rates, step_key, old, new)
+
+    return zone_step
+
+
+def regularizers(key, xs_T, h, *, input_dropout: float, recurrent_dropout: float
+                 ) -> tuple[Array, Array | None, Array | None]:
+    """(xs_T with input dropout, the mask of h_{t-1} or None, zoneout's key or None).
 
     Without a key there is no dropout and zoneout uses its expectation; one mask per
-    sequence for both dropouts (variational), a fresh zoneout draw at every step t.
+    sequence for both dropouts (variational); ``zone(rates, zoneout's key)`` draws
+    afresh at every step.
     """
     keys = [None] * 3 if key is None else list(jax.random.split(key, 3))
     if keys[0] is not None and input_dropout > 0:
@@ -81,11 +101,4 @@ def regularizers(key, xs_T, h, *, input_dropout: float, recurrent_dropout: float
     h_mask = None
     if keys[1] is not None and recurrent_dropout > 0:
         h_mask = mask(keys[1], recurrent_dropout, h.shape, h.dtype)
-    if not uses_zoneout(zoneout_rates):
-        return xs_T, h_mask, None
-
-    def zone(t, old, new):
-        step_key = None if keys[2] is None else jax.random.fold_in(keys[2], t)
-        return zoneout(zoneout_rates, step_key, old, new)
-
-    return xs_T, h_mask, zone
+    return xs_T, h_mask, keys[2]

@@ -1,12 +1,15 @@
 """The one time loop below every runner: scan, per-step projections, padding mask, resets.
 
 ``run`` scans a cell over xs_T (T, *batch, I). Each step first ``restart``s the carry
-where a reset is set (back to the carry the loop began with), then computes the input
-part of the gate pre-activations (or reads it, hoisted: ``cell.project_inputs`` on all
-T steps at once before the loop), the recurrent part ``cell.project_hidden``, and then
-``masked_step``: the cell's ``combine``, zoneout, and at padding the old carry and zero
-outputs. ``rnn`` calls it for plain autodiff; ``_fused`` wraps the same call in its
-``custom_vjp`` and differentiates ``restart`` and ``masked_step`` in its backward pass.
+where a reset is set (back to the carry the loop began with), then advances it: a cell
+with only ``step`` is called as it is; a cell with the projections capability has the
+input part of its gate pre-activations computed (or read, hoisted:
+``cell.project_inputs`` on all T steps at once before the loop), then the recurrent part
+``cell.project_hidden``, then ``combine_step``: the cell's ``combine`` and ``masked``.
+``masked`` applies zoneout to the carry and, at padding, keeps the old carry and zeroes
+the outputs. ``rnn`` calls ``run`` for plain autodiff; ``_fused`` wraps the same call in
+its ``custom_vjp`` and differentiates ``restart`` and ``combine_step`` in its backward
+pass.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import Cell, hidden, output_dtype
+from lstm_jax.cells import protocol
 
 
 def per_batch(mask: jax.Array, leaf: jax.Array) -> jax.Array:
@@ -41,30 +44,34 @@ def restart(carry0, carry, reset_t):
     return jax.tree.map(lambda c0, c: jnp.where(per_batch(reset_t, c), c0, c), carry0, carry)
 
 
-def masked_step(cell: Cell, params, carry, gx_t, gh_t, t, lengths, zone=None,
-                gates: bool = False):
-    """``(carry, y_t, gates or None)`` of step t: combine, zoneout, then padding.
+def masked(carry, new, y_t, step_gates, t, lengths, zone=None):
+    """``(carry, y_t, gates)`` of step t after zoneout and padding.
 
-    At t >= lengths (*batch,) the carry is held and y_t (and the gates) are 0.
-    ``zone(t, old, new)`` mixes in the old carry (zoneout); the output is the new h.
+    ``zone(t, old, new)`` mixes the old carry into the new one (zoneout); y_t stays what
+    the cell returned. At t >= lengths (*batch,) the old carry is held and y_t and the
+    gates are 0. Every leaf may have any trailing axes after the batch axes.
     """
-    new, y_t, step_gates = cell.combine(params, carry, gx_t, gh_t)
     if zone is not None:
         new = zone(t, carry, new)
-        y_t = hidden(new).astype(y_t.dtype)  # the output is the zoned-out h
-    step_gates = step_gates if gates else None
-    if lengths is not None:
-        valid = (t < lengths)[..., None]  # (*batch, 1)
-        new = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
-        y_t, step_gates = jax.tree.map(lambda a: jnp.where(valid, a, 0).astype(a.dtype),
-                                       (y_t, step_gates))
+    if lengths is None:
+        return new, y_t, step_gates
+    valid = t < lengths  # (*batch,)
+    new = jax.tree.map(lambda n, o: jnp.where(per_batch(valid, n), n, o), new, carry)
+    y_t, step_gates = jax.tree.map(
+        lambda a: jnp.where(per_batch(valid, a), a, 0).astype(a.dtype), (y_t, step_gates))
     return new, y_t, step_gates
 
 
-def run(cell: Cell, params, carry, xs_T, lengths=None, *, hoist: bool, unroll: int = 1,
+def combine_step(cell, params, carry, gx_t, gh_t, t, lengths, zone=None, gates: bool = False):
+    """``(carry, y_t, gates or None)`` of step t of a cell with projections: its
+    ``combine``, then ``masked``."""
+    new, y_t, step_gates = cell.combine(params, carry, gx_t, gh_t)
+    return masked(carry, new, y_t, step_gates if gates else None, t, lengths, zone)
+
+
+def run(cell, params, carry, xs_T, lengths=None, *, hoist: bool = False, unroll: int = 1,
         remat: bool | int = False, h_mask=None, zone=None, gates: bool = False,
-        states: bool = False, resets_T=None, emit: Callable | None = None,
-        combine_params=None):
+        states: bool = False, resets_T=None, emit: Callable | None = None):
     """Scan ``cell`` over xs_T (T, *batch, I): ``(carry, outputs_T, gx_T or None)``.
 
     Args:
@@ -73,7 +80,7 @@ def run(cell: Cell, params, carry, xs_T, lengths=None, *, hoist: bool, unroll: i
         the hoisted projections (T, *batch, G) are returned as gx_T, else None.
       unroll, remat: as for ``lj.rnn``.
       h_mask: multiplies h_{t-1} before the recurrent matmul (recurrent dropout).
-      zone: zoneout, see ``masked_step``.
+      zone: zoneout, see ``masked``.
       gates: keep each step's gate activations for ``emit``.
       states: stack each step's new carry (else None) as the third default output.
       resets_T: (T, *batch) bool or None, in the order the loop runs: where set, step t
@@ -81,23 +88,29 @@ def run(cell: Cell, params, carry, xs_T, lengths=None, *, hoist: bool, unroll: i
       emit: ``(y_t, gates, carry_{t-1}, gx_t, gh_t, carry_t) -> what step t stacks``,
         carry_{t-1} as step t read it (after ``restart``); by default
         ``(y_t, gates or None, carry_t or None)``.
-      combine_params: the params ``combine`` reads, if not ``params`` (the fused
-        pass gives them without w_ih and w_hh).
+
+    ``hoist``, ``h_mask``, ``gates`` and ``emit``'s gx_t, gh_t need the projections
+    capability; a cell with ``step`` alone gets None for gx_t and gh_t.
     """
     def stacked(y_t, step_gates, carry, gx_t, gh_t, new):
         return y_t, step_gates, new if states else None
 
     emit = emit or stacked
-    rest = params if combine_params is None else combine_params
+    split = protocol.has(cell, "projections")
     inputs_T = cell.project_inputs(params, xs_T) if hoist else xs_T
     carry0 = carry
 
     def body(carry, inputs):
         t, x_t, reset_t = inputs
         carry = restart(carry0, carry, reset_t)
+        if not split:
+            new, y_t = cell.step(params, carry, x_t)
+            new, y_t, _ = masked(carry, new, y_t, None, t, lengths, zone)
+            return new, emit(y_t, None, carry, None, None, new)
         gx_t = x_t if hoist else cell.project_inputs(params, x_t)
         gh_t = cell.project_hidden(params, carry, h_mask)
-        new, y_t, step_gates = masked_step(cell, rest, carry, gx_t, gh_t, t, lengths, zone, gates)
+        new, y_t, step_gates = combine_step(cell, params, carry, gx_t, gh_t, t, lengths, zone,
+                                            gates)
         return new, emit(y_t, step_gates, carry, gx_t, gh_t, new)
 
     T = xs_T.shape[0]
@@ -152,7 +165,7 @@ def _widen(y):
     return y.astype(jnp.float32) if narrow else y
 
 
-def parallel(cell: Cell, params, carry, xs_T, lengths=None, resets_T=None):
+def parallel(cell, params, carry, xs_T, lengths=None, resets_T=None):
     """``(carry, ys_T, states_T)`` of a cell with ``log_coefficients`` over xs_T
     (T, *batch, I), all steps at once: h_t = a_t ⊙ h_{t-1} + b_t as
     ``jax.lax.associative_scan``.
@@ -169,7 +182,8 @@ def parallel(cell: Cell, params, carry, xs_T, lengths=None, resets_T=None):
     at least float32.
     """
     T = xs_T.shape[0]
-    out_dtype = output_dtype(cell.config.dtype, carry.dtype)
+    x_t = jax.ShapeDtypeStruct(xs_T.shape[1:], xs_T.dtype)
+    out_dtype = jax.eval_shape(cell.step, params, carry, x_t)[1].dtype  # y_t's
     if T == 0:
         return carry, jnp.zeros((0, *carry.shape), out_dtype), carry[None][:0]
     wide = jnp.promote_types(carry.dtype, jnp.float32)

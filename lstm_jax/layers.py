@@ -10,7 +10,8 @@ import jax.numpy as jnp
 
 from lstm_jax import _checks
 from lstm_jax._dropout import drop
-from lstm_jax.cells.base import Cell, Layer
+from lstm_jax.cells import protocol
+from lstm_jax.cells.base import Layer
 from lstm_jax.rnn import rnn
 
 
@@ -29,13 +30,29 @@ MERGES: dict[str, Callable] = {
 }
 
 
-def as_layer(cell_or_layer: Cell | Layer) -> Layer:
-    """A ``Layer`` as is; a ``Cell`` wrapped in ``rnn`` with default options."""
+def as_layer(cell_or_layer: Any) -> Layer:
+    """A ``Layer`` as is; a cell (any object of the cell protocol) wrapped in ``rnn``
+    with default options."""
     if isinstance(cell_or_layer, Layer):
         return cell_or_layer
-    if isinstance(cell_or_layer, Cell):
+    if protocol.is_cell(cell_or_layer):
         return rnn(cell_or_layer)
-    raise TypeError(f"expected a Cell or a Layer, got {type(cell_or_layer).__name__}")
+    raise TypeError(f"expected a cell (init, initial_carry, step) or a Layer, got "
+                    f"{type(cell_or_layer).__name__}")
+
+
+def output_size(layer: Layer, input_size: int) -> int:
+    """The last dimension of ``layer``'s ys for inputs of ``input_size`` features:
+    ``layer.output_size``, or where a cell does not say it before ``init``, read from
+    the shapes of one traced ``init`` and ``apply`` (nothing is computed)."""
+    if layer.output_size is not None:
+        return layer.output_size
+
+    def ys():
+        params = layer.init(jax.random.key(0), input_size)
+        return layer.apply(params, jnp.zeros((1, 1, input_size)))[1]
+
+    return jax.eval_shape(ys).shape[-1]
 
 
 def _time_major(layers) -> bool:
@@ -66,16 +83,14 @@ class BidirectionalConfig:
         return self.forward.uses_key or self.backward.uses_key
 
 
-def bidirectional(
-    forward: Cell | Layer, backward: Cell | Layer | None = None, *, merge: str = "concat"
-) -> Layer:
+def bidirectional(forward: Any, backward: Any = None, *, merge: str = "concat") -> Layer:
     """Run one layer forward in time and one backward, and merge their outputs.
 
     The backward layer sees each sequence reversed within its own length, so padded
     batches give the same result as unpadded ones (PyTorch's packed sequences).
 
     Args:
-      forward: a Cell or Layer for the forward direction.
+      forward: a cell or Layer for the forward direction.
       backward: for the backward direction; a fresh copy of ``forward`` when None
         (the same options, its own parameters).
       merge: how ys are combined: ``"concat"`` (B, T, P_f + P_b), ``"sum"``, ``"mean"``
@@ -96,12 +111,12 @@ def bidirectional(
     fwd = as_layer(forward)
     bwd = fwd if backward is None else as_layer(backward)
     merge_fn = MERGES[_checks.one_of("merge", merge, MERGES)]
-    if merge != "concat" and fwd.output_size != bwd.output_size:
-        raise ValueError(
-            f"merge={merge!r} needs equal output sizes, got {fwd.output_size} and "
-            f"{bwd.output_size}"
-        )
-    output_size = fwd.output_size + bwd.output_size if merge == "concat" else fwd.output_size
+    sizes = (fwd.output_size, bwd.output_size)
+    _check_merge(merge, *sizes)
+    if None in sizes:
+        size = None
+    else:
+        size = sum(sizes) if merge == "concat" else sizes[0]
     config = BidirectionalConfig(fwd, bwd, merge, _time_major([fwd, bwd]))
 
     def init(key, input_size):
@@ -123,12 +138,21 @@ def bidirectional(
                       **_given(resets, return_all_states))
         out_f = fwd.apply(params[0], xs, carry=carry[0], reverse=reverse, key=k_fwd, **common)
         out_b = bwd.apply(params[1], xs, carry=carry[1], reverse=not reverse, key=k_bwd, **common)
+        _check_merge(merge, out_f[1].shape[-1], out_b[1].shape[-1])
         ys = merge_fn(out_f[1], out_b[1])
         # carry, then gates and states when asked for: each as Directions(forward, backward)
         return (Directions(out_f[0], out_b[0]), ys,
                 *(Directions(f, b) for f, b in zip(out_f[2:], out_b[2:])))
 
-    return Layer(init, apply, initial_carry, output_size, config)
+    return Layer(init, apply, initial_carry, size, config)
+
+
+def _check_merge(merge: str, forward_size: int | None, backward_size: int | None) -> None:
+    """A merge other than concat needs equal output sizes (checked once both are known)."""
+    if merge != "concat" and None not in (forward_size, backward_size) and (
+            forward_size != backward_size):
+        raise ValueError(f"merge={merge!r} needs equal output sizes, got {forward_size} and "
+                         f"{backward_size}")
 
 
 def _given(resets, return_all_states) -> dict:
@@ -171,7 +195,7 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
     """Layers applied one after another, each reading the previous one's ys.
 
     Args:
-      layers: a sequence of Layers (or Cells, wrapped in ``rnn``).
+      layers: a sequence of Layers (or cells, wrapped in ``rnn``).
       dropout: dropout on the outputs of every layer but the last, as
         ``torch.nn.LSTM(dropout=p)``: in [0, 1), or 1 to zero them all (as torch
         allows). Active only when ``apply`` gets a ``key``.
@@ -200,7 +224,7 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
         params = []
         for layer, layer_key in zip(layers, jax.random.split(key, len(layers))):
             params.append(layer.init(layer_key, input_size))
-            input_size = layer.output_size
+            input_size = output_size(layer, input_size)
         return tuple(params)
 
     def initial_carry(params, batch_shape=()):

@@ -25,7 +25,8 @@ import numpy as np
 
 from lstm_jax import _checks, _cudnn, _dropout, _loop
 from lstm_jax._fused import fused_scan
-from lstm_jax.cells.base import Cell, Layer, hidden
+from lstm_jax.cells import protocol
+from lstm_jax.cells.base import Layer, hidden
 
 Array = jax.Array
 
@@ -41,7 +42,7 @@ class RNNParams(NamedTuple):
 class RNNConfig:
     """Options of ``rnn``; see its docstring."""
 
-    cell: Cell
+    cell: Any  # any cell of lstm_jax.cells.protocol
     unroll: int = 1
     remat: bool | int = False
     time_major: bool = False
@@ -51,7 +52,7 @@ class RNNConfig:
     zoneout: Any = 0.0
     weight_drop: float = 0.0
     learn_initial_carry: bool = False
-    fused_backward: bool = True
+    fused_backward: bool | None = None
     backend: str = "auto"
     parallel: bool | None = None
     kind = "rnn"
@@ -63,7 +64,7 @@ class RNNConfig:
 
 
 def rnn(
-    cell: Cell,
+    cell: Any,
     *,
     unroll: int = 1,
     remat: bool | int = False,
@@ -74,14 +75,22 @@ def rnn(
     zoneout: Any = 0.0,
     weight_drop: float = 0.0,
     learn_initial_carry: bool = False,
-    fused_backward: bool = True,
+    fused_backward: bool | None = None,
     backend: str = "auto",
     parallel: bool | None = None,
 ) -> Layer:
     """Run ``cell`` over whole sequences.
 
     Args:
-      cell: a ``Cell`` from ``lj.lstm``, ``lj.gru``, ``lj.simple``.
+      cell: any cell: an object with ``init``, ``initial_carry`` and ``step``
+        (``lstm_jax.cells.protocol.RecurrentCell``), such as ``lj.lstm(...)``. Every
+        option below works with those three alone, except the ones that need a
+        capability (``protocol.OPTIONS``): ``hoist=True``, ``fused_backward=True``,
+        ``recurrent_dropout``, ``weight_drop`` and ``return_gates`` need the
+        projections (``project_inputs``, ``project_hidden``, ``combine``),
+        ``parallel=True`` needs ``log_coefficients`` and ``backend="cudnn"``
+        ``cudnn_weights``. Asking for one the cell lacks is a ValueError naming both;
+        the defaults (None, "auto") choose what the cell supports.
       unroll: time steps per iteration of the compiled loop (``lax.scan``'s unroll);
         results are identical for every value.
       remat: bound activation memory for long sequences. True splits the T steps into
@@ -91,16 +100,19 @@ def rnn(
       time_major: xs is (T, B, I) and ys (T, B, P) instead of (B, T, I), (B, T, P).
       hoist: compute the input projection x_t @ W_ih for all T steps as one GEMM
         before the loop, leaving only h_{t-1} @ W_hh inside it. None chooses per
-        backend: on for GPU/TPU, off on CPU, where XLA runs the per-step form faster
-        (see benchmarks/). Results agree to float rounding either way.
+        backend: on for GPU/TPU (for a cell with projections), off on CPU, where XLA
+        runs the per-step form faster (see benchmarks/). Results agree to float
+        rounding either way.
       input_dropout: variational dropout of x_t (Gal & Ghahramani, 2016): one mask per
         sequence, the same at every step. Active only when ``apply`` gets a ``key``.
       recurrent_dropout: variational dropout of h_{t-1} where it enters the recurrent
         matmul, one mask per sequence.
       zoneout: probability that a carry unit keeps its previous value at a step
-        (Krueger et al., 2017). A float for every carry field, or rates shaped like the
+        (Krueger et al., 2017). A float for every carry leaf, or rates shaped like the
         carry, e.g. ``lj.LSTMState(h=0.05, c=0.5)``. Without a key the expectation is
-        used: carry = p·old + (1 - p)·new.
+        used: carry = p·old + (1 - p)·new. Zoneout acts on the carry only: ys are what
+        the cell's step returned (an LSTM's unzoned h_t), the next step reads the
+        zoned carry.
       weight_drop: DropConnect on the recurrent weight w_hh (Merity et al., 2017, the
         AWD-LSTM's weight-drop): each entry of w_hh is zeroed with probability p and the
         rest scaled by 1/(1 - p), one mask per ``apply`` call, the same at every step and
@@ -124,20 +136,24 @@ def rnn(
       fused_backward: differentiate the loop with a hand-written backward pass that
         forms the weight gradients as one GEMM over all steps after the backward scan
         (cuDNN's scheme) instead of two small GEMMs per step; the gate math itself is
-        still differentiated by JAX. It applies without zoneout, ``remat`` and
-        ``return_gates``, to cells whose recurrence is one dense matmul (not
-        ``lj.indrnn``, ``lj.slstm``, ``lj.conv_lstm``); elsewhere plain autodiff is used. Forward-mode autodiff
-        (``jax.jvp``, ``jax.jacfwd``) cannot pass its ``custom_vjp``: set False for it.
+        still differentiated by JAX. It needs the projections capability and saves
+        every step's carry, so it cannot be combined with ``remat``. None (the
+        default) takes it for a cell with projections and no ``remat``; True insists
+        (a ValueError where it cannot run); False is plain autodiff. ``apply`` with
+        ``return_gates`` or ``return_all_states`` runs plain autodiff, as documented
+        there. Forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``) cannot pass its
+        ``custom_vjp``: set False for it.
       backend: ``"xla"`` runs the loop above; ``"cudnn"`` runs cuDNN's LSTM through
         ``jax.experimental.rnn`` (GPU only; the plain float32 LSTM without dropout,
         zoneout or ``return_gates``; same padding and reversal semantics);
         ``"auto"`` takes cuDNN on a GPU for the configurations it runs and XLA
         everywhere else.
       parallel: run a cell whose step is linear in h_{t-1} (``lj.min_gru``,
-        ``lj.min_lstm``) as an associative scan over time, all steps at once, instead
-        of step by step (same results to float rounding). It applies without
-        zoneout and ``return_gates``; other cells always run step by step. None
-        chooses per backend: on for GPU/TPU, off on CPU, where the scan took 2.4-5.8x
+        ``lj.min_lstm``: the ``log_coefficients`` capability) as an associative scan
+        over time, all steps at once, instead of step by step (same results to float
+        rounding). It cannot zone out between steps (a ValueError with ``zoneout``);
+        ``apply`` with ``return_gates`` runs step by step. None chooses per backend
+        for the cells that have it: on for GPU/TPU, off on CPU, where the scan took 2.4-5.8x
         the stepped loop's time forward and 1.2-2.9x in training at T = 256 to 4096
         (benchmarks/RESULTS.md, "Parallel in time").
 
@@ -157,7 +173,8 @@ def rnn(
         original order.
       - ``key``: randomness for dropout, zoneout and weight-drop; None means evaluation.
       - ``return_gates``: also return the cell's per-step activations (e.g.
-        ``LSTMGates`` with fields (B, T, H)), zero at padding.
+        ``LSTMGates`` with fields (B, T, H)), zero at padding; needs ``combine``, and
+        runs the plain loop (not the fused or parallel pass).
       - ``resets`` (B, T) bool ((T, B) when time-major): where ``resets[b, t]`` is set,
         the carry returns to the initial one (``carry``, or the default) before step t,
         so the segments between resets run as separate sequences (episodes in RL,
@@ -193,28 +210,22 @@ def rnn(
     ((6,), (3, 6))
     >>> carry, ys = layer.apply(params, xs, key=jax.random.key(1))  # training
     """
-    if not isinstance(cell, Cell):
-        raise TypeError(f"`cell` must be a Cell such as lj.lstm(...), got {type(cell).__name__}")
     config = RNNConfig(
-        cell=cell,
+        cell=protocol.check_cell(cell),
         unroll=_checks.positive_int("unroll", unroll),
         remat=remat if isinstance(remat, bool) else _checks.positive_int("remat", remat),
-        time_major=bool(time_major),
-        hoist=hoist,
+        time_major=_checks.flag("time_major", time_major),
+        hoist=_checks.flag("hoist", hoist, optional=True),
         input_dropout=_checks.rate("input_dropout", input_dropout),
         recurrent_dropout=_checks.rate("recurrent_dropout", recurrent_dropout),
         zoneout=jax.tree.map(lambda p: _checks.rate("zoneout", p), zoneout),
         weight_drop=_checks.rate("weight_drop", weight_drop),
-        learn_initial_carry=_flag("learn_initial_carry", learn_initial_carry),
-        fused_backward=bool(fused_backward),
+        learn_initial_carry=_checks.flag("learn_initial_carry", learn_initial_carry),
+        fused_backward=_checks.flag("fused_backward", fused_backward, optional=True),
         backend=_checks.one_of("backend", backend, BACKENDS),
-        parallel=None if parallel is None else bool(parallel),
+        parallel=_checks.flag("parallel", parallel, optional=True),
     )
-    if backend == "cudnn" and (reason := _cudnn_unsupported(config)):
-        raise ValueError(f"backend='cudnn' cannot run this layer: {reason}")
-    if config.weight_drop > 0 and not _has_recurrent_weight(cell):
-        raise ValueError(f"`weight_drop` drops entries of the recurrent weight w_hh, which a "
-                         f"{cell.config.kind} cell does not have")
+    _check_options(config)
 
     def init(key, input_size):
         params = cell.init(key, input_size)
@@ -229,9 +240,11 @@ def rnn(
               return_gates=False, resets=None, return_all_states=False):
         params, learned = _unpack(config, params)  # the cell's params, the learned carry
         params, key = _dropout.weight_drop(key, params, config.weight_drop)
-        features = cell.config.feature_axes  # x_t (*batch, I), or (*batch, *S, I) for conv
+        if return_gates:
+            protocol.require(cell, "return_gates")
+        features = protocol.feature_axes(cell)  # x_t (*batch, I), or (*batch, *S, I) for conv
         xs, batch_shape, lengths = _checks.sequence(
-            xs, seq_lengths, config.time_major, cell.config.input_size(params), features)
+            xs, seq_lengths, config.time_major, protocol.input_size(cell, params), features)
         with_initial = _all_states_option(return_all_states)  # None: no states
         all_states = with_initial is not None
         time_axis = 0 if config.time_major else len(batch_shape)  # where T is in xs and ys
@@ -261,20 +274,37 @@ def rnn(
         extras = ((gates,) if return_gates else ()) + ((states,) if all_states else ())
         return (carry, ys, *extras)
 
-    return Layer(init, apply, initial_carry, cell.output_size, config)
+    return Layer(init, apply, initial_carry, getattr(cell, "output_size", None), config)
 
 
-def _flag(name: str, value: Any) -> bool:
-    """``value`` if it is a bool: a string such as "false" from a config is refused."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _has_recurrent_weight(cell: Cell) -> bool:
-    """Whether the cell's params have a ``w_hh`` (read from their shapes alone)."""
-    shapes = jax.eval_shape(lambda: cell.init(jax.random.key(0), 1))
-    return getattr(shapes, "w_hh", None) is not None
+def _check_options(config: RNNConfig) -> None:
+    """Refuse options the cell cannot serve (``protocol.require``) and options that
+    contradict each other, at construction, with the exact reason."""
+    cell = config.cell
+    asked = {"hoist=True": config.hoist is True,
+             "fused_backward=True": config.fused_backward is True,
+             "recurrent_dropout": config.recurrent_dropout > 0,
+             "weight_drop": config.weight_drop > 0,
+             "parallel=True": config.parallel is True,
+             "backend='cudnn'": config.backend == "cudnn"}
+    for option in (option for option, on in asked.items() if on):
+        protocol.require(cell, option)
+    if config.weight_drop > 0:
+        shapes = jax.eval_shape(lambda: cell.init(jax.random.key(0), 1))
+        if _dropout.recurrent_weight(shapes) is None:
+            raise ValueError(f"`weight_drop` drops entries of the recurrent weight w_hh, "
+                             f"which the params of {protocol.describe(cell)} do not have")
+    if config.fused_backward and config.remat:
+        raise ValueError("`fused_backward=True` saves every step's carry, which `remat` "
+                         "would recompute: pass one of them")
+    if config.parallel and config.fused_backward:
+        raise ValueError("`parallel=True` and `fused_backward=True` are two ways to run the "
+                         "loop: pass one of them")
+    if config.parallel and _dropout.uses_zoneout(config.zoneout):
+        raise ValueError("`parallel=True` runs all steps at once and cannot zone out the "
+                         "carry between them: pass zoneout=0 or parallel=False")
+    if config.backend == "cudnn" and (reason := _cudnn_unsupported(config)):
+        raise ValueError(f"backend='cudnn' cannot run this layer: {reason}")
 
 
 def _unpack(config: RNNConfig, params):
@@ -292,7 +322,7 @@ def _unpack(config: RNNConfig, params):
     return params.cell, params.initial_carry
 
 
-def _start(cell: Cell, params, learned, batch_shape: tuple):
+def _start(cell, params, learned, batch_shape: tuple):
     """The carry a sequence starts from: the cell's zeros, or the learned carry
     broadcast to (*batch_shape, F) per field."""
     if learned is None:
@@ -312,10 +342,6 @@ def reverse_in_time(xs_T: Array, lengths: Array | None) -> Array:
     n = lengths[None]
     source = jnp.where(t < n, n - 1 - t, t)  # (T, *batch)
     return jnp.take_along_axis(xs_T, source[..., None], axis=0)
-
-
-def _default_hoist() -> bool:
-    return jax.default_backend() != "cpu"
 
 
 def running_resets(resets, batch_shape: tuple, T: int, lengths: Array | None,
@@ -364,31 +390,30 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
     resets_T: (T, *batch) bool in running order (``running_resets``), or None.
     """
     cell = config.cell
-    xs_T, h_mask, zone = _dropout.regularizers(
+    xs_T, h_mask, zone_key = _dropout.regularizers(
         key, xs_T, hidden(carry), input_dropout=config.input_dropout,
-        recurrent_dropout=config.recurrent_dropout, zoneout_rates=config.zoneout)
-    loop_only = return_gates or states or resets_T is not None
-    if choose_backend(config, loop_only, jax.default_backend()) == "cudnn":
-        with jax.named_scope("lstm_cudnn"):
-            carry, ys_T = _run_cudnn(params, carry, xs_T, lengths)
-        return carry, ys_T, None, None
-    parallel = _default_hoist() if config.parallel is None else config.parallel  # not on CPU
-    if parallel and cell.log_coefficients is not None and zone is None and not return_gates:
-        with jax.named_scope(f"{cell.config.kind}_parallel_scan"):
+        recurrent_dropout=config.recurrent_dropout)
+    platform = jax.default_backend()
+    way = choose_loop(config, platform, return_gates=return_gates, states=states,
+                      resets=resets_T is not None)
+    hoist = config.hoist if config.hoist is not None else (
+        platform != "cpu" and protocol.has(cell, "projections"))
+    with jax.named_scope(f"{protocol.name(cell)}_{way}"):
+        if way == "cudnn":
+            carry, ys_T = _run_cudnn(cell.cudnn_weights(params), carry, xs_T, lengths)
+            return carry, ys_T, None, None
+        if way == "parallel":
             carry, ys_T, states_T = _loop.parallel(cell, params, carry, xs_T, lengths, resets_T)
-        return carry, ys_T, None, states_T if states else None
-    hoist = _default_hoist() if config.hoist is None else config.hoist
-    fusable = cell.config.recurrent_matmul and zone is None
-    if config.fused_backward and fusable and not (config.remat or return_gates or states):
-        with jax.named_scope(f"{cell.config.kind}_fused_scan"):
+            return carry, ys_T, None, states_T if states else None
+        if way == "fused":
             carry, ys_T = fused_scan(cell, params, carry, xs_T, lengths, h_mask, resets_T,
-                                     hoist=hoist, unroll=config.unroll)
-        return carry, ys_T, None, None
-    with jax.named_scope(f"{cell.config.kind}_scan"):
+                                     hoist=hoist, unroll=config.unroll,
+                                     zoneout=config.zoneout, zone_key=zone_key)
+            return carry, ys_T, None, None
         carry, (ys_T, gates_T, states_T), _ = _loop.run(
             cell, params, carry, xs_T, lengths, hoist=hoist, unroll=config.unroll,
-            remat=config.remat, h_mask=h_mask, zone=zone, gates=return_gates, states=states,
-            resets_T=resets_T)
+            remat=config.remat, h_mask=h_mask, zone=_dropout.zone(config.zoneout, zone_key),
+            gates=return_gates, states=states, resets_T=resets_T)
     return carry, ys_T, gates_T, states_T
 
 
@@ -399,7 +424,32 @@ def _cudnn_unsupported(config: RNNConfig) -> str | None:
     """Why cuDNN cannot run this layer (whatever the device), or None."""
     if config.input_dropout or config.recurrent_dropout or _dropout.uses_zoneout(config.zoneout):
         return "cuDNN's LSTM has no variational dropout or zoneout"
-    return _cudnn.unsupported(config.cell.config)
+    return None
+
+
+def choose_loop(config: RNNConfig, platform: str, *, return_gates: bool = False,
+                states: bool = False, resets: bool = False) -> str:
+    """How a layer with ``config`` runs one ``apply`` on ``platform`` ("cpu", "gpu", ...):
+    "cudnn", "parallel" (the associative scan), "fused" (the loop with the fused
+    backward pass) or "scan" (the loop under plain autodiff).
+
+    Each option the user set is taken (``rnn`` refused the impossible ones); None and
+    "auto" choose what the cell supports. ``return_gates`` needs the plain loop, and
+    ``return_all_states`` (``states``) the plain loop or the parallel scan.
+    """
+    cell = config.cell
+    if choose_backend(config, return_gates or states or resets, platform) == "cudnn":
+        return "cudnn"
+    parallel = config.parallel
+    if parallel is None:
+        parallel = (platform != "cpu" and protocol.has(cell, "parallel")
+                    and not _dropout.uses_zoneout(config.zoneout))
+    if parallel and not return_gates:
+        return "parallel"
+    fused = config.fused_backward
+    if fused is None:
+        fused = protocol.has(cell, "projections") and not config.remat
+    return "fused" if fused and not (return_gates or states) else "scan"
 
 
 def choose_backend(config: RNNConfig, loop_only: bool, platform: str) -> str:
@@ -412,7 +462,7 @@ def choose_backend(config: RNNConfig, loop_only: bool, platform: str) -> str:
     XLA loop at (B, T, I, H) = (16, 512, 128, 128) (the probe quoted in the GPU issue;
     benchmarks/NOTES.md holds what this project measures).
     """
-    if config.backend == "xla":
+    if config.backend == "xla" or not protocol.has(config.cell, "cudnn"):
         return "xla"
     why_not = _cudnn_unsupported(config) or (
         "`return_gates`, `resets` and `return_all_states` need the XLA loop"
@@ -423,12 +473,12 @@ def choose_backend(config: RNNConfig, loop_only: bool, platform: str) -> str:
     return "xla" if why_not else "cudnn"
 
 
-def _run_cudnn(params, carry, xs_T, lengths):
+def _run_cudnn(weights, carry, xs_T, lengths):
     """cuDNN over xs_T (T, *batch, I), its batch axes flattened into one."""
     T, batch_shape = xs_T.shape[0], xs_T.shape[1:-1]
     flat = lambda a: a.reshape((-1, a.shape[-1]))  # (*batch, F) -> (B, F)
     carry_B = jax.tree.map(flat, carry)
     lengths_B = None if lengths is None else lengths.reshape(-1)
-    carry_B, ys_T = _cudnn.run(params, carry_B, xs_T.reshape((T, -1, xs_T.shape[-1])), lengths_B)
+    carry_B, ys_T = _cudnn.run(weights, carry_B, xs_T.reshape((T, -1, xs_T.shape[-1])), lengths_B)
     unflat = lambda a: a.reshape(batch_shape + a.shape[-1:])
     return jax.tree.map(unflat, carry_B), ys_T.reshape((T,) + batch_shape + ys_T.shape[-1:])

@@ -4,12 +4,14 @@ K steps, the carry passed from each chunk to the next with its gradient stopped.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
-from lstm_jax.cells.base import Cell, Layer
+from lstm_jax.cells import protocol
+from lstm_jax.cells.base import Layer
 from lstm_jax.layers import BidirectionalConfig, as_layer
 from lstm_jax.rnn import reverse_in_time
 
@@ -33,7 +35,7 @@ class TruncatedConfig:
         return self.layer.uses_key
 
 
-def truncated_bptt(layer: Layer | Cell, *, chunk: int) -> Layer:
+def truncated_bptt(layer: Any, *, chunk: int) -> Layer:
     """``layer`` run over chunks of ``chunk`` steps, with no gradient between chunks.
 
     The forward pass is the untruncated layer's: chunk c + 1 starts from the carry chunk
@@ -46,7 +48,7 @@ def truncated_bptt(layer: Layer | Cell, *, chunk: int) -> Layer:
     shorter call for the last T mod K steps; with T <= K the layer runs as itself.
 
     Args:
-      layer: a Layer (a Cell is wrapped in ``lj.rnn``) that runs forward in time: an
+      layer: a Layer (a cell is wrapped in ``lj.rnn``) that runs forward in time: an
         ``rnn``, a ``stack`` of them, or another truncated layer. A bidirectional layer
         anywhere inside is a ValueError: its backward half reads each sequence from the
         end, so a carry handed from chunk to chunk would run against its direction of
@@ -88,7 +90,7 @@ def truncated_bptt(layer: Layer | Cell, *, chunk: int) -> Layer:
             "truncated_bptt cannot chunk a bidirectional layer: its backward half runs "
             "from the end of each sequence, so no carry can pass from one chunk to the "
             "next in its direction; truncate forward layers only")
-    if any(cell.config.feature_axes > 1 for cell in layer.cells):
+    if any(protocol.feature_axes(cell) > 1 for cell in layer.cells):
         raise ValueError("truncated_bptt runs layers over (B, T, I) sequences; a cell with "
                          "spatial inputs (lj.conv_lstm) is not supported")
     config = TruncatedConfig(layer, chunk)

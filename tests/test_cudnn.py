@@ -17,6 +17,7 @@ from jax.experimental import rnn as experimental_rnn
 
 import lstm_jax as lj
 from lstm_jax import _cudnn
+from lstm_jax.cells.lstm import cudnn_unsupported
 from lstm_jax.rnn import reverse_in_time
 
 B, T, I, H = 3, 5, 4, 6
@@ -40,14 +41,14 @@ def layer_and_params():
 
 def test_weights_round_trip_and_match_the_documented_layout(layer_and_params):
     _, params = layer_and_params
-    weights = _cudnn.to_weights(params)
+    weights = layer_and_params[0].cell.cudnn_weights(params)
     assert weights.shape == (experimental_rnn.get_num_params_in_lstm(I, H, 1, False),)
     W_ih, W_hh, b_ih, b_hh = experimental_rnn.unpack_lstm_weights(weights, I, H, 1, False)
     np.testing.assert_array_equal(W_ih[0], params.w_ih.T)
     np.testing.assert_array_equal(W_hh[0], params.w_hh.T)
     np.testing.assert_array_equal(b_ih[0] + b_hh[0], params.b)
     back = _cudnn.from_weights(weights, I, H)
-    for got, want in zip(back[:3], params[:3]):
+    for got, want in zip(back, params[:3]):
         np.testing.assert_array_equal(got, want)
 
 
@@ -62,7 +63,8 @@ def test_cudnn_formula_equals_the_xla_loop_with_padding(layer_and_params, revers
     xs_T = jnp.moveaxis(xs, 1, 0)
     if reverse:
         xs_T = reverse_in_time(xs_T, lengths)
-    carry, ys_T = _cudnn.run(params, carry0, xs_T, lengths, implementation=reference_implementation)
+    carry, ys_T = _cudnn.run(layer.cell.cudnn_weights(params), carry0, xs_T, lengths,
+                             implementation=reference_implementation)
     if reverse:
         ys_T = reverse_in_time(ys_T, lengths)
     np.testing.assert_allclose(jnp.moveaxis(ys_T, 0, 1), want_ys, rtol=1e-5, atol=1e-6)
@@ -72,14 +74,13 @@ def test_cudnn_formula_equals_the_xla_loop_with_padding(layer_and_params, revers
 
 
 def test_no_bias_means_zero_biases(layer_and_params):
-    params = lj.lstm(H, bias=False).init(jax.random.key(0), input_size=I)
-    weights = _cudnn.to_weights(params)
+    cell = lj.lstm(H, bias=False)
+    weights = cell.cudnn_weights(cell.init(jax.random.key(0), input_size=I))
     np.testing.assert_array_equal(weights[-8 * H:], 0.0)
 
 
 @pytest.mark.parametrize("cell, reason", [
     (lj.lstm(H), None),
-    (lj.gru(H), "cuDNN runs the LSTM only, not a gru cell"),
     (lj.lstm(H, peephole=True), "cuDNN's LSTM has no `peephole`"),
     (lj.lstm(H, proj_size=3), "cuDNN's LSTM has no `proj_size`"),
     (lj.lstm(H, layer_norm=True), "cuDNN's LSTM has no `layer_norm`"),
@@ -88,7 +89,10 @@ def test_no_bias_means_zero_biases(layer_and_params):
     (lj.lstm(H, dtype=jnp.bfloat16), "jax.experimental.rnn runs float32 only, got `dtype` bfloat16"),
 ])
 def test_what_cudnn_can_run(cell, reason):
-    assert _cudnn.unsupported(cell.config) == reason
+    """Only the LSTMs that compute cuDNN's function have the cudnn capability."""
+    assert cudnn_unsupported(cell.config) == reason
+    assert (cell.cudnn_weights is None) == (reason is not None)
+    assert lj.gru(H).cudnn_weights is None
 
 
 # ---- backend= on lj.rnn ---------------------------------------------------------------
@@ -113,7 +117,8 @@ def test_auto_takes_cudnn_on_a_gpu_where_it_runs_the_layer(layer, platform, retu
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: lj.rnn(lj.gru(H), backend="cudnn"), "backend='cudnn' cannot run this layer: cuDNN runs the LSTM only, not a gru cell"),
+    (lambda: lj.rnn(lj.gru(H), backend="cudnn"), "`backend='cudnn'` needs a cell with `cudnn_weights` (cudnn capability); a gru cell has none"),
+    (lambda: lj.rnn(lj.lstm(H, peephole=True), backend="cudnn"), "`backend='cudnn'` needs a cell with `cudnn_weights` (cudnn capability); an lstm cell has none"),
     (lambda: lj.rnn(lj.lstm(H), backend="cudnn", zoneout=0.1), "backend='cudnn' cannot run this layer: cuDNN's LSTM has no variational dropout or zoneout"),
     (lambda: lj.rnn(lj.lstm(H), backend="cuda"), "`backend` must be one of ['auto', 'cudnn', 'xla'], got 'cuda'"),
 ])

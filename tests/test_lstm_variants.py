@@ -12,7 +12,7 @@ from flax import nnx
 from jax.test_util import check_grads
 
 import lstm_jax as lj
-from lstm_jax import _cudnn
+from lstm_jax.cells.lstm import cudnn_unsupported
 from lstm_jax.nn import linen as ljl
 from lstm_jax.nn import nnx as ljx
 from lstm_jax.nn import to_dict
@@ -244,7 +244,8 @@ def test_interop_and_cudnn_reject_what_they_cannot_express(options, change):
         lj.interop.to_torch(layer, params)
     with pytest.raises(ValueError, match=change):
         lj.interop.to_flax(layer.cell, params)
-    assert _cudnn.unsupported(layer.cell.config) == f"cuDNN's LSTM has no `{change}`"
+    assert cudnn_unsupported(layer.cell.config) == f"cuDNN's LSTM has no `{change}`"
+    assert layer.cell.cudnn_weights is None
 
 
 @pytest.mark.parametrize("options", [dict(candidate_activation="identity"),
@@ -256,7 +257,7 @@ def test_interop_rejects_other_candidate_or_cell_activations(options):
         lj.interop.to_torch(layer, params)
     with pytest.raises(ValueError, match="candidate_activation or cell_activation other"):
         lj.interop.to_flax(layer.cell, params)
-    assert _cudnn.unsupported(layer.cell.config) == (
+    assert cudnn_unsupported(layer.cell.config) == (
         "cuDNN's LSTM uses sigmoid gates and tanh, no other activations")
 
 

@@ -309,14 +309,16 @@ def test_zoneout_keeps_whole_units_and_uses_the_expectation_without_key():
     cell, params = _linear_identity_cell(size)
     layer = lj.rnn(cell, zoneout=rate)
     xs = jnp.ones((64, 20, size))
-    _, ys = layer.apply(params, xs, key=jax.random.key(2))
-    steps = jnp.diff(ys, axis=1, prepend=0.0)  # each unit either kept (0) or moved by 1
+    _, ys, states = layer.apply(params, xs, key=jax.random.key(2), return_all_states="with_initial")
+    steps = jnp.diff(states, axis=1)  # each unit of the carry either kept (0) or moved by 1
     assert np.all(np.isclose(steps, 0.0) | np.isclose(steps, 1.0))
     assert abs(float(jnp.mean(steps == 0)) - rate) < 0.02
     assert float(jnp.mean(jnp.std(steps, axis=1))) > 0  # masks differ between steps
-    _, ys_eval = layer.apply(params, xs)
-    expected = np.cumsum(np.full(20, 1 - rate))  # h_t = h_{t-1} + (1 - p) * x_t
-    assert_close(ys_eval[0, :, 0], expected, atol=1e-5)
+    assert_close(ys, states[:, :-1] + 1, atol=0)  # y_t is the step's own h, not the zoned one
+    _, ys_eval, states = layer.apply(params, xs, return_all_states=True)
+    expected = np.cumsum(np.full(20, 1 - rate))  # carry_t = carry_{t-1} + (1 - p) * x_t
+    assert_close(states[0, :, 0], expected, atol=1e-5)
+    assert_close(ys_eval[0, :, 0], expected - (1 - rate) + 1, atol=1e-5)
 
 
 def test_zoneout_rates_per_carry_field():

@@ -17,32 +17,29 @@ Array = jax.Array
 
 
 class Cell(NamedTuple):
-    """A recurrent cell as a tuple of pure functions, built by ``lj.lstm``/``gru``/``simple``.
+    """A built-in cell (``lj.lstm``, ``lj.gru``, ...): a cell of the protocol in
+    ``lstm_jax.cells.protocol`` with every capability that fits its kind.
 
     Attributes:
       init: ``(key, input_size) -> params``, a pytree of arrays.
       initial_carry: ``(params, batch_shape=()) -> carry``, zeros; draws no randomness.
       step: ``(params, carry, x_t) -> (carry, y_t)`` with x_t (*batch, I) and
         y_t (*batch, P): the signature of a ``jax.lax.scan`` body.
-      project_inputs: ``(params, xs) -> gx``: x @ w_ih (+ bias): the part of the gate
-        pre-activations that depends on the input only, (..., I) -> (..., G). Runners
-        call it on a whole sequence at once (one large GEMM) instead of once per step.
-      project_hidden: ``(params, carry, h_mask=None) -> gh``: h_{t-1} @ w_hh, (*batch, G),
-        the step's one recurrent matmul; ``h_mask`` multiplies h_{t-1} first (variational
-        dropout).
-      combine: ``(params, carry, gx_t, gh_t) -> (carry, y_t, gates)``: everything else
-        in a step, i.e. all of the gate math; ``gates`` holds the step's activations
-        for analysis. It never reads ``w_ih`` or ``w_hh``, so runners can differentiate
-        it alone and form the weight gradients as one GEMM over all steps.
+      project_inputs, project_hidden, combine: the step split at its matmuls (the
+        ``Projections`` capability): x @ w_ih (+ bias) over any leading axes; h_{t-1} @
+        w_hh (*batch, G), with ``h_mask`` multiplying h_{t-1} first; and all of the
+        gate math, ``(params, carry, gx_t, gh_t) -> (carry, y_t, gates)``, ``gates``
+        holding the step's activations for analysis.
       config: the frozen options the cell was built with.
       log_coefficients: None, or for a cell whose step is linear in h_{t-1}
         (``lj.min_gru``, ``lj.min_lstm``), ``(params, gx) -> (log_a, log_b)``, each
-        (..., H), such that h_t = exp(log_a) ⊙ h_{t-1} + exp(log_b); ``lj.rnn`` then
-        runs all steps at once as an associative scan.
+        (..., H), such that h_t = exp(log_a) ⊙ h_{t-1} + exp(log_b) (``ParallelScan``).
+      cudnn_weights: None, or for the plain float32 LSTM, ``params -> `` cuDNN's flat
+        weight vector (``Cudnn``).
 
     ``step(params, carry, x_t)`` is ``combine(params, carry, project_inputs(params, x_t),
-    project_hidden(params, carry))``. The carry is h itself or a NamedTuple whose first
-    field is h (``LSTMState(h, c)``), and y_t equals the new h.
+    project_hidden(params, carry))[:2]``. The carry is h itself or a NamedTuple whose
+    first field is h (``LSTMState(h, c)``), and y_t equals the new h.
     """
 
     init: Callable[..., Any]
@@ -53,6 +50,7 @@ class Cell(NamedTuple):
     combine: Callable[..., Any]
     config: Any
     log_coefficients: Callable[..., Any] | None = None
+    cudnn_weights: Callable[..., Any] | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -63,6 +61,20 @@ class Cell(NamedTuple):
     def output_size(self) -> int:
         """P, the size of y_t and of the carried output (H unless projected)."""
         return self.config.output_size
+
+    @property
+    def feature_axes(self) -> int:
+        """How many trailing axes of x_t are features: 1, or 1 + N for N spatial axes."""
+        return self.config.feature_axes
+
+    @property
+    def sums_projections(self) -> bool:
+        """Whether ``combine`` reads gx_t and gh_t only through their sum."""
+        return self.config.sums_projections
+
+    def input_size(self, params) -> int:
+        """I, the number of input features ``params`` expect."""
+        return self.config.input_size(params)
 
 
 class Layer(NamedTuple):
@@ -77,7 +89,8 @@ class Layer(NamedTuple):
         time-major, or (T, I) unbatched) and ys (B, T, output_size).
       initial_carry: ``(params, batch_shape=()) -> carry``: zeros, or the learned
         carry broadcast (``lj.rnn(..., learn_initial_carry=True)``).
-      output_size: the last dimension of ys.
+      output_size: the last dimension of ys; None for a layer over a cell that does not
+        say its output size before ``init`` (``lj.layers.output_size`` derives it).
       config: the frozen options the layer was built with.
 
     The layer describes itself through its config (``uses_key``, ``sublayers``,
@@ -108,13 +121,12 @@ class Layer(NamedTuple):
         return tuple(getattr(self.config, "sublayers", ()))
 
     @property
-    def cell(self) -> Cell | None:
-        """The cell an ``rnn`` layer runs; None for the others."""
-        cell = getattr(self.config, "cell", None)
-        return cell if isinstance(cell, Cell) else None
+    def cell(self) -> Any:
+        """The cell an ``rnn`` layer runs (any cell of the protocol); None for the others."""
+        return getattr(self.config, "cell", None)
 
     @property
-    def cells(self) -> tuple[Cell, ...]:
+    def cells(self) -> tuple[Any, ...]:
         """Every cell inside the layer, in the order of its params."""
         if self.cell is not None:
             return (self.cell,)
@@ -144,12 +156,6 @@ class CellConfig:
         """Whether ``combine`` reads gx_t and gh_t only through gx_t + gh_t; the fused
         backward pass then saves that sum instead of both."""
         return False
-
-    @property
-    def recurrent_matmul(self) -> bool:
-        """Whether ``project_hidden`` is h_{t-1} @ w_hh, as the fused backward pass
-        assumes; False for a cell with its own recurrence (IndRNN's u ⊙ h_{t-1})."""
-        return True
 
     @property
     def feature_axes(self) -> int:
@@ -207,7 +213,7 @@ def common_options(
     checked: the fields of ``CellConfig``. ``cell_factory`` adds them to each factory."""
     return dict(
         hidden_size=_checks.positive_int("hidden_size", hidden_size),
-        bias=bool(bias),
+        bias=_checks.flag("bias", bias),
         init=_checks.one_of("init", init, {"flax", "pytorch"}),
         kernel_init=kernel_init,
         recurrent_init=recurrent_init,
@@ -315,19 +321,29 @@ def hidden(carry) -> Array:
     return jax.tree.leaves(carry)[0]
 
 
-def build_cell(config, params_type: type, init, initial_carry, project_inputs, combine,
-               project_hidden=None) -> Cell:
-    """Assemble a ``Cell`` from its kind's init, carry, input projection and gate math.
+def build_cell(config, params_type: type, init, combine, *, project_inputs=None,
+               initial_carry=None, project_hidden=None, log_coefficients=None,
+               cudnn_weights=None) -> Cell:
+    """Assemble a ``Cell`` from its kind's init and gate math (``combine``).
 
-    The recurrent part is h_{t-1} @ w_hh unless the kind gives its own
-    ``project_hidden`` (and says so: ``config.recurrent_matmul`` False).
+    What a kind leaves out is the common case: the input projection is
+    ``x @ w_ih + b``, the initial carry is h = 0 (*batch, H), and the recurrent part is
+    h_{t-1} @ w_hh (with the dropout mask on h_{t-1}).
     """
-    name, dtype = config.kind, config.dtype
+    name, dtype, H = config.kind, config.dtype, config.hidden_size
+
+    def input_matmul(params, xs):
+        return add_bias(matmul(xs, params.w_ih, dtype), params.b)
+
+    def zero_hidden(params, batch_shape):
+        return jnp.zeros((*batch_shape, H), params.w_ih.dtype)
 
     def recurrent_matmul(params, carry, h_mask=None):
         h = hidden(carry)
         return matmul(h if h_mask is None else h * h_mask, params.w_hh, dtype)
 
+    project_inputs = project_inputs or input_matmul
+    initial_carry = initial_carry or zero_hidden
     project_hidden = project_hidden or recurrent_matmul
 
     def step(params, carry, x_t):
@@ -347,4 +363,4 @@ def build_cell(config, params_type: type, init, initial_carry, project_inputs, c
         return initial_carry(params, tuple(batch_shape))
 
     return Cell(checked_init, checked_initial_carry, step, project_inputs, project_hidden,
-                combine, config)
+                combine, config, log_coefficients, cudnn_weights)

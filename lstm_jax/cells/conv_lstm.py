@@ -54,10 +54,6 @@ class ConvLSTMConfig(base.CellConfig):
     def input_size(self, params) -> int:
         return params.w_ih.shape[-2]  # (*K, I, G)
 
-    @property
-    def recurrent_matmul(self) -> bool:
-        return False  # h_{t-1} * w_hh is a convolution: plain autodiff, not the fused pass
-
 
 def _kernel_size(kernel_size: Any, spatial_dims: int | None) -> tuple[int, ...]:
     """``kernel_size`` as a tuple of N positive ints, N in 1..3 (2 for an int alone)."""
@@ -213,5 +209,6 @@ def _build(config: ConvLSTMConfig) -> base.Cell:
         del params  # the weights live in the projections
         return gate_math(_GATES_ONLY, state, gx_t, gh_t)
 
-    return base.build_cell(config, ConvLSTMParams, init, initial_carry, project_inputs, combine,
-                           project_hidden)
+    return base.build_cell(config, ConvLSTMParams, init, combine,
+                           project_inputs=project_inputs, initial_carry=initial_carry,
+                           project_hidden=project_hidden)

@@ -96,12 +96,6 @@ def _build(config: GRUConfig) -> base.Cell:
             b_hn=bias_init(k[3], (H,), pdt) if config.bias else None,
         )
 
-    def initial_carry(params, batch_shape):
-        return jnp.zeros((*batch_shape, H), params.w_hh.dtype)
-
-    def project_inputs(params, xs):
-        return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
-
     def combine(params, h_prev, gx_t, gh):
         xr, xz, xn = jnp.split(gx_t, 3, axis=-1)
         hr, hz, hn = jnp.split(gh, 3, axis=-1)
@@ -112,4 +106,4 @@ def _build(config: GRUConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, GRUGates(r=r, z=z, n=n, h=h)
 
-    return base.build_cell(config, GRUParams, init, initial_carry, project_inputs, combine)
+    return base.build_cell(config, GRUParams, init, combine)

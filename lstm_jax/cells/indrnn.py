@@ -36,10 +36,6 @@ class IndRNNConfig(base.CellConfig):
     def sums_projections(self) -> bool:
         return True
 
-    @property
-    def recurrent_matmul(self) -> bool:
-        return False
-
 
 def _bound(name: str, value, *, zero_ok: bool) -> float | None:
     if value is None:
@@ -130,12 +126,6 @@ def _build(config: IndRNNConfig) -> base.Cell:
             u = jnp.clip(u, -high, high)
         return u
 
-    def initial_carry(params, batch_shape):
-        return jnp.zeros((*batch_shape, H), params.w_hh.dtype)
-
-    def project_inputs(params, xs):
-        return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
-
     def project_hidden(params, carry, h_mask=None):
         h = carry if h_mask is None else carry * h_mask
         u = bounded(params.w_hh)
@@ -146,5 +136,5 @@ def _build(config: IndRNNConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, IndRNNGates(h=h)
 
-    return base.build_cell(config, IndRNNParams, init, initial_carry, project_inputs, combine,
-                           project_hidden)
+    return base.build_cell(config, IndRNNParams, init, combine,
+                           project_hidden=project_hidden)

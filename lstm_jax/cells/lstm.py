@@ -228,13 +228,13 @@ def lstm(
     common = base.common_options(hidden_size, **common)
     config = LSTMConfig(
         proj_size=None if proj_size is None else _checks.positive_int("proj_size", proj_size),
-        peephole=bool(peephole),
-        layer_norm=bool(layer_norm),
-        coupled=bool(coupled),
-        input_gate=bool(input_gate),
-        forget_gate=bool(forget_gate),
-        output_gate=bool(output_gate),
-        gate_recurrence=bool(gate_recurrence),
+        peephole=_checks.flag("peephole", peephole),
+        layer_norm=_checks.flag("layer_norm", layer_norm),
+        coupled=_checks.flag("coupled", coupled),
+        input_gate=_checks.flag("input_gate", input_gate),
+        forget_gate=_checks.flag("forget_gate", forget_gate),
+        output_gate=_checks.flag("output_gate", output_gate),
+        gate_recurrence=_checks.flag("gate_recurrence", gate_recurrence),
         forget_bias=float(forget_bias),
         chrono_init=None if chrono_init is None else _checks.positive_int("chrono_init", chrono_init),
         gate_activation=base.resolve_activation("gate_activation", gate_activation),
@@ -278,6 +278,33 @@ def _forget_bias(config: LSTMConfig, b: Array, key: Array, dtype) -> Array:
     b_f = jnp.log(jax.random.uniform(key, (H,), dtype, 1.0, config.chrono_init - 1.0))
     b = b.at[block["f"]].set(b_f)
     return b.at[block["i"]].set(-b_f) if "i" in block else b
+
+
+def cudnn_unsupported(config: LSTMConfig) -> str | None:
+    """Why cuDNN's LSTM computes something else than this config, or None when it is the
+    same function (PyTorch's plain LSTM: sigmoid gates, tanh, float32)."""
+    for option in ("proj_size", "peephole", "layer_norm", "coupled"):
+        if getattr(config, option):
+            return f"cuDNN's LSTM has no `{option}`"
+    if config.gate_changes:
+        return f"cuDNN's LSTM has no `{config.gate_changes[0]}`"
+    activations = (config.candidate_activation, config.cell_activation)
+    if any(a is not jnp.tanh for a in activations) or config.gate_activation is not jax.nn.sigmoid:
+        return "cuDNN's LSTM uses sigmoid gates and tanh, no other activations"
+    for name, value in (("param_dtype", config.param_dtype), ("dtype", config.dtype)):
+        if value is not None and jnp.dtype(value) != jnp.float32:
+            return f"jax.experimental.rnn runs float32 only, got `{name}` {jnp.dtype(value)}"
+    return None
+
+
+def cudnn_weights(params: LSTMParams) -> Array:
+    """Our params (w_ih (I, 4H), w_hh (H, 4H), b (4H,) or None) -> cuDNN's flat weight
+    vector: ``W_ih`` (4H, I), ``W_hh`` (4H, H), then ``b_ih``, ``b_hh`` (4H,), the summed
+    bias in ``b_ih``."""
+    gates = params.w_ih.shape[1]
+    b_ih = params.b if params.b is not None else jnp.zeros(gates, params.w_ih.dtype)
+    return jnp.concatenate([params.w_ih.T.ravel(), params.w_hh.T.ravel(), b_ih,
+                            jnp.zeros(gates, b_ih.dtype)])
 
 
 def _build(config: LSTMConfig) -> base.Cell:
@@ -369,4 +396,6 @@ def _build(config: LSTMConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, state.h.dtype))
         return new_state, y_t, LSTMGates(f=f, i=i, g=g, o=o, c=c, h=h)
 
-    return base.build_cell(config, LSTMParams, init, initial_carry, project_inputs, combine)
+    return base.build_cell(config, LSTMParams, init, combine, project_inputs=project_inputs,
+                           initial_carry=initial_carry,
+                           cudnn_weights=None if cudnn_unsupported(config) else cudnn_weights)

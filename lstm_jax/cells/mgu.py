@@ -8,6 +8,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lstm_jax import _checks
 from lstm_jax.cells import base
 
 Array = jax.Array
@@ -87,7 +88,7 @@ def mgu(
     (3, 6)
     """
     config = MGUConfig(
-        reset_gate=bool(reset_gate),
+        reset_gate=_checks.flag("reset_gate", reset_gate),
         forget_bias=float(forget_bias),
         gate_activation=base.resolve_activation("gate_activation", gate_activation),
         **base.common_options(hidden_size, **common),
@@ -114,12 +115,6 @@ def _build(config: MGUConfig) -> base.Cell:
             b_hn=b_hn,
         )
 
-    def initial_carry(params, batch_shape):
-        return jnp.zeros((*batch_shape, H), params.w_hh.dtype)
-
-    def project_inputs(params, xs):
-        return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
-
     def combine(params, h_prev, gx_t, gh):
         if config.reset_gate:
             xf, xn = jnp.split(gx_t, 2, axis=-1)
@@ -133,4 +128,4 @@ def _build(config: MGUConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, MGUGates(f=f, n=n, h=h)
 
-    return base.build_cell(config, MGUParams, init, initial_carry, project_inputs, combine)
+    return base.build_cell(config, MGUParams, init, combine)

@@ -58,10 +58,6 @@ class MinGRUConfig(base.CellConfig):
     kind = "min_gru"
     num_gates = 2
 
-    @property
-    def recurrent_matmul(self) -> bool:
-        return False
-
 
 @dataclasses.dataclass(frozen=True)
 class MinLSTMConfig(MinGRUConfig):
@@ -179,12 +175,6 @@ def _build(config, params_type, coefficients, gates_type) -> base.Cell:
             b=bias_init(k[1], (G,), pdt) if config.bias else None,
         )
 
-    def initial_carry(params, batch_shape):
-        return jnp.zeros((*batch_shape, H), params.w_ih.dtype)
-
-    def project_inputs(params, xs):
-        return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
-
     def project_hidden(params, carry, h_mask=None):
         return jnp.zeros((*carry.shape[:-1], G), carry.dtype)  # h_{t-1} enters no gate
 
@@ -198,6 +188,5 @@ def _build(config, params_type, coefficients, gates_type) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, gates_type(**gates, h=h)
 
-    cell = base.build_cell(config, params_type, init, initial_carry, project_inputs, combine,
-                           project_hidden)
-    return cell._replace(log_coefficients=log_coefficients)
+    return base.build_cell(config, params_type, init, combine, project_hidden=project_hidden,
+                           log_coefficients=log_coefficients)

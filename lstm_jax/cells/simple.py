@@ -76,15 +76,9 @@ def _build(config: SimpleConfig) -> base.Cell:
             b=bias_init(k[2], (H,), pdt) if config.bias else None,
         )
 
-    def initial_carry(params, batch_shape):
-        return jnp.zeros((*batch_shape, H), params.w_hh.dtype)
-
-    def project_inputs(params, xs):
-        return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
-
     def combine(params, h_prev, gx_t, gh):
         h = phi(gx_t + gh)
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, SimpleGates(h=h)
 
-    return base.build_cell(config, SimpleParams, init, initial_carry, project_inputs, combine)
+    return base.build_cell(config, SimpleParams, init, combine)

@@ -68,10 +68,6 @@ class SLSTMConfig(base.CellConfig):
     def sums_projections(self) -> bool:
         return True
 
-    @property
-    def recurrent_matmul(self) -> bool:
-        return False  # block-diagonal per head: the fused pass's dense dW_hh does not apply
-
 
 @base.cell_factory
 def slstm(
@@ -210,9 +206,6 @@ def _build(config: SLSTMConfig) -> base.Cell:
         zeros = jnp.zeros((*batch_shape, H), params.w_hh.dtype)
         return SLSTMState(zeros, zeros, zeros, zeros)
 
-    def project_inputs(params, xs):
-        return base.add_bias(base.matmul(xs, params.w_ih, dtype), params.b)
-
     def project_hidden(params, carry, h_mask=None):
         if params.w_hh.shape != (K, D, 4 * D):
             raise ValueError(f"`params.w_hh` must have shape {(K, D, 4 * D)} for an sLSTM of "
@@ -237,5 +230,5 @@ def _build(config: SLSTMConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, state.h.dtype))
         return new_state, y_t, SLSTMGates(f=f, i=i, g=g, o=o, c=c, n=n, m=m, h=h)
 
-    return base.build_cell(config, SLSTMParams, init, initial_carry, project_inputs, combine,
-                           project_hidden)
+    return base.build_cell(config, SLSTMParams, init, combine,
+                           initial_carry=initial_carry, project_hidden=project_hidden)
