@@ -12,7 +12,7 @@ Shape letters used in every docstring:
   2H for an MGU or minGRU, H for an Elman or IndRNN cell.
 
 The layers, each depending only on those above it: ``cells`` (init and one step),
-``initializers``, ``rnn`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
+``initializers``, ``runner`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
 ``interop`` (PyTorch and flax weights), ``nn`` (flax linen and nnx modules), ``tasks``
 (data), ``train`` (the optax loop and checkpoints).
 """
@@ -46,7 +46,7 @@ _EXPORTS = {
     "MinGRUParams": ("lstm_jax.cells", "MinGRUParams"),
     "MinLSTMGates": ("lstm_jax.cells", "MinLSTMGates"),
     "MinLSTMParams": ("lstm_jax.cells", "MinLSTMParams"),
-    "RNNParams": ("lstm_jax.rnn", "RNNParams"),
+    "RNNParams": ("lstm_jax.runner", "RNNParams"),
     "SimpleGates": ("lstm_jax.cells", "SimpleGates"),
     "SimpleParams": ("lstm_jax.cells", "SimpleParams"),
     "SLSTMGates": ("lstm_jax.cells", "SLSTMGates"),
@@ -60,8 +60,8 @@ _EXPORTS = {
     "mgu": ("lstm_jax.cells", "mgu"),
     "min_gru": ("lstm_jax.cells", "min_gru"),
     "min_lstm": ("lstm_jax.cells", "min_lstm"),
-    "rnn": ("lstm_jax.rnn", "rnn"),
-    "sample": ("lstm_jax.sample", "sample"),
+    "rnn": ("lstm_jax.runner", "rnn"),
+    "sample": ("lstm_jax.sampling", "sample"),
     "simple": ("lstm_jax.cells", "simple"),
     "slstm": ("lstm_jax.cells", "slstm"),
     "stack": ("lstm_jax.layers", "stack"),

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from lstm_jax import _checks
 from lstm_jax._dropout import drop
 from lstm_jax.cells.base import Cell, Layer
-from lstm_jax.rnn import rnn
+from lstm_jax.runner import rnn
 
 
 class Directions(NamedTuple):

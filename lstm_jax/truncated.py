@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from lstm_jax import _checks
 from lstm_jax.cells.base import Cell, Layer
 from lstm_jax.layers import BidirectionalConfig, as_layer
-from lstm_jax.rnn import reverse_in_time
+from lstm_jax.runner import reverse_in_time
 
 Array = jax.Array
 

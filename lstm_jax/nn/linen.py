@@ -35,7 +35,7 @@ import flax.linen as nn
 
 import lstm_jax as lj
 from lstm_jax.nn import _common
-from lstm_jax.rnn import RNNParams
+from lstm_jax.runner import RNNParams
 
 __all__ = ["GRU", "LSTM", "RNN", "Bidirectional", "RecurrentLayer", "Stack"]
 
