@@ -12,13 +12,12 @@ Shape letters used in every docstring:
   2H for an MGU or minGRU, H for an Elman or IndRNN cell.
 
 The layers, each depending only on those above it: ``cells`` (init and one step),
-``initializers``, ``rnn`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
+``initializers``, ``runner`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
 ``interop`` (PyTorch and flax weights), ``nn`` (flax linen and nnx modules), ``tasks``
 (data), ``train`` (the optax loop and checkpoints).
 """
 
-import sys
-import types
+from typing import TYPE_CHECKING
 
 from lstm_jax import _lazy
 
@@ -26,6 +25,8 @@ __version__ = "0.1.0"
 
 # name -> (module, attribute or None for the module itself). Everything loads on first
 # use, so ``import lstm_jax`` is quick and ``lstm-jax`` takes over Ctrl-C before jax loads.
+# Type checkers and IDEs do not run ``__getattr__``: they read the same names from the
+# imports under TYPE_CHECKING below (tests/test_namespace.py checks that the two agree).
 _EXPORTS = {
     "KINDS": ("lstm_jax.cells", "KINDS"),
     "Cell": ("lstm_jax.cells", "Cell"),
@@ -46,7 +47,7 @@ _EXPORTS = {
     "MinGRUParams": ("lstm_jax.cells", "MinGRUParams"),
     "MinLSTMGates": ("lstm_jax.cells", "MinLSTMGates"),
     "MinLSTMParams": ("lstm_jax.cells", "MinLSTMParams"),
-    "RNNParams": ("lstm_jax.rnn", "RNNParams"),
+    "RNNParams": ("lstm_jax.runner", "RNNParams"),
     "SimpleGates": ("lstm_jax.cells", "SimpleGates"),
     "SimpleParams": ("lstm_jax.cells", "SimpleParams"),
     "SLSTMGates": ("lstm_jax.cells", "SLSTMGates"),
@@ -60,42 +61,63 @@ _EXPORTS = {
     "mgu": ("lstm_jax.cells", "mgu"),
     "min_gru": ("lstm_jax.cells", "min_gru"),
     "min_lstm": ("lstm_jax.cells", "min_lstm"),
-    "rnn": ("lstm_jax.rnn", "rnn"),
-    "sample": ("lstm_jax.sample", "sample"),
+    "rnn": ("lstm_jax.runner", "rnn"),
+    "sample": ("lstm_jax.sampling", "sample"),
     "simple": ("lstm_jax.cells", "simple"),
     "slstm": ("lstm_jax.cells", "slstm"),
     "stack": ("lstm_jax.layers", "stack"),
     "truncated_bptt": ("lstm_jax.truncated", "truncated_bptt"),
+    "cells": ("lstm_jax.cells", None),
     "initializers": ("lstm_jax.initializers", None),
     "interop": ("lstm_jax.interop", None),
+    "layers": ("lstm_jax.layers", None),
     "nn": ("lstm_jax.nn", None),
     "tasks": ("lstm_jax.tasks", None),
     "train": ("lstm_jax.train", None),
+    "viz": ("lstm_jax.viz", None),
 }
 
-__all__ = sorted(name for name in _EXPORTS if name not in ("nn", "tasks", "train"))
+if TYPE_CHECKING:
+    from lstm_jax import cells, initializers, interop, layers, nn, tasks, train, viz
+    from lstm_jax.cells import (
+        KINDS,
+        Cell,
+        ConvLSTMParams,
+        GRUGates,
+        GRUParams,
+        IndRNNGates,
+        IndRNNParams,
+        Layer,
+        LSTMGates,
+        LSTMGateState,
+        LSTMParams,
+        LSTMState,
+        MGUGates,
+        MGUParams,
+        MinGRUGates,
+        MinGRUParams,
+        MinLSTMGates,
+        MinLSTMParams,
+        SimpleGates,
+        SimpleParams,
+        SLSTMGates,
+        SLSTMParams,
+        SLSTMState,
+        conv_lstm,
+        gru,
+        indrnn,
+        lstm,
+        mgu,
+        min_gru,
+        min_lstm,
+        simple,
+        slstm,
+    )
+    from lstm_jax.layers import Directions, bidirectional, stack
+    from lstm_jax.runner import RNNParams, rnn
+    from lstm_jax.sampling import sample
+    from lstm_jax.truncated import truncated_bptt
 
+__all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
-
-
-def _function_not_module(name: str) -> property:
-    """``lj.NAME`` is the function, though importing the module ``lstm_jax.NAME`` would
-    bind the module to that name: the import system's assignment is ignored here."""
-
-    def get(self):
-        return __getattr__(name)
-
-    def set(self, value):
-        if not isinstance(value, types.ModuleType):
-            globals()[name] = value
-
-    return property(get, set)
-
-
-class _Package(types.ModuleType):
-    rnn = _function_not_module("rnn")
-    sample = _function_not_module("sample")
-
-
-sys.modules[__name__].__class__ = _Package

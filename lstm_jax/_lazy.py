@@ -1,4 +1,10 @@
-"""Package attributes that load their module on first use (PEP 562)."""
+"""Package attributes that load their module on first use (PEP 562).
+
+A package using it writes its public names twice: in the table given to ``exports``,
+which the running program reads, and as imports under ``if TYPE_CHECKING:``, which type
+checkers and IDEs read (they do not run ``__getattr__``). tests/test_namespace.py checks
+that the two lists agree.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ def exports(package: str, table: dict[str, tuple[str, str | None]]) -> tuple[Cal
     """``(__getattr__, __dir__)`` for ``package`` from ``{name: (module, attribute)}``.
 
     ``attribute`` None exports the module itself. A loaded name is stored in the
-    package's namespace, so later look-ups never reach ``__getattr__`` again.
+    package's namespace, so later look-ups never reach ``__getattr__`` again. ``dir``
+    lists the table's names: the public API, not the package's own imports.
     """
 
     def __getattr__(name: str):
@@ -23,6 +30,6 @@ def exports(package: str, table: dict[str, tuple[str, str | None]]) -> tuple[Cal
         return value
 
     def __dir__():
-        return sorted([*vars(importlib.import_module(package)), *table])
+        return sorted(table)
 
     return __getattr__, __dir__

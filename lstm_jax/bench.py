@@ -30,8 +30,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import lstm_jax as lj
 from lstm_jax import _machine
+from lstm_jax.cells import KINDS, lstm
+from lstm_jax.layers import bidirectional, stack
+from lstm_jax.runner import rnn
 
 SHAPES = [(32, 128, 64, 128), (1, 512, 64, 256), (64, 100, 128, 256), (16, 256, 256, 512)]
 GPU_SHAPES = [(64, 256, 512, 512), (1, 256, 256, 256), (16, 512, 128, 128), (128, 100, 256, 1024)]
@@ -109,10 +111,10 @@ def lstm_jax_contender(case: Case, xs, **rnn_options) -> Contender:
     """lstm_jax running ``case``; ``rnn_options`` go to ``lj.rnn`` (backend, parallel)."""
     B, T, I, H = case.shape
     dtype = None if case.dtype == "float32" else jnp.dtype(case.dtype)
-    cell = lj.KINDS[case.cell].factory(H, dtype=dtype)
-    layer = lj.rnn(cell, **rnn_options)
-    layer = lj.bidirectional(layer) if case.bidirectional else layer
-    model = lj.stack([layer] * case.layers)
+    cell = KINDS[case.cell].factory(H, dtype=dtype)
+    layer = rnn(cell, **rnn_options)
+    layer = bidirectional(layer) if case.bidirectional else layer
+    model = stack([layer] * case.layers)
     params = model.init(jax.random.key(1), I)
     return _jax_contender(lambda p, x: model.apply(p, x)[1], params, xs)
 
@@ -265,7 +267,7 @@ def gemm_peak(size: int = 2048, reps: int = 10) -> dict:
 
 def compile_seconds(T: int, H: int = 128, I: int = 64, B: int = 16) -> float:
     """Seconds to compile the training step of a 2-layer bidirectional LSTM at length T."""
-    model = lj.stack([lj.bidirectional(lj.lstm(H))] * 2)
+    model = stack([bidirectional(lstm(H))] * 2)
     params = model.init(jax.random.key(0), I)
     xs = jnp.zeros((B, T, I))
     grad = jax.jit(jax.grad(lambda p, x: jnp.mean(model.apply(p, x)[1] ** 2)))
@@ -276,7 +278,7 @@ def compile_seconds(T: int, H: int = 128, I: int = 64, B: int = 16) -> float:
 
 def training_temp_bytes(T: int, remat: bool, H: int = 128, I: int = 64, B: int = 16) -> int:
     """XLA's temporary memory for one LSTM training step at length T."""
-    layer = lj.rnn(lj.lstm(H), remat=remat)
+    layer = rnn(lstm(H), remat=remat)
     params = layer.init(jax.random.key(0), I)
     xs = jnp.zeros((B, T, I))
     grad = jax.jit(jax.grad(lambda p, x: jnp.mean(layer.apply(p, x)[1] ** 2)))

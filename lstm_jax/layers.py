@@ -12,7 +12,7 @@ from lstm_jax import _checks
 from lstm_jax._dropout import drop
 from lstm_jax.cells import protocol
 from lstm_jax.cells.base import Layer
-from lstm_jax.rnn import rnn
+from lstm_jax.runner import rnn
 
 
 class Directions(NamedTuple):

@@ -13,7 +13,7 @@ from lstm_jax import _checks
 from lstm_jax.cells import protocol
 from lstm_jax.cells.base import Layer
 from lstm_jax.layers import BidirectionalConfig, as_layer
-from lstm_jax.rnn import reverse_in_time
+from lstm_jax.runner import reverse_in_time
 
 Array = jax.Array
 

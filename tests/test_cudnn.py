@@ -7,7 +7,6 @@ checked here against our XLA loop. The GPU run itself is in the GPU test run.
 
 
 import re
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -16,9 +15,9 @@ import pytest
 from jax.experimental import rnn as experimental_rnn
 
 import lstm_jax as lj
-from lstm_jax import _cudnn
+from lstm_jax import _cudnn, runner
 from lstm_jax.cells.lstm import cudnn_unsupported
-from lstm_jax.rnn import reverse_in_time
+from lstm_jax.runner import reverse_in_time
 
 B, T, I, H = 3, 5, 4, 6
 
@@ -97,8 +96,6 @@ def test_what_cudnn_can_run(cell, reason):
 
 # ---- backend= on lj.rnn ---------------------------------------------------------------
 
-RNN_MODULE = sys.modules["lstm_jax.rnn"]  # lj.rnn is the function
-
 
 @pytest.mark.parametrize("layer, platform, return_gates, chosen", [
     (lj.rnn(lj.lstm(H)), "gpu", False, "cudnn"),
@@ -113,7 +110,7 @@ RNN_MODULE = sys.modules["lstm_jax.rnn"]  # lj.rnn is the function
     (lj.rnn(lj.lstm(H), backend="cudnn"), "gpu", False, "cudnn"),
 ])
 def test_auto_takes_cudnn_on_a_gpu_where_it_runs_the_layer(layer, platform, return_gates, chosen):
-    assert RNN_MODULE.choose_backend(layer.config, return_gates, platform) == chosen
+    assert runner.choose_backend(layer.config, return_gates, platform) == chosen
 
 
 @pytest.mark.parametrize("make, message", [
@@ -139,7 +136,7 @@ def test_the_cudnn_path_of_a_layer_equals_the_xla_loop(monkeypatch):
     """The whole layer through the cuDNN branch (its CPU reference standing in for the GPU
     kernel), with two batch axes, padding, reversal, a carry and gradients."""
     monkeypatch.setattr(_cudnn, "_cudnn_lstm", reference_implementation)
-    monkeypatch.setattr(RNN_MODULE, "choose_backend", lambda config, gates, platform: config.backend)
+    monkeypatch.setattr(runner, "choose_backend", lambda config, gates, platform: config.backend)
     xla, cudnn = (lj.rnn(lj.lstm(H), backend=b, fused_backward=False) for b in ("xla", "cudnn"))
     params = xla.init(jax.random.key(0), input_size=I)
     xs = jax.random.normal(jax.random.key(1), (2, B, T, I))

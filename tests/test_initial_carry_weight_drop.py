@@ -10,7 +10,7 @@ from jax.test_util import check_grads
 
 import lstm_jax as lj
 from lstm_jax import nn as ljnn
-from lstm_jax.rnn import RNNParams
+from lstm_jax.runner import RNNParams
 from tests.helpers import B, H, I, P, assert_trees_close, inputs, random_carry
 
 T = 4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lstm_jax as lj
-from lstm_jax.rnn import reverse_in_time
+from lstm_jax.runner import reverse_in_time
 from tests import reference
 from tests.helpers import B, H, I, T, assert_close, assert_trees_close, carry_tuple, inputs
 

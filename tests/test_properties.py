@@ -1,7 +1,7 @@
 """Hypothesis properties of padded batches, reversal and bidirectional layers.
 
 Reversal within a length is computed here with NumPy slicing, independently of
-``lstm_jax.rnn.reverse_in_time``.
+``lstm_jax.runner.reverse_in_time``.
 """
 
 import jax
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lstm_jax as lj
-from lstm_jax.rnn import reverse_in_time
+from lstm_jax.runner import reverse_in_time
 from tests.helpers import B, H, I, T, assert_close, assert_trees_close
 
 lengths_strategy = st.lists(st.integers(0, T), min_size=B, max_size=B).map(np.array)

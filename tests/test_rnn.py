@@ -9,7 +9,7 @@ import pytest
 from jax.test_util import check_grads
 
 import lstm_jax as lj
-from lstm_jax.rnn import reverse_in_time
+from lstm_jax.runner import reverse_in_time
 from tests import reference
 from tests.helpers import (BASIC_CELLS, BASIC_IDS, CELL_IDS, CELLS, B, H, I, T, assert_close,
                            assert_trees_close, carry_tuple, inputs, make, perturbed, random_carry)

@@ -36,7 +36,7 @@ from lstm_jax import _checks, layers
 from lstm_jax.cells import KINDS, Cell, Layer, LSTMState
 from lstm_jax.cells.base import ACTIVATIONS
 from lstm_jax.layers import bidirectional, stack
-from lstm_jax.rnn import rnn
+from lstm_jax.runner import rnn
 
 __all__ = ["carry_from_torch", "carry_to_torch", "from_torch", "to_torch"]
 

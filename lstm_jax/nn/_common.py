@@ -8,8 +8,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-import lstm_jax as lj
 from lstm_jax import _checks
+from lstm_jax.cells.base import Layer
 
 CALL_DOC = """Run the layer over ``xs``: ``layer.apply`` (see ``lj.rnn``).
 
@@ -28,13 +28,13 @@ def as_layer(part: Any) -> Any:
     if type(part) in (list, tuple):  # not a Cell or a Layer, which are NamedTuples
         return [as_layer(p) for p in part]
     layer = getattr(part, "layer", None)
-    return layer if isinstance(layer, lj.Layer) else part
+    return layer if isinstance(layer, Layer) else part
 
 
-def check_layer(part: Any) -> lj.Layer:
+def check_layer(part: Any) -> Layer:
     """``as_layer(part)``, which must be a Layer."""
     layer = as_layer(part)
-    if not isinstance(layer, lj.Layer):
+    if not isinstance(layer, Layer):
         raise TypeError(
             "`layer` must be a Layer such as lj.rnn(lj.lstm(...)), lj.bidirectional(...) or "
             f"lj.stack(...), got {type(layer).__name__}"
@@ -42,7 +42,7 @@ def check_layer(part: Any) -> lj.Layer:
     return layer
 
 
-def wants_key(layer: lj.Layer, attribute: bool | None, argument: bool | None, hint: str) -> bool:
+def wants_key(layer: Layer, attribute: bool | None, argument: bool | None, hint: str) -> bool:
     """Whether a call draws a key: the layer uses one and the call is not deterministic."""
     if not layer.uses_key:
         return False
@@ -64,7 +64,7 @@ def to_dict(params) -> dict:
     return _checks.as_dict(params, SEQUENCE)
 
 
-def from_dict(layer: lj.Layer, tree):
+def from_dict(layer: Layer, tree):
     """The functional params of ``layer`` from ``tree``, the dict ``to_dict`` gives.
 
     Checked by key path against ``layer.init``'s: the same names, and the same shapes
@@ -86,7 +86,7 @@ def outputs(out: tuple, return_carry: bool):
     return out[0] if len(out) == 1 else out
 
 
-def zero_carry(layer: lj.Layer, batch_shape) -> Any:
+def zero_carry(layer: Layer, batch_shape) -> Any:
     """``layer.initial_carry`` without params: ``init`` traced abstractly (no key is
     consumed) gives the dtypes; the carry does not depend on the input size."""
     key = jax.random.key(0)

@@ -33,9 +33,11 @@ from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 
-import lstm_jax as lj
+from lstm_jax.cells import gru, lstm
+from lstm_jax.cells.base import Layer
+from lstm_jax.layers import bidirectional, stack
 from lstm_jax.nn import _common
-from lstm_jax.rnn import RNNParams
+from lstm_jax.runner import RNNParams, rnn
 
 __all__ = ["GRU", "LSTM", "RNN", "Bidirectional", "RecurrentLayer", "Stack"]
 
@@ -59,7 +61,7 @@ class _Module(nn.Module):
         super().__post_init__()
 
     @property  # not a method: flax's tabulate would try to print the Layer it returns
-    def _functional(self) -> lj.Layer:
+    def _functional(self) -> Layer:
         return _common.check_layer(self.layer)
 
     @nn.compact
@@ -135,7 +137,7 @@ def _derive(fn: Callable, name: str) -> type:
         if p.default is not p.empty:
             namespace[p.name] = p.default
 
-    def layer(self) -> lj.Layer:  # the functional layer this module runs
+    def layer(self) -> Layer:  # the functional layer this module runs
         return fn(**{p.name: _common.as_layer(getattr(self, p.name)) for p in parameters})
 
     namespace.update(__annotations__=annotations, __module__=__name__, __qualname__=name,
@@ -143,8 +145,8 @@ def _derive(fn: Callable, name: str) -> type:
     return type(name, (_Module,), namespace)
 
 
-RNN = _derive(lj.rnn, "RNN")
-Bidirectional = _derive(lj.bidirectional, "Bidirectional")
-Stack = _derive(lj.stack, "Stack")
-LSTM = _common.constructor(lj.lstm, RNN, "LSTM", "linen")
-GRU = _common.constructor(lj.gru, RNN, "GRU", "linen")
+RNN = _derive(rnn, "RNN")
+Bidirectional = _derive(bidirectional, "Bidirectional")
+Stack = _derive(stack, "Stack")
+LSTM = _common.constructor(lstm, RNN, "LSTM", "linen")
+GRU = _common.constructor(gru, RNN, "GRU", "linen")

@@ -40,9 +40,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-import lstm_jax as lj
 from lstm_jax import _checks
+from lstm_jax.cells import gru, lstm
+from lstm_jax.layers import bidirectional, stack
 from lstm_jax.nn import _common
+from lstm_jax.runner import rnn
 
 __all__ = ["GRU", "LSTM", "RNN", "Bidirectional", "RecurrentLayer", "Stack"]
 
@@ -158,8 +160,8 @@ def _derive(fn: Callable, name: str) -> type:
     return cls
 
 
-RNN = _derive(lj.rnn, "RNN")
-Bidirectional = _derive(lj.bidirectional, "Bidirectional")
-Stack = _derive(lj.stack, "Stack")
-LSTM = _common.constructor(lj.lstm, RNN, "LSTM", "nnx")
-GRU = _common.constructor(lj.gru, RNN, "GRU", "nnx")
+RNN = _derive(rnn, "RNN")
+Bidirectional = _derive(bidirectional, "Bidirectional")
+Stack = _derive(stack, "Stack")
+LSTM = _common.constructor(lstm, RNN, "LSTM", "nnx")
+GRU = _common.constructor(gru, RNN, "GRU", "nnx")

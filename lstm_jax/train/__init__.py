@@ -8,9 +8,12 @@ heavy imports (jax, orbax) begin.
 'lstm'
 """
 
+from typing import TYPE_CHECKING
+
 from lstm_jax import _lazy
 
-# name -> (module, attribute): each public name is written once, here
+# name -> (module, attribute), loaded on first use; type checkers and IDEs read the same
+# names from the imports under TYPE_CHECKING below (tests/test_namespace.py checks both)
 _EXPORTS = {
     "CheckpointError": ("lstm_jax.train.checkpoint", "CheckpointError"),
     "Checkpoints": ("lstm_jax.train.checkpoint", "Checkpoints"),
@@ -44,6 +47,35 @@ _EXPORTS = {
     "experiments": ("lstm_jax.train.experiments", None),
     "rundir": ("lstm_jax.train.rundir", None),
 }
+
+if TYPE_CHECKING:
+    from lstm_jax.train import config, experiments, rundir
+    from lstm_jax.train.checkpoint import CheckpointError, Checkpoints
+    from lstm_jax.train.config import Config, ConfigError
+    from lstm_jax.train.experiments import Experiment, list_experiments
+    from lstm_jax.train.experiments import load as load_experiment
+    from lstm_jax.train.interrupts import Interrupted
+    from lstm_jax.train.loop import (
+        Prepared,
+        Trained,
+        TrainingDiverged,
+        evaluate,
+        load,
+        prepare,
+        run,
+        run_keys,
+        train,
+    )
+    from lstm_jax.train.model import Model, build_layer, build_model
+    from lstm_jax.train.sharding import DataParallel
+    from lstm_jax.train.steps import (
+        TrainState,
+        default_optimizer,
+        init_state,
+        learning_rate_schedule,
+        make_eval_step,
+        make_train_step,
+    )
 
 __all__ = sorted(name for name, (_, attr) in _EXPORTS.items() if attr)
 

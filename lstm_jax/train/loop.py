@@ -348,7 +348,7 @@ class Trained(NamedTuple):
             readout, or bidirectional), the prompt is empty or holds unknown
             characters, or ``length`` / ``temperature`` are out of range.
         """
-        from lstm_jax.sample import sample
+        from lstm_jax.sampling import sample
 
         if self.model.step is None or not self.task.tokens:
             raise ConfigError(f"the model of {self.experiment!r} cannot be sampled: that needs "

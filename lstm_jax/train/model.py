@@ -18,12 +18,14 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-import lstm_jax as lj
 from lstm_jax import _checks
 from lstm_jax.cells import KINDS
-from lstm_jax.cells.base import add_bias
+from lstm_jax.cells.base import Layer, add_bias
+from lstm_jax.layers import bidirectional, stack
+from lstm_jax.runner import rnn
 from lstm_jax.tasks import Task
 from lstm_jax.train.config import Config
+from lstm_jax.truncated import truncated_bptt
 
 
 class Model(NamedTuple):
@@ -69,21 +71,21 @@ def readout_of(config: Config, task: Task) -> str:
     return config.readout
 
 
-def build_layer(config: Config) -> lj.Layer:
+def build_layer(config: Config) -> Layer:
     """The recurrent stack of ``config``, in chunks of ``bptt_chunk`` steps when set
     (``lj.truncated_bptt``); unknown cells or options name the valid ones."""
     if config.cell not in KINDS:
         raise ValueError(f"unknown cell {config.cell!r}; known cells: {', '.join(KINDS)}")
     cell_factory = KINDS[config.cell].factory
     cell_options = _checks.known_options(f"cell {config.cell!r}", cell_factory, config.cell_options)
-    rnn_options = _checks.known_options("lj.rnn", lj.rnn, config.rnn_options)
+    rnn_options = _checks.known_options("lj.rnn", rnn, config.rnn_options)
 
     def one_layer():
-        layer = lj.rnn(cell_factory(config.hidden_size, **cell_options), **rnn_options)
-        return lj.bidirectional(layer) if config.bidirectional else layer
+        layer = rnn(cell_factory(config.hidden_size, **cell_options), **rnn_options)
+        return bidirectional(layer) if config.bidirectional else layer
 
-    layer = lj.stack([one_layer() for _ in range(config.num_layers)], dropout=config.dropout)
-    return lj.truncated_bptt(layer, chunk=config.bptt_chunk) if config.bptt_chunk else layer
+    layer = stack([one_layer() for _ in range(config.num_layers)], dropout=config.dropout)
+    return truncated_bptt(layer, chunk=config.bptt_chunk) if config.bptt_chunk else layer
 
 
 def build_model(config: Config, task: Task) -> Model:
