@@ -1,4 +1,8 @@
-"""Weights of ``flax.linen`` recurrent cells, in and out.
+"""Weights of ``flax.linen`` recurrent cells, in and out; any linen cell as a cell.
+
+``flax_cell`` (at the end) is the other road: it keeps a linen cell module and its
+variables as they are and runs them under lstm_jax's runner, for every cell
+``flax.linen.RNN`` accepts. The rest of this page is about converting weights.
 
 flax keeps one ``Dense``-shaped entry per gate; lstm_jax keeps the gates side by side
 in one (in, G) matrix, in the same (in, out) orientation, so conversion is only
@@ -60,6 +64,8 @@ flax is imported only when these functions run.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,7 +79,7 @@ from lstm_jax.cells import (
     conv_lstm, gru, lstm, mgu, simple,
 )
 
-__all__ = ["carry_from_flax", "carry_to_flax", "from_flax", "to_flax"]
+__all__ = ["FlaxCell", "carry_from_flax", "carry_to_flax", "flax_cell", "from_flax", "to_flax"]
 
 # Per flax cell kind: (name, reads "x" or "h", has a bias), in our gate order.
 _LSTM_LAYOUT = tuple((f"i{g}", "x", False) for g in "ifgo") + tuple(
@@ -620,3 +626,194 @@ def _conv_lstm_to_flax(cell: Cell, params: ConvLSTMParams) -> tuple[Any, dict]:
                "bias": jnp.zeros_like(b)},
     }
     return flax_cell, {"params": tree}
+
+
+# ---- any linen cell under lstm_jax's runner -------------------------------------------
+
+
+def flax_cell(module: Any, *, feature_shape: tuple[int, ...] | None = None) -> FlaxCell:
+    """Wrap a ``flax.linen`` cell module as a cell: flax's own params, lstm_jax's runner.
+
+    Where ``from_flax`` converts the weights of flax's built-in cells into ours, this
+    keeps the module and its variables as they are, so it serves every cell that
+    ``flax.linen.RNN`` accepts: ``nn.LSTMCell``, ``nn.GRUCell``, ``nn.ConvLSTMCell``
+    and a user's own ``nn.RNNCellBase`` subclass. The result has the cell protocol's
+    three callables:
+
+    - ``init(key, input_size) -> variables``: ``module.init`` on a zero x_t (1, I),
+      or (1, *S, I) for a cell with spatial axes: ``{"params": {...}}`` as flax makes
+      them.
+    - ``initial_carry(params, batch_shape=()) -> carry``:
+      ``module.initialize_carry(jax.random.key(0), (*batch_shape, I))``; the runner's
+      ``batch_shape`` is every axis of x_t but the last, (*batch) or (*batch, *S).
+    - ``step(params, carry, x_t) -> (carry, y_t)``: ``module.apply(params, carry,
+      x_t)``; x_t (*batch, I) or (*batch, *S, I), y_t (*batch, P) or (*batch, *S, P).
+
+    and ``feature_axes = module.num_feature_axes`` (1, or 1 + N for N spatial axes).
+
+    What ``initial_carry`` cannot know and ``feature_shape`` tells it:
+
+    - I: flax's own cells read only the batch (and spatial) axes of ``input_shape``,
+      so any I serves and 1 is passed. A module whose carry's shapes depend on I is
+      found here (its ``initialize_carry`` is traced for I = 1 and 2) and must be
+      given ``feature_shape=(I,)``.
+    - S, for ``init``: without ``feature_shape`` the spatial axes are 1 each, right for
+      cells whose params do not depend on S (``nn.ConvLSTMCell`` with 'SAME' padding).
+
+    flax's default ``carry_init`` is zeros. A ``carry_init`` that draws randomness
+    draws from the fixed key 0: the same initial carry on every call, not a fresh draw
+    per batch; pass ``carry=`` to the runner for other draws. A module that needs rngs
+    or mutable collections in its call (dropout, batch statistics) is not supported:
+    ``step`` calls ``module.apply`` with neither.
+
+    Args:
+      module: a ``flax.linen.RNNCellBase`` instance with ``__call__(carry, x)``, e.g.
+        ``nn.LSTMCell(features=H)``.
+      feature_shape: None, or x_t's axes that are not batch axes, (I,) or (*S, I):
+        ``module.num_feature_axes`` entries. ``init`` then checks ``input_size == I``.
+
+    Returns:
+      A ``FlaxCell(module, feature_shape)``: frozen, hashable, its params flax's
+      variables.
+
+    Raises:
+      TypeError: ``module`` is not a linen ``RNNCellBase`` instance, or has no
+        ``__call__(carry, x)``.
+      ValueError: ``feature_shape`` has the wrong number of entries or one that is not
+        positive, or is None while the carry's shapes depend on I.
+
+    >>> import jax, jax.numpy as jnp, flax.linen as nn, lstm_jax as lj
+    >>> cell = lj.interop.flax_cell(nn.LSTMCell(features=6))
+    >>> cell
+    FlaxCell(LSTMCell(features=6))
+    >>> params = cell.init(jax.random.key(0), input_size=5)  # flax's own variables
+    >>> params["params"]["ii"]["kernel"].shape
+    (5, 6)
+    >>> xs = jnp.ones((3, 4, 5))  # (B, T, I)
+    >>> c, h = cell.initial_carry(params, batch_shape=(3,))  # flax's LSTM carry (c, h)
+    >>> (c, h), y = cell.step(params, (c, h), xs[:, 0])
+    >>> y.shape, c.shape
+    ((3, 6), (3, 6))
+    >>> carry, ys = lj.rnn(cell).apply(params, xs, seq_lengths=jnp.array([4, 2, 0]))  # doctest: +SKIP
+    >>> ys.shape, bool(jnp.all(ys[1, 2:] == 0))  # doctest: +SKIP
+    ((3, 4, 6), True)
+    """
+    import flax.linen as nn
+
+    if isinstance(module, type):
+        raise TypeError(f"`module` must be a flax.linen cell module instance, got the class "
+                        f"{module.__name__}: pass an instance such as {module.__name__}(...)")
+    if not isinstance(module, nn.RNNCellBase):
+        raise TypeError(f"`module` must be a flax.linen RNNCellBase such as "
+                        f"nn.LSTMCell(features=H), got {type(module).__name__}")
+    if not _takes_carry_and_x(module):
+        raise TypeError(f"`module` must have a method __call__(carry, x) -> (carry, y), "
+                        f"as flax.linen.RNN calls its cell; {type(module).__name__} has none")
+    axes = module.num_feature_axes
+    if feature_shape is not None:
+        feature_shape = tuple(feature_shape)
+        if len(feature_shape) != axes or not all(
+                isinstance(n, (int, np.integer)) and n > 0 for n in feature_shape):
+            what = "(I,)" if axes == 1 else f"(*S, I) with {axes - 1} spatial axes S"
+            raise ValueError(f"`feature_shape` must be {what}: {axes} positive ints, as "
+                             f"{type(module).__name__}.num_feature_axes = {axes}, got "
+                             f"{feature_shape}")
+        feature_shape = tuple(int(n) for n in feature_shape)
+    elif _carry_reads_input_size(module):
+        raise ValueError(f"the carry of {type(module).__name__}.initialize_carry(rng, "
+                         f"input_shape) changes shape with the input size I = input_shape[-1]"
+                         f", which initial_carry(params, batch_shape) does not know: pass "
+                         f"`feature_shape={'(I,)' if axes == 1 else '(*S, I)'}`")
+    return FlaxCell(module, feature_shape)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class FlaxCell:
+    """A ``flax.linen`` cell module as a cell (built by ``flax_cell``, which documents it).
+
+    Attributes:
+      module: the flax module, an ``nn.RNNCellBase``.
+      feature_shape: None, or the non-batch axes of x_t, (I,) or (*S, I).
+    """
+
+    module: Any
+    feature_shape: tuple[int, ...] | None = None
+
+    @property
+    def feature_axes(self) -> int:
+        """How many trailing axes of x_t are not batch axes: 1, or 1 + N spatial axes."""
+        return self.module.num_feature_axes
+
+    def init(self, key: jax.Array, input_size: int) -> dict:
+        """``module.init`` on a zero x_t (1, I) or (1, *S, I): flax's variables."""
+        input_size = _checks.positive_int("input_size", input_size)
+        if self.feature_shape is None:
+            spatial = (1,) * (self.feature_axes - 1)
+        elif input_size != self.feature_shape[-1]:
+            raise ValueError(f"`input_size` is {input_size}, but this cell was built with "
+                             f"feature_shape={self.feature_shape}, I = {self.feature_shape[-1]}")
+        else:
+            spatial = self.feature_shape[:-1]
+        x = jnp.zeros((1, *spatial, input_size))
+        carry = self.initial_carry(None, x.shape[:-1])
+        return self.module.init(key, carry, x)
+
+    def initial_carry(self, params: Any, batch_shape: tuple[int, ...] = ()) -> Any:
+        """``module.initialize_carry`` for x_t of shape (*batch_shape, I), key 0;
+        ``params`` is not read (flax's carry does not depend on them)."""
+        del params
+        input_size = 1 if self.feature_shape is None else self.feature_shape[-1]
+        return self.module.initialize_carry(jax.random.key(0), (*batch_shape, input_size))
+
+    def step(self, params: Any, carry: Any, x_t: jax.Array) -> tuple[Any, Any]:
+        """``module.apply(params, carry, x_t)``: x_t (*batch, I) -> (carry, y_t (*batch, P))."""
+        with jax.named_scope(f"flax_{type(self.module).__name__}_step"):
+            return self.module.apply(params, carry, x_t)
+
+    def __repr__(self) -> str:
+        shape = "" if self.feature_shape is None else f", feature_shape={self.feature_shape}"
+        return f"FlaxCell({_module_repr(self.module)}{shape})"
+
+
+def _takes_carry_and_x(module: Any) -> bool:
+    call = getattr(module, "__call__", None)
+    if call is None:
+        return False
+    try:
+        inspect.signature(call).bind(None, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _carry_reads_input_size(module: Any) -> bool:
+    """Whether ``module.initialize_carry``'s shapes change with input_shape[-1]."""
+    spatial = (1,) * (module.num_feature_axes - 1)
+    shapes = [jax.eval_shape(lambda i=i: module.initialize_carry(
+        jax.random.key(0), (1, *spatial, i))) for i in (1, 2)]
+    return jax.tree.structure(shapes[0]) != jax.tree.structure(shapes[1]) or any(
+        (a.shape, a.dtype) != (b.shape, b.dtype)
+        for a, b in zip(jax.tree.leaves(shapes[0]), jax.tree.leaves(shapes[1])))
+
+
+def _module_repr(module: Any) -> str:
+    """``LSTMCell(features=6)``: a linen module with the fields set off their defaults."""
+    fields = []
+    for field in dataclasses.fields(module):
+        if field.name in ("parent", "name") or not field.init:
+            continue
+        value = getattr(module, field.name)
+        if field.default is dataclasses.MISSING or not _same(value, field.default):
+            fields.append(f"{field.name}={_short(value)}")
+    return f"{type(module).__name__}({', '.join(fields)})"
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except (TypeError, ValueError):  # arrays and the like: only identity counts
+        return False
+
+
+def _short(value: Any) -> str:
+    return getattr(value, "__name__", None) or repr(value)
