@@ -254,19 +254,7 @@ def test_bad_input_size_is_refused(input_size, error, message):
         flax_cell(nn.GRUCell(H)).init(jax.random.key(0), input_size)
 
 
-# ---- under the runner (needs the cell protocol in lj.rnn) ------------------------------
-
-
-def _runner_takes_protocol_cells() -> bool:
-    try:
-        lj.rnn(flax_cell(nn.GRUCell(2)))
-    except TypeError:
-        return False
-    return True
-
-
-needs_protocol = pytest.mark.skipif(not _runner_takes_protocol_cells(),
-                                    reason="needs the cell protocol")
+# ---- under the runner ------------------------------------------------------------------
 
 
 def flax_rnn_variables(params):
@@ -298,7 +286,6 @@ def setup(name):
     return cell, params, xs
 
 
-@needs_protocol
 @RUNNER
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("given_carry", [False, True])
@@ -312,7 +299,6 @@ def test_rnn_matches_flax_rnn_unpadded(name, reverse, given_carry):
     assert_close((carry, ys), (carry_flax, ys_flax))
 
 
-@needs_protocol
 @RUNNER
 @pytest.mark.parametrize("reverse", [False, True])
 def test_rnn_on_padded_data_matches_a_hand_loop(name, reverse):
@@ -328,7 +314,6 @@ def test_rnn_on_padded_data_matches_a_hand_loop(name, reverse):
     assert_close(jax.tree.map(lambda a: a[2], got[0]), jax.tree.map(lambda a: a[2], carry0), 0)
 
 
-@needs_protocol
 @RUNNER
 def test_bidirectional_on_padded_data_matches_two_hand_loops(name):
     cell, _, xs = setup(name)
@@ -342,7 +327,6 @@ def test_bidirectional_on_padded_data_matches_two_hand_loops(name):
                  (carry_f, carry_b, jnp.concatenate([ys_f, ys_b], axis=-1)))
 
 
-@needs_protocol
 @RUNNER
 def test_jit_matches_eager(name):
     cell, params, xs = setup(name)
@@ -351,7 +335,6 @@ def test_jit_matches_eager(name):
     assert_close(jax.jit(apply)(params, xs, LENGTHS), apply(params, xs, LENGTHS))
 
 
-@needs_protocol
 def test_gradients_match_finite_differences():
     """Through padding and reversal, to the params and the inputs."""
     cell = flax_cell(TwoPartCell(3, P))
@@ -367,7 +350,6 @@ def test_gradients_match_finite_differences():
     check_grads(loss, (params, xs), order=1, modes=("rev",), atol=1e-2, rtol=1e-2)
 
 
-@needs_protocol
 def test_conv_lstm_cell_under_the_runner():
     """Spatial axes: x_t (B, *S, I); unpadded as flax.linen.RNN, padded as a hand loop."""
     cell = flax_cell(nn.ConvLSTMCell(H, kernel_size=(3, 2)))

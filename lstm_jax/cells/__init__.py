@@ -2,6 +2,7 @@
 
 from typing import Callable, NamedTuple
 
+from lstm_jax.cells import protocol
 from lstm_jax.cells.base import Cell, Layer, LayerNormParams
 from lstm_jax.cells.conv_lstm import ConvLSTMConfig, ConvLSTMParams, conv_lstm
 from lstm_jax.cells.gru import GRUConfig, GRUGates, GRUParams, gru
@@ -25,6 +26,7 @@ from lstm_jax.cells.min_rnn import (
     min_lstm,
 )
 from lstm_jax.cells.mgu import MGUConfig, MGUGates, MGUParams, mgu
+from lstm_jax.cells.protocol import Cudnn, ParallelScan, Projections, RecurrentCell
 from lstm_jax.cells.simple import SimpleConfig, SimpleGates, SimpleParams, simple
 from lstm_jax.cells.slstm import SLSTMConfig, SLSTMGates, SLSTMParams, SLSTMState, slstm
 
@@ -52,6 +54,7 @@ KINDS: dict[str, CellKind] = {
 __all__ = [
     "KINDS",
     "Cell",
+    "Cudnn",
     "CellKind",
     "ConvLSTMConfig",
     "ConvLSTMParams",
@@ -76,7 +79,10 @@ __all__ = [
     "MinLSTMGates",
     "MinLSTMParams",
     "LayerNormParams",
+    "ParallelScan",
     "Peephole",
+    "Projections",
+    "RecurrentCell",
     "SimpleConfig",
     "SimpleGates",
     "SimpleParams",
@@ -93,4 +99,5 @@ __all__ = [
     "min_lstm",
     "simple",
     "slstm",
+    "protocol",
 ]
