@@ -293,7 +293,7 @@ def _check_options(config: RNNConfig) -> None:
         shapes = jax.eval_shape(lambda: cell.init(jax.random.key(0), 1))
         if _dropout.recurrent_weight(shapes) is None:
             raise ValueError(f"`weight_drop` drops entries of the recurrent weight w_hh, "
-                             f"which the params of {protocol.describe(cell)} do not have")
+                             f"which the params of `{protocol.name(cell)}` do not have")
     if config.fused_backward and config.remat:
         raise ValueError("`fused_backward=True` saves every step's carry, which `remat` "
                          "would recompute: pass one of them")

@@ -114,8 +114,8 @@ def test_auto_takes_cudnn_on_a_gpu_where_it_runs_the_layer(layer, platform, retu
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: lj.rnn(lj.gru(H), backend="cudnn"), "`backend='cudnn'` needs a cell with `cudnn_weights` (cudnn capability); a gru cell has none"),
-    (lambda: lj.rnn(lj.lstm(H, peephole=True), backend="cudnn"), "`backend='cudnn'` needs a cell with `cudnn_weights` (cudnn capability); an lstm cell has none"),
+    (lambda: lj.rnn(lj.gru(H), backend="cudnn"), "`backend='cudnn'` needs a cell with `cudnn_weights` (cudnn capability); `gru` has none"),
+    (lambda: lj.rnn(lj.lstm(H, peephole=True), backend="cudnn"), "`backend='cudnn'` needs a cell with `cudnn_weights` (cudnn capability); `lstm` has none"),
     (lambda: lj.rnn(lj.lstm(H), backend="cudnn", zoneout=0.1), "backend='cudnn' cannot run this layer: cuDNN's LSTM has no variational dropout or zoneout"),
     (lambda: lj.rnn(lj.lstm(H), backend="cuda"), "`backend` must be one of ['auto', 'cudnn', 'xla'], got 'cuda'"),
 ])

@@ -147,7 +147,7 @@ def require(cell: Any, option: str) -> None:
     missing = _missing(cell, OPTIONS[option])
     if missing:
         raise ValueError(f"`{option}` needs a cell with `{missing[0]}` "
-                         f"({OPTIONS[option]} capability); {describe(cell)} has none")
+                         f"({OPTIONS[option]} capability); `{name(cell)}` has none")
 
 
 def _missing(cell: Any, capability: str) -> list[str]:
@@ -174,13 +174,6 @@ def check_cell(value: Any) -> Any:
 def name(cell: Any) -> str:
     """A short name for errors and named scopes: the built-in kind, else the class name."""
     return getattr(getattr(cell, "config", None), "kind", None) or type(cell).__name__
-
-
-def describe(cell: Any) -> str:
-    """How errors call ``cell``: "an lstm cell", "a MyCell"."""
-    word = name(cell)
-    article = "an" if word[0].lower() in "aeiou" else "a"
-    return f"{article} {word} cell" if word.islower() else f"{article} {word}"
 
 
 def feature_axes(cell: Any) -> int:
