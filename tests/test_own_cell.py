@@ -5,6 +5,7 @@ The cell's carry is a dict of two leaves and its output y_t (P = 2) is neither o
 so a runner that mistakes the carry for the output, or drops a leaf, fails here.
 """
 
+import json
 import re
 import types
 
@@ -31,7 +32,7 @@ class Leaky:
 
     def init(self, key, input_size):
         kw, ku, kv = jax.random.split(key, 3)
-        return {"w": jax.random.normal(kw, (input_size, self.hidden_size)),
+        return {"w_ih": jax.random.normal(kw, (input_size, self.hidden_size)),
                 "w_hh": jax.random.normal(ku, (self.hidden_size, self.hidden_size)) * 0.5,
                 "v": jax.random.normal(kv, (self.hidden_size, self.out))}
 
@@ -40,7 +41,7 @@ class Leaky:
                 "m": jnp.full((*batch_shape, self.hidden_size), -1.0)}
 
     def step(self, params, carry, x_t):
-        h = (1 - self.a) * carry["h"] + self.a * jnp.tanh(x_t @ params["w"] + carry["h"] @ params["w_hh"])
+        h = (1 - self.a) * carry["h"] + self.a * jnp.tanh(x_t @ params["w_ih"] + carry["h"] @ params["w_hh"])
         m = jnp.maximum(carry["m"], h)
         return {"h": h, "m": m}, h @ params["v"] + jnp.sum(m, axis=-1, keepdims=True)
 
@@ -350,7 +351,7 @@ class SplitLeaky(Leaky):
     """``Leaky`` with the projections capability: the same step, split at its matmuls."""
 
     def project_inputs(self, params, xs):
-        return xs @ params["w"]
+        return xs @ params["w_ih"]
 
     def project_hidden(self, params, carry, h_mask=None):
         h = carry["h"] if h_mask is None else carry["h"] * h_mask
@@ -401,3 +402,95 @@ def test_the_fused_pass_now_serves_cells_with_their_own_recurrence(make):
         return jnp.sum(jnp.sin(layer.apply(p, xs, seq_lengths=LENGTHS, key=jax.random.key(1))[1]))
 
     assert_tree_close(jax.grad(loss)(params, True), jax.grad(loss)(params, False), atol=1e-4)
+
+
+# ---- training: the Python API and an experiment file on the command line --------------
+
+TRAIN = dict(task="adding", task_options={"length": 8}, hidden_size=8, batch_size=16, steps=30,
+             learning_rate=1e-2, warmup_steps=5, log_every=10, eval_every=30, eval_batches=2,
+             checkpoint_every=30)
+
+
+def test_training_a_model_around_ones_own_cell(tmp_path):
+    from lstm_jax import train as lt
+    from lstm_jax.tasks import get_task
+
+    config = lt.Config(**TRAIN)
+    task = get_task("adding", length=8)
+    model = lt.build_model(config, task, lj.rnn(Leaky(hidden_size=8, output_size=4)))
+    params = model.init(jax.random.key(0))
+    assert params["readout"]["w"].shape == (4, 1)
+    result = lt.train(config, tmp_path, task=task, model=model, progress=False)
+    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(result["metrics"]["mse"]) and result["metrics"]["mse"] < first["loss"]
+    assert lt.evaluate(tmp_path, task=task, model=model)["step"] == 30
+
+
+OWN_CELL_EXPERIMENT = '''
+"""The adding problem through a cell of my own."""
+import jax
+import jax.numpy as jnp
+import lstm_jax as lj
+from lstm_jax.train import Config, build_model
+
+DESCRIPTION = "adding with my own leaky cell"
+
+
+class Leaky:
+    def __init__(self, size):
+        self.size = size
+
+    def init(self, key, input_size):
+        kw, ku = jax.random.split(key)
+        return {"w_ih": jax.random.normal(kw, (input_size, self.size)) / input_size**0.5,
+                "w_hh": jax.random.normal(ku, (self.size, self.size)) / self.size**0.5}
+
+    def initial_carry(self, params, batch_shape):
+        return jnp.zeros((*batch_shape, self.size))
+
+    def step(self, params, h, x_t):
+        h = 0.5 * h + 0.5 * jnp.tanh(x_t @ params["w_ih"] + h @ params["w_hh"])
+        return h, h
+
+
+def get_config():
+    return Config(''' + ", ".join(f"{k}={v!r}" for k, v in TRAIN.items()) + ''')
+
+
+def get_model(config, task):
+    return build_model(config, task, lj.rnn(Leaky(config.hidden_size)))
+'''
+
+
+def test_an_experiment_file_with_its_own_cell_trains_from_the_command_line(tmp_path, capsys):
+    from lstm_jax import cli
+
+    (tmp_path / "leaky_exp.py").write_text(OWN_CELL_EXPERIMENT)
+    out = tmp_path / "run"
+    assert cli.main(["train", str(tmp_path / "leaky_exp.py"), "--out", str(out), "--steps", "20",
+                     "--no-progress"]) == 0
+    final = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert final["step"] == 20 and np.isfinite(final["mse"])
+    assert cli.main(["eval", str(out)]) == 0
+    assert "leaky_exp at step 20:" in capsys.readouterr().out
+
+
+def test_linen_and_nnx_modules_run_ones_own_cell(setup):
+    from flax import nnx
+
+    from lstm_jax.nn import linen as ljl
+    from lstm_jax.nn import nnx as ljx
+
+    cell, _, xs = setup
+    module = ljl.RNN(cell, zoneout=0.1, deterministic=True)
+    variables = module.init(jax.random.key(0), xs)
+    assert set(variables["params"]) == {"w_ih", "w_hh", "v"}
+    ys = module.apply(variables, xs, seq_lengths=LENGTHS)
+    params = dict(variables["params"])
+    assert_close(ys, lj.rnn(cell, zoneout=0.1).apply(params, xs, seq_lengths=LENGTHS)[1])
+    assert not np.allclose(ys, hand_loop(cell, params, xs, LENGTHS)[1])  # zoneout is on
+    model = ljx.RNN(I, cell, rngs=nnx.Rngs(0))
+    carry, ys = model(xs, seq_lengths=LENGTHS, return_carry=True)
+    want_carry, want_ys = hand_loop(cell, model.get_params(), xs, LENGTHS)
+    assert_close(ys, want_ys)
+    assert_tree_close(carry, want_carry)

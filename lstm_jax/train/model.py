@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from lstm_jax import _checks
 from lstm_jax.cells import KINDS
 from lstm_jax.cells.base import Layer, add_bias
-from lstm_jax.layers import bidirectional, stack
+from lstm_jax.layers import bidirectional, levels, output_size, stack
 from lstm_jax.runner import rnn
 from lstm_jax.tasks import Task
 from lstm_jax.train.config import Config
@@ -88,22 +88,25 @@ def build_layer(config: Config) -> Layer:
     return truncated_bptt(layer, chunk=config.bptt_chunk) if config.bptt_chunk else layer
 
 
-def build_model(config: Config, task: Task) -> Model:
-    """The model of ``config`` sized for ``task``.
+def build_model(config: Config, task: Task, layer: Layer | None = None) -> Model:
+    """The model of ``config`` sized for ``task``, around ``layer`` (by default the
+    config's stack, ``build_layer``): a layer of your own, e.g. over your own cell
+    (``lj.rnn(MyCell(64))``), gets the config's embedding and readout.
 
     params: ``{"rnn": the stack's params, "readout": {"w": (P, O), "b": (O,)}}``, and
     ``"embed": (V, E)`` when the task's inputs are token ids.
     """
-    layer = build_layer(config)
+    layer = build_layer(config) if layer is None else layer
     read = READ[readout_of(config, task)]
     input_size = config.embed_size if task.tokens else task.input_size
+    features = output_size(layer, input_size)
 
     def init(key):
         k_embed, k_rnn, k_out = jax.random.split(key, 3)
         params = {
             "rnn": layer.init(k_rnn, input_size),
             "readout": {
-                "w": jax.nn.initializers.lecun_normal()(k_out, (layer.output_size, task.output_size)),
+                "w": jax.nn.initializers.lecun_normal()(k_out, (features, task.output_size)),
                 "b": jnp.zeros(task.output_size),
             },
         }
@@ -124,5 +127,6 @@ def build_model(config: Config, task: Task) -> Model:
     def step(params, carry, xs):
         return run(params, xs, carry=carry)
 
-    streams = read is READ["every"] and not config.bidirectional
+    streams = read is READ["every"] and not any(
+        len(row) > 1 for row in levels(layer))  # a bidirectional layer reads the whole sequence
     return Model(init, apply, step if streams else None)
