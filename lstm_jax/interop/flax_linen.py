@@ -74,44 +74,59 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax import _checks
-from lstm_jax.cells import (
-    KINDS, Cell, ConvLSTMParams, GRUParams, LSTMParams, LSTMState, MGUParams, SimpleParams,
-    conv_lstm, gru, lstm, mgu, simple,
-)
+from lstm_jax.cells import KINDS, Cell, ConvLSTMParams, LSTMParams, LSTMState, conv_lstm
 
 __all__ = ["FlaxCell", "carry_from_flax", "carry_to_flax", "flax_cell", "from_flax", "to_flax"]
 
-# Per flax cell kind: (name, reads "x" or "h", has a bias), in our gate order.
-_LSTM_LAYOUT = tuple((f"i{g}", "x", False) for g in "ifgo") + tuple(
-    (f"h{g}", "h", True) for g in "ifgo"
-)
-_GRU_LAYOUT = tuple((f"i{g}", "x", True) for g in "rzn") + (
-    ("hr", "h", False),
-    ("hz", "h", False),
-    ("hn", "h", True),
-)
-_SIMPLE_LAYOUT = (("i", "x", True), ("h", "h", False))
-_MGU_LAYOUT = (("if", "x", True), ("in", "x", True), ("hf", "h", False), ("hn", "h", True))
-# without its reset gate, flax's MGU has no bias on "hn" (it would add to "in"'s)
-_MGU_NO_RESET_LAYOUT = _MGU_LAYOUT[:3] + (("hn", "h", False),)
-# ConvLSTMCell: two Conv entries of 4H outputs each, split as (i, g, f, o); no bias
-# without use_bias
-_CONV_LSTM_LAYOUT = (("ih", "x", True), ("hh", "h", True))
-_CONV_LSTM_NO_BIAS_LAYOUT = (("ih", "x", False), ("hh", "h", False))
-_FLAX_CONV_GATES = "igfo"
+@dataclasses.dataclass(frozen=True)
+class _Entries:
+    """How a flax cell of ``Dense`` entries names its params: per gate g, in lstm_jax's
+    gate order, an entry ``"i" + g`` reading x and an entry ``"h" + g`` reading h."""
+
+    gates: tuple[str, ...]  # ("",) for the Elman cell's single "i" and "h"
+    bias_on: str  # "i" or "h": the entries whose biases make up lstm_jax's b
+    b_hn: bool = False  # "hn" has a bias too, lstm_jax's b_hn
+
+    def layout(self) -> tuple:
+        """(name, reads "x" or "h", has a bias) per entry, for ``_read_flax_params``."""
+        return tuple((side + g, reads, side == self.bias_on or (self.b_hn and side + g == "hn"))
+                     for side, reads in (("i", "x"), ("h", "h")) for g in self.gates)
 
 
-def _flax_kinds() -> dict[type, tuple[str, tuple]]:
+# The one table of flax's entry names per kind, read by from_flax and to_flax
+_ENTRIES = {
+    "lstm": _Entries(tuple("ifgo"), bias_on="h"),
+    "gru": _Entries(tuple("rzn"), bias_on="i", b_hn=True),
+    "mgu": _Entries(tuple("fn"), bias_on="i", b_hn=True),
+    "simple": _Entries(("",), bias_on="i"),
+}
+# flax's field names of lstm_jax's options, where a flax cell has the field
+_FIELDS = {"activation": "activation_fn", "gate_activation": "gate_fn",
+           "reset_gate": "reset_gate", "dtype": "dtype", "param_dtype": "param_dtype"}
+# ConvLSTMCell: two Conv entries (reading x, h) of 4H outputs in another gate order
+_CONV_ENTRIES = ("ih", "hh")
+_CONV_GATES = ("ifgo", "igfo")  # (lstm_jax's, flax's)
+
+
+def _flax_kinds() -> dict[type, str]:
+    """flax's cell classes and their kinds; to_flax builds the last class of a kind."""
     import flax.linen as nn
 
-    return {
-        nn.LSTMCell: ("lstm", _LSTM_LAYOUT),
-        nn.OptimizedLSTMCell: ("lstm", _LSTM_LAYOUT),
-        nn.GRUCell: ("gru", _GRU_LAYOUT),
-        nn.SimpleCell: ("simple", _SIMPLE_LAYOUT),
-        nn.MGUCell: ("mgu", _MGU_LAYOUT),
-        nn.ConvLSTMCell: ("conv_lstm", _CONV_LSTM_LAYOUT),
-    }
+    return {nn.LSTMCell: "lstm", nn.OptimizedLSTMCell: "lstm", nn.GRUCell: "gru",
+            nn.SimpleCell: "simple", nn.MGUCell: "mgu", nn.ConvLSTMCell: "conv_lstm"}
+
+
+def _entries(kind: str, reset_gate: bool) -> _Entries:
+    """A kind's entries; without its reset gate, flax's MGU has no bias on "hn" (it
+    would add to "in"'s)."""
+    spec = _ENTRIES[kind]
+    return spec if reset_gate or kind != "mgu" else dataclasses.replace(spec, b_hn=False)
+
+
+def _fields(flax_type: type) -> dict[str, str]:
+    """lstm_jax's option -> flax's field, for the fields ``flax_type`` has."""
+    names = {field.name for field in dataclasses.fields(flax_type)}
+    return {ours: theirs for ours, theirs in _FIELDS.items() if theirs in names}
 
 
 def _shape(a: Any) -> tuple:
@@ -266,80 +281,38 @@ def from_flax(flax_cell: Any, flax_params: Any) -> tuple[Cell, Any]:
             f"`flax_cell` must be one of {supported}, got {type(flax_cell).__name__}"
         )
     cell_name = type(flax_cell).__name__
-    kind, layout = kinds[type(flax_cell)]
+    kind = kinds[type(flax_cell)]
     if kind == "simple" and flax_cell.residual:
         raise ValueError(
             "nn.SimpleCell(residual=True) adds h_{t-1} before the activation; lstm_jax's "
             "simple cell has no residual connection"
         )
-    if kind == "mgu" and not flax_cell.reset_gate:
-        layout = _MGU_NO_RESET_LAYOUT
-    H = flax_cell.features
+    variables = _unwrap_variables(flax_params, cell_name)
     if kind == "conv_lstm":
-        return _conv_lstm_from_flax(flax_cell, _unwrap_variables(flax_params, cell_name))
-    tree = _read_flax_params(_unwrap_variables(flax_params, cell_name), layout, H, cell_name)
-    dtypes = dict(param_dtype=flax_cell.param_dtype, dtype=flax_cell.dtype)
+        return _conv_lstm_from_flax(flax_cell, variables)
+    H = flax_cell.features
+    spec = _entries(kind, getattr(flax_cell, "reset_gate", True))
+    tree = _read_flax_params(variables, spec.layout(), H, cell_name)
+    options = {ours: getattr(flax_cell, theirs)
+               for ours, theirs in _fields(type(flax_cell)).items()}
     if kind == "lstm":
-        cell = lstm(
-            H,
-            init="flax",
-            forget_bias=0.0,
-            activation=flax_cell.activation_fn,
-            gate_activation=flax_cell.gate_fn,
-            **dtypes,
-        )
-        params = LSTMParams(
-            w_ih=_concat(tree[f"i{g}"][0] for g in "ifgo"),
-            w_hh=_concat(tree[f"h{g}"][0] for g in "ifgo"),
-            b=_concat(tree[f"h{g}"][1] for g in "ifgo"),
-            w_hr=None,
-            peephole=None,
-            layer_norm=None,
-        )
-    elif kind == "gru":
-        cell = gru(
-            H,
-            init="flax",
-            activation=flax_cell.activation_fn,
-            gate_activation=flax_cell.gate_fn,
-            **dtypes,
-        )
-        params = GRUParams(
-            w_ih=_concat(tree[f"i{g}"][0] for g in "rzn"),
-            w_hh=_concat(tree[f"h{g}"][0] for g in "rzn"),
-            b=_concat(tree[f"i{g}"][1] for g in "rzn"),
-            b_hn=jnp.asarray(tree["hn"][1]),
-        )
-    elif kind == "mgu":
-        cell = mgu(
-            H,
-            reset_gate=flax_cell.reset_gate,
-            init="flax",
-            activation=flax_cell.activation_fn,
-            gate_activation=flax_cell.gate_fn,
-            **dtypes,
-        )
-        params = MGUParams(
-            w_ih=_concat(tree[f"i{g}"][0] for g in "fn"),
-            w_hh=_concat(tree[f"h{g}"][0] for g in "fn"),
-            b=_concat(tree[f"i{g}"][1] for g in "fn"),
-            b_hn=jnp.asarray(tree["hn"][1]) if flax_cell.reset_gate else None,
-        )
-    else:
-        cell = simple(H, init="flax", activation=flax_cell.activation_fn, **dtypes)
-        params = SimpleParams(
-            w_ih=jnp.asarray(tree["i"][0]),
-            w_hh=jnp.asarray(tree["h"][0]),
-            b=jnp.asarray(tree["i"][1]),
-        )
-    return cell, params
+        options["forget_bias"] = 0.0
+    cell = KINDS[kind].factory(H, init="flax", **options)
+    params = dict(w_ih=_concat(tree["i" + g][0] for g in spec.gates),
+                  w_hh=_concat(tree["h" + g][0] for g in spec.gates),
+                  b=_concat(tree[spec.bias_on + g][1] for g in spec.gates))
+    if kind == "lstm":
+        params.update(w_hr=None, peephole=None, layer_norm=None)
+    elif kind != "simple":
+        params["b_hn"] = jnp.asarray(tree["hn"][1]) if spec.b_hn else None
+    return cell, KINDS[kind].params(**params)
 
 
 def _check_cell(cell: Any, name: str = "cell") -> str:
     if not isinstance(cell, Cell):
         raise TypeError(f"`{name}` must be a Cell such as lj.lstm(...), got {type(cell).__name__}")
     kind = cell.config.kind
-    supported = {kind for kind, _ in _flax_kinds().values()}
+    supported = set(_flax_kinds().values())
     if kind not in supported:
         raise ValueError(
             f"flax has no counterpart of a {kind!r} cell; supported: {sorted(supported)}"
@@ -422,80 +395,53 @@ def to_flax(cell: Cell, params: Any) -> tuple[Any, dict]:
     >>> bool(jnp.allclose(h, h_flax, atol=1e-6))
     True
     """
-    import flax.linen as nn
-
     kind = _check_cell(cell)
     _checks.params_type(params, KINDS[kind].params, kind)
     if kind == "conv_lstm":
         return _conv_lstm_to_flax(cell, params)
     config = cell.config
     H = config.hidden_size
-    dtypes = dict(dtype=config.dtype, param_dtype=config.param_dtype)
-
     if kind == "lstm":
         reasons = _lstm_unsupported(config, params)
         if reasons:
             raise ValueError(
                 "flax's LSTMCell cannot express an LSTM with " + "; ".join(reasons)
             )
-        flax_cell = nn.OptimizedLSTMCell(
-            features=H, gate_fn=config.gate_activation, activation_fn=config.activation, **dtypes
-        )
-        gates, n = "ifgo", 4
     elif kind == "gru":
         if not config.bias or params.b is None or params.b_hn is None:
             raise ValueError(
                 "flax's GRUCell cannot express a GRU with bias=False (its 'ir', 'iz', "
                 "'in' and 'hn' entries always have a bias)"
             )
-        flax_cell = nn.GRUCell(
-            features=H, gate_fn=config.gate_activation, activation_fn=config.activation, **dtypes
-        )
-        gates, n = "rzn", 3
     elif kind == "mgu":
         if not config.bias or params.b is None or (config.reset_gate and params.b_hn is None):
             raise ValueError(
                 "flax's MGUCell cannot express an MGU with bias=False (its 'if' and 'in' "
                 "entries, and 'hn' with reset_gate, always have a bias)"
             )
-        flax_cell = nn.MGUCell(
-            features=H, gate_fn=config.gate_activation, activation_fn=config.activation,
-            reset_gate=config.reset_gate, **dtypes
+    elif not config.bias or params.b is None:
+        raise ValueError(
+            "flax's SimpleCell cannot express an Elman cell with bias=False (its "
+            "'i' entry always has a bias)"
         )
-        gates, n = "fn", 2
-    else:
-        if not config.bias or params.b is None:
-            raise ValueError(
-                "flax's SimpleCell cannot express an Elman cell with bias=False (its "
-                "'i' entry always has a bias)"
-            )
-        flax_cell = nn.SimpleCell(features=H, activation_fn=config.activation, **dtypes)
-        gates, n = "", 1
+    flax_type = {k: t for t, k in _flax_kinds().items()}[kind]
+    flax_cell = flax_type(features=H, **{
+        theirs: getattr(config, ours) for ours, theirs in _fields(flax_type).items()})
 
-    w_ih = params.w_ih
+    spec = _entries(kind, getattr(config, "reset_gate", True))
+    n, w_ih = len(spec.gates), params.w_ih
     if len(_shape(w_ih)) != 2:
         raise ValueError(f"`params.w_ih` must have shape (I, {n * H}), got {_shape(w_ih)}")
     input_size = _shape(w_ih)[0]
     _check_shape("w_ih", w_ih, (input_size, n * H))
     _check_shape("w_hh", params.w_hh, (H, n * H))
     _check_shape("b", params.b, (n * H,))
-
-    if kind == "simple":
-        tree = {"i": {"kernel": w_ih, "bias": params.b}, "h": {"kernel": params.w_hh}}
-        return flax_cell, {"params": tree}
-
-    w_ih_blocks = _blocks(w_ih, n, H)
-    w_hh_blocks = _blocks(params.w_hh, n, H)
-    b_blocks = _blocks(params.b, n, H)
     tree = {}
-    for g, wi, wh, b in zip(gates, w_ih_blocks, w_hh_blocks, b_blocks):
-        if kind == "lstm":  # the bias sits on the recurrent entries
-            tree[f"i{g}"] = {"kernel": wi}
-            tree[f"h{g}"] = {"kernel": wh, "bias": b}
-        else:  # GRU and MGU: on the input entries, plus b_hn on "hn"
-            tree[f"i{g}"] = {"kernel": wi, "bias": b}
-            tree[f"h{g}"] = {"kernel": wh}
-    if kind == "gru" or (kind == "mgu" and config.reset_gate):
+    for g, wi, wh, b in zip(spec.gates, _blocks(w_ih, n, H), _blocks(params.w_hh, n, H),
+                            _blocks(params.b, n, H)):
+        tree["i" + g], tree["h" + g] = {"kernel": wi}, {"kernel": wh}
+        tree[spec.bias_on + g]["bias"] = b
+    if spec.b_hn:
         _check_shape("b_hn", params.b_hn, (H,))
         tree["hn"]["bias"] = params.b_hn
     return flax_cell, {"params": tree}
@@ -558,8 +504,10 @@ def carry_to_flax(cell: Cell, carry: Any) -> Any:
 # ---- ConvLSTMCell ---------------------------------------------------------------------
 
 
-def _reorder(w: Any, H: int, source: str, target: str) -> jax.Array:
-    """The 4 gate blocks of w (..., 4H) from the order ``source`` to ``target``."""
+def _reorder(w: Any, H: int, *, to_flax: bool) -> jax.Array:
+    """The 4 gate blocks of w (..., 4H) from flax's ConvLSTM gate order to ours, or back."""
+    ours, flax = _CONV_GATES
+    source, target = (ours, flax) if to_flax else (flax, ours)
     blocks = dict(zip(source, _blocks(jnp.asarray(w), 4, H)))
     return _concat(blocks[g] for g in target)
 
@@ -585,16 +533,16 @@ def _flax_conv_window(flax_cell: Any) -> tuple[int, ...]:
 
 def _conv_lstm_from_flax(flax_cell: Any, tree: Mapping) -> tuple[Cell, ConvLSTMParams]:
     H, window = flax_cell.features, _flax_conv_window(flax_cell)
-    layout = _CONV_LSTM_LAYOUT if flax_cell.use_bias else _CONV_LSTM_NO_BIAS_LAYOUT
+    layout = tuple((name, reads, flax_cell.use_bias) for name, reads in zip(_CONV_ENTRIES, "xh"))
     entries = _read_flax_params(tree, layout, H, "ConvLSTMCell", window=window, width=4 * H)
-    (w_ih, b_ih), (w_hh, b_hh) = entries["ih"], entries["hh"]
+    (w_ih, b_ih), (w_hh, b_hh) = (entries[name] for name in _CONV_ENTRIES)
     b = _forget_one(H, jnp.result_type(w_ih))
     if flax_cell.use_bias:
-        b = b + _reorder(jnp.asarray(b_ih) + jnp.asarray(b_hh), H, _FLAX_CONV_GATES, "ifgo")
+        b = b + _reorder(jnp.asarray(b_ih) + jnp.asarray(b_hh), H, to_flax=False)
     cell = conv_lstm(H, window, init="flax", dtype=flax_cell.dtype,
                      param_dtype=flax_cell.param_dtype)
-    params = ConvLSTMParams(w_ih=_reorder(w_ih, H, _FLAX_CONV_GATES, "ifgo"),
-                            w_hh=_reorder(w_hh, H, _FLAX_CONV_GATES, "ifgo"), b=b)
+    params = ConvLSTMParams(w_ih=_reorder(w_ih, H, to_flax=False),
+                            w_hh=_reorder(w_hh, H, to_flax=False), b=b)
     return cell, params
 
 
@@ -619,12 +567,10 @@ def _conv_lstm_to_flax(cell: Cell, params: ConvLSTMParams) -> tuple[Any, dict]:
     b = params.b - _forget_one(H, params.b.dtype)
     flax_cell = nn.ConvLSTMCell(features=H, kernel_size=window, dtype=config.dtype,
                                 param_dtype=config.param_dtype)
-    tree = {
-        "ih": {"kernel": _reorder(w_ih, H, "ifgo", _FLAX_CONV_GATES),
-               "bias": _reorder(b, H, "ifgo", _FLAX_CONV_GATES)},
-        "hh": {"kernel": _reorder(params.w_hh, H, "ifgo", _FLAX_CONV_GATES),
-               "bias": jnp.zeros_like(b)},
-    }
+    tree = dict(zip(_CONV_ENTRIES, (
+        {"kernel": _reorder(w_ih, H, to_flax=True), "bias": _reorder(b, H, to_flax=True)},
+        {"kernel": _reorder(params.w_hh, H, to_flax=True), "bias": jnp.zeros_like(b)},
+    )))
     return flax_cell, {"params": tree}
 
 
