@@ -48,11 +48,16 @@ def ratio_table(rows: list[dict], mode: str, ours: str, contenders: list[str],
 
 def measured_on(m: dict) -> str:
     """The line that says where and with what a report was measured."""
+    load = m.get("load_average")  # reports older than it do not say
+    shared = (f" Load average at the start {', '.join(map(str, load))} (1, 5, 15 min) on "
+              f"{m['cpu_count']} cores: other processes shared the machine." if load else "")
     return (f"Measured {m['date']} on {m['device']} ({cpu_words(m)}, {m['platform']}), "
-            f"backend {m['backend']}; jax {m['jax']}, flax {m['flax']}, torch {m['torch']}.")
+            f"backend {m['backend']}; jax {m['jax']}, flax {m['flax']}, torch {m['torch']}."
+            + shared)
 
 
-def render(report: dict, command: str, parallel: dict | None = None) -> str:
+def render(report: dict, command: str, parallel: dict | None = None,
+           own_cell: dict | None = None) -> str:
     m, peak = report["machine"], report["peak"]
     lines = [
         "# Benchmark results",
@@ -95,6 +100,8 @@ def render(report: dict, command: str, parallel: dict | None = None) -> str:
     ]
     if parallel is not None:
         lines += render_parallel(parallel)
+    if own_cell is not None:
+        lines += render_own_cell(own_cell)
     return "\n".join(lines)
 
 
@@ -138,22 +145,58 @@ PARALLEL_WHY = {  # backend -> why the ratios are what they are (benchmarks/NOTE
 }
 
 
+def render_own_cell(report: dict) -> list[str]:
+    """The own-cell section: its own machine line, a table per mode, the range of the
+    capabilities/step-only ratio."""
+    rows, m = report["rows"], report["machine"]
+    lines = [
+        "## Own cells",
+        "",
+        measured_on(m),
+        f"Command: `{m.get('command', 'lstm-jax bench --own-cell')}`, in one process of its own.",
+        "",
+        "What the capabilities buy (README, \"Write your own cell\"). One LSTM, the same "
+        "params, three ways: `capabilities` is `lj.rnn(lj.lstm(H))` with its defaults, "
+        "which use the projections (the fused backward pass; hoisting only off CPU); "
+        "`autodiff` the same with `fused_backward=False`; `step_only` the same cell as "
+        "`types.SimpleNamespace(init=c.init, initial_carry=c.initial_carry, step=c.step)`, "
+        "the path a cell of your own with those three callables takes. Training is the "
+        "gradient of mean(ys²) with respect to the params and xs. Ratios are capabilities "
+        "time / other time: below 1 means the capability path is faster.",
+        "",
+    ]
+    spans = []
+    for mode, title in MODES:
+        lines += [f"### {title}", ""]
+        lines += ratio_table(rows, mode, "capabilities", ["autodiff", "step_only"], {})
+        lines.append("")
+        ratios = ratios_to(rows, mode, "capabilities", "step_only")
+        spans.append(f"{min(ratios):.2f}-{max(ratios):.2f}× in {title.lower()}")
+    lines += [f"On {m['backend']} the capability path took {' and '.join(spans)} of the "
+              "step-only time.", ""]
+    return lines
+
+
+def ratios_to(rows: list[dict], mode: str, ours: str, other: str) -> list[float]:
+    """``ours`` ms / ``other`` ms of every case in ``mode``."""
+    ms = {(r["case"], tuple(r["shape"]), r["contender"]): r["ms"] for r in rows if r["mode"] == mode}
+    return [v / ms[(case, shape, other)] for (case, shape, c), v in ms.items() if c == ours]
+
+
 def parallel_ratios(rows: list[dict], mode: str) -> list[float]:
     """parallel ms / sequential ms of every case in ``mode``."""
-    ms = {(r["case"], tuple(r["shape"]), r["contender"]): r["ms"] for r in rows if r["mode"] == mode}
-    return [v / ms[(case, shape, "sequential")] for (case, shape, c), v in ms.items()
-            if c == "parallel"]
+    return ratios_to(rows, mode, "parallel", "sequential")
 
 
 def write(folder: Path, command: str | None = None) -> Path:
     """Render ``folder``'s reports (``bench.REPORTS``: results.jsonl, and parallel.jsonl
-    when there is one) into ``folder/RESULTS.md``; return its path."""
+    and own_cell.jsonl when there are) into ``folder/RESULTS.md``; return its path."""
     report = bench.read_jsonl(folder / bench.REPORTS["main"])
-    parallel_file = folder / bench.REPORTS["parallel"]
-    parallel = bench.read_jsonl(parallel_file) if parallel_file.exists() else None
+    sections = {section: bench.read_jsonl(folder / name) if (folder / name).exists() else None
+                for section, name in bench.REPORTS.items() if section != "main"}
     command = command or report["machine"].get("command", "python benchmarks/run.py")
     path = folder / "RESULTS.md"
-    path.write_text(render(report, command, parallel))
+    path.write_text(render(report, command, **sections))
     return path
 
 

@@ -4,10 +4,14 @@ Every contender runs the same case (cell kind, layers, directions, dtype, and sh
 (B, T, I, H)) in forward and forward+backward (the gradient of mean(ys**2) with
 respect to every parameter and the input). A second section times minGRU and minLSTM
 run in parallel over time (``lj.rnn(cell, parallel=True)``) against the same cell
-stepped (``parallel=False``) and against ``lj.gru``. Contenders are timed in interleaved
+stepped (``parallel=False``) and against ``lj.gru``. A third, "own cells", times the
+LSTM through its capabilities (``lj.rnn(lj.lstm(H))``: the fused backward pass) against
+the same cell given to ``lj.rnn`` as its three callables only, as a user's own cell
+runs (``step_only_contenders``). Contenders are timed in interleaved
 rounds, so a slow spell of a shared machine hits all of them alike; the figure kept is
 the median of all repetitions after warm-up. ``lstm-jax bench`` writes the report as
-``results.jsonl`` and the parallel section as ``parallel.jsonl`` (``REPORTS``); the
+``results.jsonl``, the parallel section as ``parallel.jsonl`` and the own-cell section
+as ``own_cell.jsonl`` (``REPORTS``); the
 repository's ``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the
 project's targets (``benchmarks/render.py``).
 
@@ -24,6 +28,7 @@ import platform
 from pathlib import Path
 import statistics
 import time
+import types
 from typing import Callable, NamedTuple
 
 import jax
@@ -39,6 +44,7 @@ SHAPES = [(32, 128, 64, 128), (1, 512, 64, 256), (64, 100, 128, 256), (16, 256, 
 GPU_SHAPES = [(64, 256, 512, 512), (1, 256, 256, 256), (16, 512, 128, 128), (128, 100, 256, 1024)]
 PARALLEL_SHAPES = [(8, T, 32, 64) for T in (256, 1024, 4096)]
 PARALLEL_CELLS = ("min_gru", "min_lstm")  # linear in h_{t-1}: lj.rnn(parallel=True) scans them
+OWN_CELL_SHAPES = [(16, 128, 32, 128), (64, 256, 64, 256)]
 GATES = {"lstm": 4, "gru": 3, "min_gru": 2, "min_lstm": 3}  # G / H
 
 
@@ -51,6 +57,7 @@ class Case:
     layers: int = 1
     bidirectional: bool = False
     dtype: str = "float32"  # compute dtype; params stay float32
+    own_cell: bool = False  # the cell's capability path against its step alone
 
     @property
     def name(self) -> str:
@@ -60,6 +67,8 @@ class Case:
     @property
     def ours(self) -> str:
         """The contender whose time is divided by the others' in the ratios."""
+        if self.own_cell:
+            return "capabilities"
         return "parallel" if self.cell in PARALLEL_CELLS else "lstm_jax"
 
     def flops(self) -> float:
@@ -92,6 +101,11 @@ def gpu_cases() -> list[Case]:
 def parallel_cases() -> list[Case]:
     """The parallel-in-time rows: minGRU and minLSTM at T = 256, 1024, 4096."""
     return [Case(cell, s) for cell in PARALLEL_CELLS for s in PARALLEL_SHAPES]
+
+
+def own_cell_cases() -> list[Case]:
+    """The own-cell rows: the LSTM at OWN_CELL_SHAPES."""
+    return [Case("lstm", s, own_cell=True) for s in OWN_CELL_SHAPES]
 
 
 class Contender(NamedTuple):
@@ -190,8 +204,29 @@ def parallel_contenders(case: Case, xs) -> dict[str, Contender]:
             "lj.gru": lstm_jax_contender(dataclasses.replace(case, cell="gru"), xs)}
 
 
+def step_only_contenders(case: Case, xs) -> dict[str, Contender]:
+    """One cell, the same params, three ways: ``capabilities`` (``lj.rnn(cell)`` with
+    its defaults, which use the projections: the fused backward pass, and hoisting
+    where the backend gains from it), ``autodiff`` (the same, ``fused_backward=False``:
+    jax differentiates the scan) and ``step_only`` (the cell as a
+    ``types.SimpleNamespace`` of ``init``, ``initial_carry`` and ``step``, as a
+    user's cell without capabilities runs)."""
+    B, T, I, H = case.shape
+    dtype = None if case.dtype == "float32" else jnp.dtype(case.dtype)
+    cell = KINDS[case.cell].factory(H, dtype=dtype)
+    step_only = types.SimpleNamespace(init=cell.init, initial_carry=cell.initial_carry,
+                                      step=cell.step)
+    params = cell.init(jax.random.key(1), I)
+    layers = {"capabilities": rnn(cell), "autodiff": rnn(cell, fused_backward=False),
+              "step_only": rnn(step_only)}
+    return {name: _jax_contender(lambda p, x, layer=layer: layer.apply(p, x)[1], params, xs)
+            for name, layer in layers.items()}
+
+
 def contenders(case: Case, xs) -> dict[str, Contender]:
     """Every contender that can run ``case`` on this machine."""
+    if case.own_cell:
+        return step_only_contenders(case, xs)
     if case.cell in PARALLEL_CELLS:
         return parallel_contenders(case, xs)
     found = {"lstm_jax": lstm_jax_contender(case, xs), "flax": flax_contender(case, xs),
@@ -291,16 +326,17 @@ def machine() -> dict:
 
     return {"date": time.strftime("%Y-%m-%d"), "platform": platform.platform(),
             **_machine.cpu(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
             "jax": jax.__version__,
             "flax": flax.__version__, "torch": torch.__version__}
 
 
-def measure_cases(cases: list[Case], reps: int = 10, log=print) -> list[dict]:
+def measure_cases(cases: list[Case], reps: int = 10, log=print, rounds: int = 3) -> list[dict]:
     """The rows of ``measure`` for every case, logging a line per case."""
     rows = []
     for case in cases:
-        case_rows = measure(case, reps=reps)
+        case_rows = measure(case, reps=reps, rounds=rounds)
         rows += case_rows
         log(format_case(case, case_rows))
     return rows
@@ -325,6 +361,13 @@ def measure_parallel(cases: list[Case] | None = None, reps: int = 10, log=print)
     """The parallel-in-time section; return {"machine", "rows"}."""
     return {"machine": machine(),
             "rows": measure_cases(cases or parallel_cases(), reps=reps, log=log)}
+
+
+def measure_own_cell(cases: list[Case] | None = None, reps: int = 10, log=print) -> dict:
+    """The own-cell section; return {"machine", "rows"}. Its contenders alternate at
+    every repetition (``rounds=reps``): the differences measured are small."""
+    return {"machine": machine(),
+            "rows": measure_cases(cases or own_cell_cases(), reps=reps, log=log, rounds=reps)}
 
 
 def format_case(case: Case, rows: list[dict]) -> str:
@@ -361,7 +404,8 @@ def read_jsonl(path) -> dict:
     return report
 
 
-REPORTS = {"main": "results.jsonl", "parallel": "parallel.jsonl"}  # section -> file in --out
+REPORTS = {"main": "results.jsonl", "parallel": "parallel.jsonl",  # section -> file in --out
+           "own_cell": "own_cell.jsonl"}
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("benchmarks")):
@@ -374,6 +418,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("ben
     parser.add_argument("--parallel", action="store_true",
                         help="only the parallel-in-time section: minGRU/minLSTM as an "
                              "associative scan vs stepped vs lj.gru")
+    parser.add_argument("--own-cell", action="store_true",
+                        help="only the own-cell section: the LSTM through its capabilities "
+                             "vs the same cell as init, initial_carry and step only")
     parser.add_argument("--out", type=Path, default=default_out,
                         help=f"folder for {' and '.join(REPORTS.values())} (default {default_out})")
 
@@ -381,19 +428,23 @@ def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("ben
 def sections(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
     """{section: a function measuring its report} for the flags in ``args``."""
     pick = (lambda cases: cases[:1]) if args.quick else (lambda cases: cases)
+    only = [section for section in ("parallel", "own_cell") if getattr(args, section)]
     chosen = {}
-    if not args.parallel:
+    if not only:
         main_cases = pick(gpu_cases() if args.gpu else default_cases())
         chosen["main"] = lambda: measure_all(main_cases, reps=args.reps)
-    if args.parallel or not args.gpu:
+    if "parallel" in only or not (only or args.gpu):
         chosen["parallel"] = lambda: measure_parallel(pick(parallel_cases()), reps=args.reps)
+    if "own_cell" in only or not (only or args.gpu):
+        chosen["own_cell"] = lambda: measure_own_cell(pick(own_cell_cases()), reps=args.reps)
     return chosen
 
 
 def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
     """``lstm-jax bench``: measure, print a line per case, write each section's report
     (``REPORTS``) in ``args.out``."""
-    flags = "".join(f" --{flag}" for flag in ("gpu", "parallel", "quick") if getattr(args, flag))
+    flags = "".join(f" --{flag.replace('_', '-')}" for flag in ("gpu", "parallel", "own_cell", "quick")
+                    if getattr(args, flag))
     flags += f" --reps {args.reps}" if args.reps != 10 else ""
     args.out.mkdir(parents=True, exist_ok=True)
     for section, measure_section in sections(args).items():

@@ -5,7 +5,10 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+import jax
+
 from lstm_jax import bench
+from tests.helpers import assert_trees_close
 
 _spec = importlib.util.spec_from_file_location(
     "benchmarks_render", Path(__file__).resolve().parents[1] / "benchmarks" / "render.py")
@@ -54,8 +57,9 @@ def test_bench_is_a_sub_command(tmp_path):
     args = parser.parse_args(["bench", "--quick", "--reps", "2", "--out", str(tmp_path)])
     assert (args.quick, args.reps, args.out) == (True, 2, tmp_path)
     sections = lambda *flags: list(bench.sections(parser.parse_args(["bench", *flags])))
-    assert sections() == ["main", "parallel"]
+    assert sections() == ["main", "parallel", "own_cell"]
     assert sections("--gpu") == ["main"] and sections("--parallel") == ["parallel"]
+    assert sections("--own-cell") == ["own_cell"]
 
 
 def test_parallel_in_time_rows_measure_and_render(tmp_path):
@@ -73,3 +77,28 @@ def test_parallel_in_time_rows_measure_and_render(tmp_path):
     assert "## Parallel in time: minGRU and minLSTM" in text
     assert "| case | (B, T, I, H) | parallel ms | sequential ms | lj.gru ms | / sequential | / lj.gru |" in text
     assert "| min_lstm | 2, 6, 3, 4 |" in text and "of the sequential time" in text
+
+
+def test_own_cell_rows_measure_and_render(tmp_path):
+    """The LSTM through its capabilities, with fused_backward=False, and as its three
+    callables alone: the same params give the same outputs and gradients every way."""
+    assert [(c.own_cell, c.shape) for c in bench.own_cell_cases()] == [
+        (True, (16, 128, 32, 128)), (True, (64, 256, 64, 256))]
+    case = bench.Case("lstm", (2, 6, 3, 4), own_cell=True)
+    assert case.ours == "capabilities"
+    xs = jax.random.normal(jax.random.key(0), (2, 6, 3))
+    runners = bench.step_only_contenders(case, xs)
+    assert list(runners) == ["capabilities", "autodiff", "step_only"]
+    outputs = {name: (runner.forward(), runner.train()) for name, runner in runners.items()}
+    for name in ("autodiff", "step_only"):
+        assert_trees_close(outputs[name], outputs["capabilities"], atol=1e-6)
+    rows = bench.measure(case, reps=2, rounds=1)
+    assert {(r["contender"], r["mode"]) for r in rows} == {
+        (c, m) for c in runners for m in ("forward", "train")}
+    bench.write_jsonl(main_report([]), tmp_path / "results.jsonl")
+    bench.write_jsonl({"machine": bench.machine(), "rows": rows}, tmp_path / "own_cell.jsonl")
+    text = render.write(tmp_path).read_text()
+    assert "## Own cells" in text and "## Parallel in time" not in text
+    assert "| case | (B, T, I, H) | capabilities ms | autodiff ms | step_only ms | / autodiff | / step_only |" in text
+    assert "| lstm | 2, 6, 3, 4 |" in text and "of the step-only time" in text
+    assert "Load average at the start" in text
