@@ -134,7 +134,7 @@ def test_reverse_in_time_matches_numpy_slicing():
 def test_layer_construction_errors():
     with pytest.raises(ValueError, match="`layers` must hold at least one layer"):
         lj.stack([])
-    with pytest.raises(TypeError, match="expected a Cell or a Layer, got str"):
+    with pytest.raises(TypeError, match=r"expected a cell \(init, initial_carry, step\) or a Layer, got str"):
         lj.stack(["lstm"])
     with pytest.raises(ValueError, match="all layers must share one layout"):
         lj.stack([lj.rnn(lj.lstm(H)), lj.rnn(lj.lstm(H), time_major=True)])

@@ -362,7 +362,7 @@ def test_apply_rejects_bad_inputs():
 
 def test_rnn_rejects_bad_options():
     cell = lj.lstm(H)
-    with pytest.raises(TypeError, match="`cell` must be a Cell such as lj.lstm"):
+    with pytest.raises(TypeError, match="`cell` must be a cell: an object with init.*got str, which has no `init`"):
         lj.rnn("lstm")
     with pytest.raises(ValueError, match="`unroll` must be a positive int, got 0"):
         lj.rnn(cell, unroll=0)
