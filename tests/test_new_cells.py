@@ -12,6 +12,7 @@ import pytest
 from jax.test_util import check_grads
 
 import lstm_jax as lj
+from lstm_jax.cells import protocol
 from tests import reference
 from tests.helpers import B, H, I, T, assert_close, assert_trees_close, inputs, make, random_carry
 
@@ -120,13 +121,18 @@ def test_step_matches_numpy_reference(name, factory, step):
     assert_close(y, want)
 
 
+def in_parallel(cell) -> dict:
+    """``parallel=True`` for the cells that have the capability (min_gru, min_lstm)."""
+    return {"parallel": True} if protocol.has(cell, "parallel") else {}
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 @EACH
 def test_layer_matches_numpy_reference(reverse, name, factory, step):
     cell, params = make(factory)
     xs, h0 = inputs(), random_carry(cell, params, (B,))
-    carry, ys = lj.rnn(cell, parallel=True).apply(params, xs, seq_lengths=LENGTHS, carry=h0,
-                                                 reverse=reverse)
+    carry, ys = lj.rnn(cell, **in_parallel(cell)).apply(params, xs, seq_lengths=LENGTHS,
+                                                       carry=h0, reverse=reverse)
     want_h, want_ys, _ = run_reference(step, params, xs, lengths=LENGTHS, carry=h0,
                                        reverse=reverse)
     assert_close(ys, want_ys)
@@ -139,7 +145,7 @@ def test_layer_equals_stepping_the_cell_by_hand(name, factory, step):
     after step n - 1."""
     cell, params = make(factory)
     xs = inputs()
-    carry, ys = jax.jit(lj.rnn(cell, parallel=True).apply)(params, xs, seq_lengths=LENGTHS)
+    carry, ys = jax.jit(lj.rnn(cell, **in_parallel(cell)).apply)(params, xs, seq_lengths=LENGTHS)
     for b, n in enumerate(LENGTHS.tolist()):
         h = cell.initial_carry(params, ())
         for t in range(n):
@@ -156,7 +162,7 @@ def test_check_grads(fused, name, factory, step):
         cell = factory(param_dtype=jnp.float64)
         params = make(lambda: cell)[1]
         params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-        layer = lj.rnn(cell, fused_backward=fused, parallel=True)
+        layer = lj.rnn(cell, fused_backward=fused, **({} if fused else in_parallel(cell)))
         xs = inputs((2, 4, I)).astype(jnp.float64)
         h0 = random_carry(cell, params, (2,))
 
@@ -204,7 +210,7 @@ def test_bfloat16_params_and_mixed_policy_run_close_to_float32(name, factory, st
 
     def run(cell, params, xs):
         loss = lambda p: jnp.mean(jnp.square(  # noqa: E731
-            lj.rnn(cell, parallel=True).apply(p, xs, seq_lengths=LENGTHS)[1].astype(
+            lj.rnn(cell, **in_parallel(cell)).apply(p, xs, seq_lengths=LENGTHS)[1].astype(
                 jnp.float32)))
         return jax.jit(jax.value_and_grad(loss))(params)
 
