@@ -129,6 +129,31 @@ def test_a_run_directory_of_another_config_is_refused_before_anything_runs(exper
     assert summary["runs"][0]["curve"][-1]["step"] == 6
 
 
+OWN_TASK = EXPERIMENT + textwrap.dedent('''
+    def get_task():
+        import numpy as np
+        from lstm_jax.tasks import from_arrays
+
+        xs = np.random.default_rng(0).normal(size=(64, 6, 2)).astype(np.float32)
+        return from_arrays(xs, (xs[:, :, 0].sum(axis=1) > 0).astype(np.int32), name="own")
+''')
+
+
+@pytest.mark.slow  # trains four runs
+def test_a_row_of_an_experiment_with_its_own_task_records_it_and_continues(tmp_path):
+    path = tmp_path / "own.py"
+    path.write_text(OWN_TASK.replace('"metric": "mse"', '"metric": "accuracy"'))
+    runs_dir = tmp_path / "runs"
+    kwargs = dict(runs_dir=runs_dir, results_dir=tmp_path / "results", only=["lstm"],
+                  progress=False, log=lambda line: None)
+    summary = reproduce.reproduce(str(path), **kwargs)
+    record = json.loads((runs_dir / "own" / "lstm-seed0" / "config.json").read_text())
+    assert record["config"]["task"] == "own" and summary["variants"]["lstm"]["task"] == "own"
+    before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")}
+    reproduce.reproduce(str(path), **kwargs)  # continues: the recorded task is this config's
+    assert {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")} == before
+
+
 @pytest.mark.parametrize("metric, value, mean, words", [
     ("accuracy", 0.91, 0.895, "gru: 0.895 against the published 0.91, short of it by 1.50 points"),
     ("accuracy", 0.91, 0.92, "gru: 0.92 against the published 0.91, at or better than it by 1.00 points"),

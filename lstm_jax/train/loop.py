@@ -9,6 +9,7 @@ from its ``config.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -81,7 +82,9 @@ def prepare(
     the task and model its module defines; ``task=``/``model=`` give them directly.
     Every mistake in the config (an unknown task, cell or option, a bad task option,
     a batch size the data or the devices cannot take, shapes that do not fit) raises
-    ``ConfigError``. Nothing is compiled and nothing is written.
+    ``ConfigError``. Nothing is compiled and nothing is written. A task of the
+    experiment's own ``get_task`` or given as ``task=`` becomes the config's ``task``
+    (its ``name``), so ``config.json`` records the task that ran.
     """
     if isinstance(experiment, str):
         experiment = load_experiment(experiment)
@@ -93,9 +96,12 @@ def prepare(
     parallel = DataParallel(devices)
     parallel.check_batch_size(config.batch_size)
     keys = run_keys(config.seed)
+    own_task = task is not None or bool(experiment and experiment.own_task)
     try:
         if task is None:
             task = experiment.task(config) if experiment else get_task(config.task, **config.task_options)
+        if own_task:  # config.json records the task that ran, not the config's default
+            config = dataclasses.replace(config, task=task.name)
         if model is None:
             model = (experiment and experiment.model(config, task)) or build_model(config, task)
         _check_one_step(model, task, keys, config.batch_size)

@@ -24,6 +24,7 @@ evaluation curves, configs, the command, the commit, the machine) and its figure
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -145,10 +146,13 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
         experiment = load_experiment(experiment)
     runs = plan(experiment, only=only, chosen_seeds=chosen_seeds, overrides=overrides)
     sample_options(experiment)
-    resumes = [_check_existing(run_dir_of(runs_dir, experiment, run), run.config) for run in runs]
+    tasks = {}  # variant -> the task its runs record (the name of an own get_task()'s)
     for run in runs:
-        if run.seed == runs[0].seed:  # one check per variant: the seed changes no shape
-            loop.prepare(run.config, experiment=experiment)
+        if run.variant not in tasks:  # one check per variant: the seed changes no shape
+            tasks[run.variant] = loop.prepare(run.config, experiment=experiment).config.task
+    runs = [run._replace(config=dataclasses.replace(run.config, task=tasks[run.variant]))
+            for run in runs]
+    resumes = [_check_existing(run_dir_of(runs_dir, experiment, run), run.config) for run in runs]
     finished = []
     for index, (run, resume) in enumerate(zip(runs, resumes), 1):
         path = rundir.make(run_dir_of(runs_dir, experiment, run))
