@@ -184,7 +184,9 @@ def _bench(args, fields: list[str]) -> int:
     try:
         import torch  # noqa: F401  (the benchmark's reference)
     except ModuleNotFoundError:
-        raise ConfigError("`lstm-jax bench` needs torch: pip install 'lstm_jax[torch]'") from None
+        from lstm_jax._extras import pip_install
+
+        raise ConfigError(f"`lstm-jax bench` needs torch: {pip_install('torch')}") from None
     return bench.run(args)
 
 
@@ -280,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    from lstm_jax.train import interrupts
+    from lstm_jax.train import arguments, interrupts
     from lstm_jax.train.checkpoint import CheckpointError
     from lstm_jax.train.config import ConfigError
     from lstm_jax.train.loop import TrainingDiverged
@@ -292,7 +294,8 @@ def _dispatch(argv: list[str]) -> int:
             parser.parse_args(argv)  # argparse's own error for stray words
         interrupts.check()
         args.argv = argv  # the command line, as config.json records it
-        return args.run(args, rest)
+        with arguments.command_line():  # messages name --out, --resume, ... not run_dir=
+            return args.run(args, rest)
     except ConfigError as error:
         print(f"lstm-jax: error: {error}", file=sys.stderr)
         return 2

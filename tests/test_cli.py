@@ -20,6 +20,7 @@ import lstm_jax as lj
 from lstm_jax import cli
 from lstm_jax import train as lt
 from lstm_jax.train import rundir
+from tests.helpers import extra_requirement
 
 SMALL = ["--task-options", "length=12", "--hidden-size", "8", "--batch-size", "16",
          "--eval-batches", "2", "--no-progress"]
@@ -157,7 +158,8 @@ def test_bench_without_torch_is_a_one_line_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails as if not installed
     assert cli.main(["bench"]) == 2
     err = capsys.readouterr().err
-    assert err == "lstm-jax: error: `lstm-jax bench` needs torch: pip install 'lstm_jax[torch]'\n"
+    assert err == ("lstm-jax: error: `lstm-jax bench` needs torch: pip install "
+                   f"'{extra_requirement('torch')}'\n")
 
 
 def test_errors_from_the_installed_command_have_no_traceback(tmp_path):

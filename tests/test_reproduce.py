@@ -118,7 +118,7 @@ def test_a_run_directory_of_another_config_is_refused_before_anything_runs(exper
                         only=["lstm"], chosen_seeds=[0], progress=False, log=lambda line: None)
     bigger = lambda c: lt.config.replace(c, hidden_size=16)  # noqa: E731
     with pytest.raises(lt.ConfigError, match=r"lstm-seed0 holds a run whose hidden_size is 8, not "
-                                             r"16; remove it or choose another --runs"):
+                                             r"16; remove it or choose another runs_dir"):
         reproduce.reproduce(str(experiment_file), runs_dir=runs_dir, results_dir=tmp_path / "r2",
                             overrides=bigger, progress=False, log=lambda line: None)
     assert not (runs_dir / "tiny" / "tanh-seed0").exists() and not (tmp_path / "r2").exists()

@@ -117,7 +117,7 @@ def test_train_writes_metrics_plot_record_and_checkpoints(tmp_path):
     assert set(record["versions"]) >= {"jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "lstm_jax"}
     assert record["devices"] == [str(d) for d in jax.devices()]
     assert record["command"] is None  # made in Python, not by the lstm-jax command
-    with pytest.raises(lt.ConfigError, match="already holds a run; continue it with --resume"):
+    with pytest.raises(lt.ConfigError, match="already holds a run; continue it with resume=True"):
         lt.train(TINY, tmp_path, progress=False)
 
 
@@ -142,7 +142,8 @@ def test_resume_extends_a_run_and_a_finished_run_is_left_alone(tmp_path):
     records = read_metrics(tmp_path)
     assert [r["step"] for r in records if r.get("final")] == [40]  # one final line, the last
     assert json.loads((tmp_path / "config.json").read_text())["config"]["steps"] == 40
-    with pytest.raises(lt.ConfigError, match="`steps` 30 is below step 40"):
+    with pytest.raises(lt.ConfigError, match="`steps` 30 is below step 40 that .* has reached; "
+                                             "a larger `steps` extends a run$"):
         lt.train(dataclasses.replace(short, steps=30), tmp_path, resume=True, progress=False)
 
 

@@ -1,6 +1,6 @@
 """Polyphonic music: predict the next piano-roll frame of Bach's four-part chorales.
 
-The 371 chorales of music21's corpus (``pip install 'lstm_jax[experiments]'``) are read
+The 371 chorales of music21's corpus (the ``experiments`` extra) are read
 as piano rolls with one frame per quarter note (the frame holds every pitch sounding at
 its start) over the pitch range found in the corpus. A model reads frames 0..T-2 and
 predicts frames 1..T-1; the loss is the negative log-likelihood of a frame, the sum over
@@ -21,7 +21,8 @@ import numpy as np
 from lstm_jax.tasks import losses
 from lstm_jax.tasks.arrays import SPLIT_SEED, from_arrays
 from lstm_jax.tasks.base import Batch, Task
-from lstm_jax.tasks.digits import INSTALL, MissingData
+from lstm_jax._extras import pip_install
+from lstm_jax.tasks.digits import MissingData
 from lstm_jax.tasks.cache import cached_arrays
 
 CACHE = "bach-chorales.npz"
@@ -31,7 +32,7 @@ def _music21():
     try:
         import music21
     except ModuleNotFoundError:
-        raise MissingData(f"the chorales task needs music21: {INSTALL}") from None
+        raise MissingData(f"the chorales task needs music21: {pip_install('music21')}") from None
     return music21
 
 

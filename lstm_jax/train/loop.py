@@ -23,6 +23,7 @@ import optax
 from lstm_jax.tasks import Task, get_task
 from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
+from lstm_jax.train.arguments import named
 from lstm_jax.train.checkpoint import Checkpoints
 from lstm_jax.train.config import Config, ConfigError, to_dict
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
@@ -171,13 +172,13 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
         if resume and checkpoints.latest_step() is not None:
             state = checkpoints.restore(state)
         elif checkpoints.latest_step() is not None:
-            raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume "
-                              f"or choose another --out")
+            raise ConfigError(f"{run_dir} already holds checkpoints; continue it with "
+                              f"{named('resume')} or choose another {named('out')}")
         start = int(state.step)
         records = MetricsLog(run_dir / "metrics.jsonl").read()
         if start > config.steps:
             raise ConfigError(f"`steps` {config.steps} is below step {start} that {run_dir} has "
-                              f"reached; a larger --steps extends a run")
+                              f"reached; a larger {named('steps')} extends a run")
         if start == config.steps and records and records[-1].get("final") \
                 and records[-1]["step"] == start:
             return {"metrics": records[-1], "baselines": task.baselines, "state": state,

@@ -36,6 +36,7 @@ from typing import Any, Callable, NamedTuple
 from lstm_jax import _machine
 from lstm_jax._files import write_atomically
 from lstm_jax.train import rundir
+from lstm_jax.train.arguments import named
 from lstm_jax.train.config import Config, ConfigError, GivenOptions, replace, to_dict
 from lstm_jax.train.experiments import Experiment, load as load_experiment
 
@@ -181,7 +182,7 @@ def _check_existing(path: Path, config: Config) -> bool:
     if different:
         name = different[0]
         raise ConfigError(f"{path} holds a run whose {name} is {getattr(stored, name)!r}, not "
-                          f"{getattr(config, name)!r}; remove it or choose another --runs")
+                          f"{getattr(config, name)!r}; remove it or choose another {named('runs')}")
     return True
 
 
