@@ -229,3 +229,30 @@ def test_four_devices_match_one_device(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+# ---- inference ----------------------------------------------------------------------
+
+def trained_on(task, config=Config(hidden_size=8, batch_size=16)):
+    """A Trained of ``task`` with initial params: what ``lt.load`` gives, without training."""
+    model = lt.build_model(config, task)
+    return lt.Trained("mine", config, task, model, model.init(jax.random.key(0)), 0)
+
+
+def test_a_model_trained_on_padded_sequences_requires_their_lengths():
+    xs, labels = sine_arrays()
+    lengths = np.random.default_rng(1).integers(3, 11, size=len(xs))
+    padded = trained_on(from_arrays(xs, labels, seq_lengths=lengths))
+    assert padded.task.variable_lengths
+    with pytest.raises(ValueError) as error:
+        padded.predict(xs[:4])
+    assert str(error.value) == (
+        "`seq_lengths` is required: the model of 'mine' was trained on padded sequences of "
+        "different lengths, and without them the padding is read as data; pass the (B,) "
+        "valid lengths (T for a sequence without padding)")
+    by_hand = padded.model.apply(padded.params, xs[:4], lengths[:4])
+    np.testing.assert_array_equal(padded.predict(xs[:4], lengths[:4]), by_hand)
+    full = trained_on(from_arrays(xs, labels))
+    assert not full.task.variable_lengths
+    np.testing.assert_allclose(full.predict(xs[:4]), full.predict(xs[:4], np.full(4, 10)),
+                               atol=1e-6)

@@ -199,7 +199,8 @@ def from_arrays(
 
     return Task(name=name, input_size=input_size, output_size=output_size, readout=readout,
                 train_batch=train_batch, eval_batches=eval_batches, loss=loss_fn,
-                metrics=metrics, baselines=baselines, tokens=tokens, train_size=len(train))
+                metrics=metrics, baselines=baselines, tokens=tokens, train_size=len(train),
+                variable_lengths=train.seq_lengths is not None)
 
 
 def epochs(task: Task, step: int, batch_size: int) -> float | None:

@@ -41,6 +41,8 @@ class Task(NamedTuple):
       encode: for a text task, ``str -> (T,) int ids`` (raises ValueError on a character
         outside the vocabulary); None otherwise.
       decode: for a text task, ``int ids -> str``; None otherwise.
+      variable_lengths: the batches carry ``seq_lengths`` (padded sequences of different
+        lengths), so a model trained on them needs them at inference too.
     """
 
     name: str
@@ -56,6 +58,7 @@ class Task(NamedTuple):
     train_size: int | None = None
     encode: Callable[[str], Any] | None = None
     decode: Callable[[Any], str] | None = None
+    variable_lengths: bool = False
 
 
 def generated(name: str, make_batch: Callable[[jax.Array, int], Batch], **task) -> Task:

@@ -339,8 +339,16 @@ class Trained(NamedTuple):
     def predict(self, xs, seq_lengths=None) -> jax.Array:
         """The model's predictions for xs (B, T, I) or (B, T) token ids: (B, O) or (B, T, O).
 
-        Compiled once per input shape.
+        ``seq_lengths`` (B,) marks each sequence's padding, as in training. A model
+        trained on sequences of different lengths (``task.variable_lengths``) requires
+        it: without it every step counts, padding included, and the predictions are
+        silently wrong. Compiled once per input shape.
         """
+        if seq_lengths is None and self.task.variable_lengths:
+            raise ValueError(
+                f"`seq_lengths` is required: the model of {self.experiment!r} was trained on "
+                f"padded sequences of different lengths, and without them the padding is "
+                f"read as data; pass the (B,) valid lengths (T for a sequence without padding)")
         return _compiled(self.model.apply)(self.params, xs, seq_lengths)
 
     def sample(self, prompt, length: int, *, temperature: float = 1.0, seed: int = 0):
