@@ -346,17 +346,15 @@ def _panel(run_or_variant: dict) -> str:
 def plot_summary(summary: dict, path: Path) -> Path:
     """The row's learning curves: the reported metric on the evaluation set against the
     step, each variant's mean over seeds with its min-max band, one axis per task, the
-    baselines dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    baselines dashed. Drawn without pyplot, so a notebook's backend is left alone."""
+    from matplotlib.figure import Figure
 
     metric = summary["reference"]["metric"]
     panels: dict[str, list[str]] = {}
     for name, variant in summary["variants"].items():
         panels.setdefault(_panel(variant), []).append(name)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    fig = Figure(figsize=(6.5 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (panel, names) in zip(axes[0], panels.items()):
         for index, name in enumerate(names):
             curves = [run["curve"] for run in summary["runs"] if run["variant"] == name]
@@ -387,10 +385,7 @@ def plot_summary(summary: dict, path: Path) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle(f"{summary['experiment']}: {summary['description']}", fontsize=10)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=90)
-    finally:
-        plt.close(fig)
+    fig.savefig(path, dpi=90)
     return path
 
 
