@@ -256,3 +256,21 @@ def test_a_model_trained_on_padded_sequences_requires_their_lengths():
     assert not full.task.variable_lengths
     np.testing.assert_allclose(full.predict(xs[:4]), full.predict(xs[:4], np.full(4, 10)),
                                atol=1e-6)
+
+
+def test_sampling_again_reuses_the_compiled_draw():
+    ids = np.random.default_rng(0).integers(0, 6, size=(40, 7)).astype(np.int32)
+    trained = trained_on(from_arrays(ids, np.roll(ids, -1, axis=1), readout="every"))
+    traced = []
+
+    def counting_step(params, carry, xs):  # runs only while jax traces
+        traced.append(xs.shape)
+        return trained.model.step(params, carry, xs)
+
+    counted = trained._replace(model=trained.model._replace(step=counting_step))
+    first = counted.sample([1, 2, 3], 5, temperature=0.0)
+    assert traced and first.shape == (5,)
+    traces = len(traced)
+    counted.sample([3, 2, 1], 5, temperature=0.0, seed=1)  # same lengths: nothing traced again
+    assert len(traced) == traces
+    np.testing.assert_array_equal(first, trained.sample([1, 2, 3], 5, temperature=0.0))

@@ -363,8 +363,6 @@ class Trained(NamedTuple):
             readout, or bidirectional), the prompt is empty or holds unknown
             characters, or ``length`` / ``temperature`` are out of range.
         """
-        from lstm_jax.sample import sample
-
         if self.model.step is None or not self.task.tokens:
             raise ConfigError(f"the model of {self.experiment!r} cannot be sampled: that needs "
                               f"token inputs, a per-step readout and no bidirectional layer")
@@ -378,30 +376,36 @@ class Trained(NamedTuple):
             raise ConfigError(f"prompt: {error}") from None
         if ids.ndim != 1 or len(ids) == 0:
             raise ConfigError("the prompt must hold at least one token")
-        ids = ids[None, :]  # a batch of one: (1, T)
-        step = self.model.step
-
-        @jax.jit
-        def draw(params, ids, key):
-            carry, _ = step(params, None, ids[:, :1])
-            carry = jax.tree.map(jax.numpy.zeros_like, carry)  # the initial carry is zeros
-            if ids.shape[1] > 1:
-                carry, _ = step(params, carry, ids[:, :-1])
-
-            def one(carry, token):
-                carry, logits = step(params, carry, token[:, None])
-                return carry, logits[:, 0]
-
-            return sample(one, carry, ids[:, -1], key, length=length,
-                          temperature=float(temperature))[0]
-
-        tokens = np.asarray(draw(self.params, ids, jax.random.key(seed)))[0]
+        draw = _sampler(self.model.step, length, float(temperature))
+        tokens = np.asarray(draw(self.params, ids[None, :], jax.random.key(seed)))[0]
         return self.task.decode(tokens) if self.task.decode else tokens
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled(apply):
     return jax.jit(apply)
+
+
+@functools.lru_cache(maxsize=16)
+def _sampler(step, length: int, temperature: float):
+    """``Trained.sample``'s jitted draw for a model's ``step``: built once per model,
+    length and temperature, and compiled once per prompt length."""
+    from lstm_jax.sample import sample
+
+    @jax.jit
+    def draw(params, ids, key):  # ids: (1, T) the prompt
+        carry, _ = step(params, None, ids[:, :1])
+        carry = jax.tree.map(jax.numpy.zeros_like, carry)  # the initial carry is zeros
+        if ids.shape[1] > 1:
+            carry, _ = step(params, carry, ids[:, :-1])
+
+        def one(carry, token):
+            carry, logits = step(params, carry, token[:, None])
+            return carry, logits[:, 0]
+
+        return sample(one, carry, ids[:, -1], key, length=length, temperature=temperature)[0]
+
+    return draw
 
 
 def load(run_dir: str | Path, *, task: Task | None = None, model: Model | None = None) -> Trained:
