@@ -162,6 +162,42 @@ def test_bench_without_torch_is_a_one_line_error(monkeypatch, capsys):
                    f"'{extra_requirement('torch')}'\n")
 
 
+QUICK_COMMANDS = [["--help"], ["train", "--help"], ["train", "adding", "--help"],
+                  ["eval", "--help"], ["reproduce", "--help"], ["sample", "--help"], ["frob"],
+                  ["train"], ["train", "nope"], ["train", "adding", "--hiden-size", "3"], ["eval"]]
+
+
+def test_help_and_argument_errors_need_no_jax_orbax_or_bench(monkeypatch, capsys):
+    for heavy in ("lstm_jax.bench", "lstm_jax.train.loop", "lstm_jax.train.checkpoint"):
+        monkeypatch.setitem(sys.modules, heavy, None)  # importing it raises ImportError
+    for args in QUICK_COMMANDS:
+        try:
+            code = cli.main(args)
+        except SystemExit as exit:  # argparse's own --help
+            code = exit.code
+        assert code in (0, 2), args
+    out = capsys.readouterr().out
+    assert "bench" in out and "benchmark against flax and PyTorch" in out
+
+
+def test_help_and_argument_errors_come_back_without_importing_jax():
+    script = textwrap.dedent(f"""
+        import contextlib, io, sys
+        from lstm_jax.cli import main
+        for args in {QUICK_COMMANDS!r}:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                try:
+                    main(args)
+                except SystemExit:
+                    pass
+        print(sorted(name for name in sys.modules if name.split(".")[0] in ("jax", "orbax")))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+
+
 def test_errors_from_the_installed_command_have_no_traceback(tmp_path):
     result = run_cli("train", "adding", "--cell", "gru2", cwd=tmp_path)
     assert result.returncode == 2
