@@ -63,7 +63,8 @@ def _train(args, fields: list[str]) -> int:
         print(f"{run_dir} already finished at step {result['metrics']['step']}; nothing to do "
               f"(a larger --steps extends it)")
         return 0
-    _print_metrics("final evaluation", result["metrics"], result["baselines"])
+    _print_metrics("final evaluation", result["metrics"], result["baselines"],
+                   prepared.task.baseline_note)
     for name in ("metrics.jsonl", "loss.png", "checkpoints"):
         print(f"{name + ':':15} {run_dir / name}")
     return 0
@@ -115,6 +116,9 @@ def _reproduce(args, fields: list[str]) -> int:
         line = reproduce.baseline(variant, metric)
         print(f"  {name:20} {reproduce.ours(variant, metric)}"
               + (f"   (baseline {line:.4g})" if line is not None else ""))
+    notes = [variant["baseline_note"] for variant in summary["variants"].values()]
+    for note in dict.fromkeys(note for note in notes if note):  # each once, in order
+        print(f"  baseline: {note}")
     results = Path(args.results)
     print(f"summary: {results / (experiment.name + '.json')}\nfigure:  "
           f"{results / (experiment.name + '.png')}\ntable:   {results.parent / reproduce.TABLE_NAME}")
@@ -155,7 +159,7 @@ def _eval(args, fields: list[str]) -> int:
         raise lt.ConfigError(f"eval takes only a run directory, got {' '.join(fields)}")
     result = lt.evaluate(Path(args.run_dir))
     _print_metrics(f"{result['experiment']} at step {result['step']}", result["metrics"],
-                   result["baselines"])
+                   result["baselines"], result["baseline_note"])
     return 0
 
 
@@ -195,7 +199,7 @@ def _bench(args, fields: list[str]) -> int:
     return bench.run(args)
 
 
-def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
+def _print_metrics(title: str, metrics: dict, baselines: dict, baseline_note: str = "") -> None:
     print(f"{title}:")
     shown = {k: v for k, v in metrics.items() if k not in ("split", "step", "final")}
     if len(shown) > 1 and "loss" not in baselines:
@@ -203,6 +207,8 @@ def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
     for name, value in shown.items():
         baseline = f"   (baseline {baselines[name]:.4g})" if name in baselines else ""
         print(f"  {name:10} {value:.4g}{baseline}")
+    if baseline_note and set(baselines) & set(shown):
+        print(f"  baseline: {baseline_note}")
 
 
 class _Parser(argparse.ArgumentParser):

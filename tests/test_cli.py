@@ -52,6 +52,7 @@ def test_train_eval_list_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert f"run directory: {out}" in printed and "(baseline 0.1667)" in printed
+    assert "  baseline: always predicting 1.0, the mean of the target\n" in printed
     assert f"loss.png:       {out / 'loss.png'}" in printed
     record = json.loads((out / "config.json").read_text())
     assert record["config"]["seed"] == 3 and record["config"]["task_options"] == {"length": 12}
@@ -61,7 +62,8 @@ def test_train_eval_list_end_to_end(tmp_path, capsys):
 
     assert matplotlib.image.imread(out / "loss.png").ndim == 3  # a readable PNG
     assert cli.main(["eval", str(out)]) == 0
-    assert "adding at step 20:" in capsys.readouterr().out
+    evaluated = capsys.readouterr().out
+    assert "adding at step 20:" in evaluated and "baseline: always predicting 1.0" in evaluated
     assert cli.main(["list"]) == 0
     assert "adding problem, T=100" in capsys.readouterr().out
 

@@ -44,6 +44,18 @@ def test_copy_memoryless_predictor_scores_the_baseline():
     assert float(task.loss(logits, batch)) == pytest.approx(task.baselines["loss"], rel=1e-5)
 
 
+def test_the_digits_baseline_is_the_commonest_training_digit_and_says_so():
+    task = digits_task()
+    batches = task.eval_batches(None, 64, 1)
+    digit = int(task.baseline_note.split()[3].rstrip(","))
+    right = sum(float(np.sum((b.targets == digit) * b.weights)) for b in batches)
+    assert right / sum(float(b.weights.sum()) for b in batches) == pytest.approx(
+        task.baselines["accuracy"])
+    assert task.baselines["accuracy"] < 0.1  # the test split is balanced: below chance
+    assert task.baseline_note == (f"always predicting class {digit}, the commonest in the "
+                                  f"training split; a uniform guess scores 1/10 = 0.1")
+
+
 def test_digits_are_64_steps_of_one_pixel_with_a_fixed_test_split():
     task = digits_task()
     assert (task.input_size, task.output_size, task.train_size) == (1, 10, 1797 - 359)

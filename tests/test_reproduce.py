@@ -89,6 +89,7 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
         assert variant["mean"]["mse"] == pytest.approx(statistics.mean(finals))
         assert variant["std"]["mse"] == pytest.approx(statistics.stdev(finals))
         assert variant["baselines"] == {"mse": pytest.approx(1 / 6, abs=1e-3)}
+        assert variant["baseline_note"] == "always predicting 1.0, the mean of the target"
         assert all(w > 0 for w in variant["wall_s"])
     assert summary["variants"]["tanh"]["config"]["cell"] == "simple"
     curve = [r for r in summary["runs"] if r["variant"] == "lstm" and r["seed"] == 0][0]["curve"]

@@ -130,4 +130,6 @@ def chorales_task(files: list[str] | None = None, test_fraction: float = 0.2) ->
     test_frames = np.concatenate([roll[n, 1:lengths[n] + 1] for n in test])
     baseline = -np.mean(np.sum(test_frames * np.log(p) + (1 - test_frames) * np.log1p(-p), axis=1))
     return task._replace(loss=frame_nll, metrics=lambda pr, b: {"nll": frame_nll(pr, b)},
-                         baselines={"nll": float(baseline)})
+                         baselines={"nll": float(baseline)},
+                         baseline_note="each pitch on with its frequency in the training "
+                                       "frames, independently")

@@ -443,4 +443,4 @@ def evaluate(run_dir: str | Path, *, task: Task | None = None,
     batches = trained.task.eval_batches(keys.eval, config.batch_size, config.eval_batches)
     metrics = _evaluate(make_eval_step(trained.model, trained.task), trained.params, batches)
     return {"experiment": trained.experiment, "step": trained.step, "metrics": metrics,
-            "baselines": trained.task.baselines}
+            "baselines": trained.task.baselines, "baseline_note": trained.task.baseline_note}

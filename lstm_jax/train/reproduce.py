@@ -31,7 +31,7 @@ import math
 import re
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from lstm_jax import _machine
 from lstm_jax._files import write_atomically
@@ -39,6 +39,9 @@ from lstm_jax.train import rundir
 from lstm_jax.train.arguments import named
 from lstm_jax.train.config import Config, ConfigError, GivenOptions, replace, to_dict
 from lstm_jax.train.experiments import Experiment, load as load_experiment
+
+if TYPE_CHECKING:
+    from lstm_jax.tasks import Task
 
 HIGHER_IS_BETTER = frozenset({"accuracy", "recall"})
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
@@ -160,7 +163,7 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
         log(f"[{index}/{len(runs)}] {experiment.name} {run.variant} seed {run.seed}: {path}")
         prepared = loop.prepare(run.config, experiment=experiment)
         result = loop.run(prepared, path, resume=resume, progress=progress, command=command)
-        finished.append(_run_summary(run, path, result["baselines"], prepared.task.name))
+        finished.append(_run_summary(run, path, prepared.task))
     summary = summarize(experiment, finished, command)
     for name, variant in summary["variants"].items():
         first = next(r for r in finished if r["variant"] == name)
@@ -209,14 +212,15 @@ def _sample(experiment: Experiment, run_dir: Path) -> dict | None:
     return {**options, "seed": 0, "text": text if isinstance(text, str) else list(map(int, text))}
 
 
-def _run_summary(run: Run, path: Path, baselines: dict, task_name: str) -> dict:
+def _run_summary(run: Run, path: Path, task: Task) -> dict:
     from lstm_jax.train.report import MetricsLog
 
     records = MetricsLog(path / "metrics.jsonl").read()
     evals = [_metrics_of(r) for r in records if r.get("split") == "eval"]
     times = [r["elapsed_s"] for r in records if "elapsed_s" in r]
-    return {"variant": run.variant, "seed": run.seed, "run_dir": str(path), "task": task_name,
-            "config": to_dict(run.config), "baselines": _floats(baselines),
+    return {"variant": run.variant, "seed": run.seed, "run_dir": str(path), "task": task.name,
+            "config": to_dict(run.config), "baselines": _floats(task.baselines),
+            "baseline_note": task.baseline_note,
             "final": evals[-1] if evals else {}, "wall_s": times[-1] if times else None,
             "curve": evals}
 
@@ -259,7 +263,8 @@ def _variant_summary(changes: dict, runs: list[dict]) -> dict:
     final = {name: [run["final"][name] for run in runs] for name in names}
     config = {k: v for k, v in runs[0]["config"].items() if k != "seed"}
     return {"changes": changes, "task": runs[0]["task"], "config": config,
-            "baselines": runs[0]["baselines"], "seeds": [run["seed"] for run in runs],
+            "baselines": runs[0]["baselines"], "baseline_note": runs[0]["baseline_note"],
+            "seeds": [run["seed"] for run in runs],
             "final": final, "mean": {k: _mean(v) for k, v in final.items()},
             "std": {k: _std(v) for k, v in final.items()},
             "wall_s": [run["wall_s"] for run in runs]}
