@@ -21,7 +21,7 @@ REPRODUCE_USAGE = ("lstm-jax reproduce NAME|FILE [--variants V ...] [--seeds S .
 
 def _train(args, fields: list[str]) -> int:
     from lstm_jax.train import config as cfg
-    from lstm_jax.train import experiments, interrupts, loop, rundir
+    from lstm_jax.train import experiments
 
     if args.experiment is None:
         names = f"{', '.join(experiments.shipped())} or the path of your own .py file"
@@ -47,6 +47,8 @@ def _train(args, fields: list[str]) -> int:
         config = _resumed_config(experiment, Path(args.out), fields)
     else:
         config = cfg.cli(experiment.config(), fields, prog=f"lstm-jax train {args.experiment}")
+    from lstm_jax.train import interrupts, loop, rundir  # jax and orbax: not for --help
+
     prepared = loop.prepare(config, experiment=experiment)
     interrupts.check()  # nothing is written before this point
     run_dir = rundir.make(Path(args.out)) if args.resume else rundir.create(args.out, experiment.name)
@@ -61,7 +63,8 @@ def _train(args, fields: list[str]) -> int:
         print(f"{run_dir} already finished at step {result['metrics']['step']}; nothing to do "
               f"(a larger --steps extends it)")
         return 0
-    _print_metrics("final evaluation", result["metrics"], result["baselines"])
+    _print_metrics("final evaluation", result["metrics"], result["baselines"],
+                   prepared.task.baseline_note)
     for name in ("metrics.jsonl", "loss.png", "checkpoints"):
         print(f"{name + ':':15} {run_dir / name}")
     return 0
@@ -113,6 +116,9 @@ def _reproduce(args, fields: list[str]) -> int:
         line = reproduce.baseline(variant, metric)
         print(f"  {name:20} {reproduce.ours(variant, metric)}"
               + (f"   (baseline {line:.4g})" if line is not None else ""))
+    notes = [variant["baseline_note"] for variant in summary["variants"].values()]
+    for note in dict.fromkeys(note for note in notes if note):  # each once, in order
+        print(f"  baseline: {note}")
     results = Path(args.results)
     print(f"summary: {results / (experiment.name + '.json')}\nfigure:  "
           f"{results / (experiment.name + '.png')}\ntable:   {results.parent / reproduce.TABLE_NAME}")
@@ -153,7 +159,7 @@ def _eval(args, fields: list[str]) -> int:
         raise lt.ConfigError(f"eval takes only a run directory, got {' '.join(fields)}")
     result = lt.evaluate(Path(args.run_dir))
     _print_metrics(f"{result['experiment']} at step {result['step']}", result["metrics"],
-                   result["baselines"])
+                   result["baselines"], result["baseline_note"])
     return 0
 
 
@@ -178,17 +184,22 @@ def _list(args, fields: list[str]) -> int:
 
 
 def _bench(args, fields: list[str]) -> int:
-    from lstm_jax import bench
+    from lstm_jax import bench  # jax, flax: only once the command is bench
     from lstm_jax.train import ConfigError
 
+    parser = _Parser(prog="lstm-jax bench", description=bench.__doc__.splitlines()[0])
+    bench.add_arguments(parser)
+    args = parser.parse_args(fields)
     try:
         import torch  # noqa: F401  (the benchmark's reference)
     except ModuleNotFoundError:
-        raise ConfigError("`lstm-jax bench` needs torch: pip install 'lstm_jax[torch]'") from None
+        from lstm_jax._extras import pip_install
+
+        raise ConfigError(f"`lstm-jax bench` needs torch: {pip_install('torch')}") from None
     return bench.run(args)
 
 
-def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
+def _print_metrics(title: str, metrics: dict, baselines: dict, baseline_note: str = "") -> None:
     print(f"{title}:")
     shown = {k: v for k, v in metrics.items() if k not in ("split", "step", "final")}
     if len(shown) > 1 and "loss" not in baselines:
@@ -196,6 +207,8 @@ def _print_metrics(title: str, metrics: dict, baselines: dict) -> None:
     for name, value in shown.items():
         baseline = f"   (baseline {baselines[name]:.4g})" if name in baselines else ""
         print(f"  {name:10} {value:.4g}{baseline}")
+    if baseline_note and set(baselines) & set(shown):
+        print(f"  baseline: {baseline_note}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -258,12 +271,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="the summaries (default experiments/results); RESULTS.md goes "
                             "beside this folder")
     table.set_defaults(run=_results)
-    from lstm_jax import bench
-
-    benchmark = commands.add_parser("bench", help="benchmark against flax and PyTorch",
-                                    description=bench.__doc__.splitlines()[0])
-    bench.add_arguments(benchmark)
-    benchmark.set_defaults(run=_bench)
+    # bench's options are read by _bench: building them here would import jax for every
+    # command, and `lstm-jax --help` would take seconds
+    commands.add_parser("bench", help="benchmark against flax and PyTorch (`lstm-jax bench "
+                        "--help` lists its options)", add_help=False).set_defaults(run=_bench)
     return parser
 
 
@@ -280,25 +291,36 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    from lstm_jax.train import interrupts
-    from lstm_jax.train.checkpoint import CheckpointError
+    from lstm_jax.train import arguments, interrupts
     from lstm_jax.train.config import ConfigError
-    from lstm_jax.train.loop import TrainingDiverged
 
     try:
         parser = _parser()
         args, rest = parser.parse_known_args(argv)
-        if args.command not in ("train", "reproduce") and rest:
+        if args.command not in ("train", "reproduce", "bench") and rest:
             parser.parse_args(argv)  # argparse's own error for stray words
         interrupts.check()
         args.argv = argv  # the command line, as config.json records it
-        return args.run(args, rest)
+        with arguments.command_line():  # messages name --out, --resume, ... not run_dir=
+            return args.run(args, rest)
     except ConfigError as error:
         print(f"lstm-jax: error: {error}", file=sys.stderr)
         return 2
-    except (CheckpointError, TrainingDiverged) as error:
+    except Exception as error:
+        if not _run_failed(error):
+            raise
         print(f"lstm-jax: {error}", file=sys.stderr)
         return 1
+
+
+def _run_failed(error: Exception) -> bool:
+    """Whether ``error`` ended a run that had started (a checkpoint that cannot be read or
+    written, a diverged loss): one line, exit 1. Their modules load jax and orbax, so they
+    are imported only once an error is there, not for every `--help`."""
+    from lstm_jax.train.checkpoint import CheckpointError
+    from lstm_jax.train.loop import TrainingDiverged
+
+    return isinstance(error, (CheckpointError, TrainingDiverged))
 
 
 def _version() -> str:

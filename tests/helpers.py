@@ -77,3 +77,16 @@ def assert_trees_close(a, b, atol=1e-5, rtol=1e-5):
 
 
 jnp  # re-exported for tests that import * from here
+
+
+def extra_requirement(name: str) -> str:
+    """The requirement of distribution ``name`` as pyproject.toml's extras write it."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    found = {line for lines in project["optional-dependencies"].values() for line in lines
+             if re.match(r"[A-Za-z0-9._-]+", line).group().lower() == name.lower()}
+    assert len(found) == 1, (name, found)
+    return found.pop()

@@ -20,6 +20,7 @@ import lstm_jax as lj
 from lstm_jax import cli
 from lstm_jax import train as lt
 from lstm_jax.train import rundir
+from tests.helpers import extra_requirement
 
 SMALL = ["--task-options", "length=12", "--hidden-size", "8", "--batch-size", "16",
          "--eval-batches", "2", "--no-progress"]
@@ -51,6 +52,7 @@ def test_train_eval_list_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert f"run directory: {out}" in printed and "(baseline 0.1667)" in printed
+    assert "  baseline: always predicting 1.0, the mean of the target\n" in printed
     assert f"loss.png:       {out / 'loss.png'}" in printed
     record = json.loads((out / "config.json").read_text())
     assert record["config"]["seed"] == 3 and record["config"]["task_options"] == {"length": 12}
@@ -60,7 +62,8 @@ def test_train_eval_list_end_to_end(tmp_path, capsys):
 
     assert matplotlib.image.imread(out / "loss.png").ndim == 3  # a readable PNG
     assert cli.main(["eval", str(out)]) == 0
-    assert "adding at step 20:" in capsys.readouterr().out
+    evaluated = capsys.readouterr().out
+    assert "adding at step 20:" in evaluated and "baseline: always predicting 1.0" in evaluated
     assert cli.main(["list"]) == 0
     assert "adding problem, T=100" in capsys.readouterr().out
 
@@ -157,7 +160,44 @@ def test_bench_without_torch_is_a_one_line_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails as if not installed
     assert cli.main(["bench"]) == 2
     err = capsys.readouterr().err
-    assert err == "lstm-jax: error: `lstm-jax bench` needs torch: pip install 'lstm_jax[torch]'\n"
+    assert err == ("lstm-jax: error: `lstm-jax bench` needs torch: pip install "
+                   f"'{extra_requirement('torch')}'\n")
+
+
+QUICK_COMMANDS = [["--help"], ["train", "--help"], ["train", "adding", "--help"],
+                  ["eval", "--help"], ["reproduce", "--help"], ["sample", "--help"], ["frob"],
+                  ["train"], ["train", "nope"], ["train", "adding", "--hiden-size", "3"], ["eval"]]
+
+
+def test_help_and_argument_errors_need_no_jax_orbax_or_bench(monkeypatch, capsys):
+    for heavy in ("lstm_jax.bench", "lstm_jax.train.loop", "lstm_jax.train.checkpoint"):
+        monkeypatch.setitem(sys.modules, heavy, None)  # importing it raises ImportError
+    for args in QUICK_COMMANDS:
+        try:
+            code = cli.main(args)
+        except SystemExit as exit:  # argparse's own --help
+            code = exit.code
+        assert code in (0, 2), args
+    out = capsys.readouterr().out
+    assert "bench" in out and "benchmark against flax and PyTorch" in out
+
+
+def test_help_and_argument_errors_come_back_without_importing_jax():
+    script = textwrap.dedent(f"""
+        import contextlib, io, sys
+        from lstm_jax.cli import main
+        for args in {QUICK_COMMANDS!r}:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                try:
+                    main(args)
+                except SystemExit:
+                    pass
+        print(sorted(name for name in sys.modules if name.split(".")[0] in ("jax", "orbax")))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
 
 
 def test_errors_from_the_installed_command_have_no_traceback(tmp_path):

@@ -1,6 +1,8 @@
-"""The shipped experiments: each runs end to end, and their data is what it promises."""
+"""The shipped experiments: each runs end to end, and their data is what it promises; an
+experiment file of your own loads as ``python FILE`` would run it."""
 
 import dataclasses
+import json
 import math
 import sys
 
@@ -9,8 +11,10 @@ import numpy as np
 import pytest
 
 from lstm_jax import train as lt
-from lstm_jax.tasks import MissingData, copy_baseline, copy_batch, copy_task, digits_task
+from lstm_jax.tasks import (MissingData, copy_baseline, copy_batch, copy_task, digits_task,
+                            from_arrays)
 from lstm_jax.train import experiments, reproduce
+from tests.helpers import extra_requirement
 from tests.test_datasets import write_idx
 
 
@@ -40,6 +44,18 @@ def test_copy_memoryless_predictor_scores_the_baseline():
     assert float(task.loss(logits, batch)) == pytest.approx(task.baselines["loss"], rel=1e-5)
 
 
+def test_the_digits_baseline_is_the_commonest_training_digit_and_says_so():
+    task = digits_task()
+    batches = task.eval_batches(None, 64, 1)
+    digit = int(task.baseline_note.split()[3].rstrip(","))
+    right = sum(float(np.sum((b.targets == digit) * b.weights)) for b in batches)
+    assert right / sum(float(b.weights.sum()) for b in batches) == pytest.approx(
+        task.baselines["accuracy"])
+    assert task.baselines["accuracy"] < 0.1  # the test split is balanced: below chance
+    assert task.baseline_note == (f"always predicting class {digit}, the commonest in the "
+                                  f"training split; a uniform guess scores 1/10 = 0.1")
+
+
 def test_digits_are_64_steps_of_one_pixel_with_a_fixed_test_split():
     task = digits_task()
     assert (task.input_size, task.output_size, task.train_size) == (1, 10, 1797 - 359)
@@ -52,8 +68,10 @@ def test_digits_are_64_steps_of_one_pixel_with_a_fixed_test_split():
 
 def test_missing_data_packages_name_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(MissingData, match=r"the digits task needs scikit-learn: pip install 'lstm_jax\[experiments\]'"):
+    with pytest.raises(MissingData) as missing:
         digits_task()
+    assert str(missing.value) == ("the digits task needs scikit-learn: pip install "
+                                  f"'{extra_requirement('scikit-learn')}'")
     with pytest.raises(lt.ConfigError, match="needs scikit-learn"):
         lt.prepare(lt.load_experiment("digits").config())
 
@@ -118,3 +136,94 @@ def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
     assert metric in final and all(np.isfinite(v) for values in final.values() for v in values)
     assert lt.evaluate(tmp_path / "runs" / name / f"{first}-seed0")["step"] == 3
     assert f"| [{name}](#{name}) |" in (tmp_path / "RESULTS.md").read_text()
+
+
+# ---- an experiment file of your own -------------------------------------------------------
+
+WAVES_DATA = '''
+import numpy as np
+
+def make_waves(n=96, steps=8):
+    phase = np.random.default_rng(0).uniform(0, 2 * np.pi, size=(n, 1))
+    xs = np.sin(np.arange(steps)[None, :] * 0.5 + phase)[..., None].astype(np.float32)
+    return xs, phase[:, 0]
+'''
+WAVES_LABELS = '''
+import numpy as np
+
+def label(phase):
+    return (np.cos(phase) > 0).astype(np.int32)
+'''
+WAVES_EXPERIMENT = '''
+from waves_data import make_waves  # a module beside this file
+
+from lstm_jax.tasks import from_arrays
+from lstm_jax.train import Config
+
+DESCRIPTION = "waves made by a module beside the experiment"
+
+def get_config():
+    return Config(hidden_size=8, batch_size=16, steps=2, warmup_steps=1, log_every=1,
+                  eval_every=2, checkpoint_every=2)
+
+def get_task():
+    from waves_labels import label  # imported when the task is built, not at load
+
+    xs, phase = make_waves()
+    return from_arrays(xs, label(phase), name="waves")
+'''
+BESIDE = ("waves_data", "waves_labels", "lstm_jax_user_experiment_waves_exp")
+
+
+@pytest.fixture
+def waves_file(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "waves_data.py").write_text(WAVES_DATA)
+    (folder / "waves_labels.py").write_text(WAVES_LABELS)
+    (folder / "waves_exp.py").write_text(WAVES_EXPERIMENT)
+    yield folder / "waves_exp.py"
+    for name in BESIDE:
+        sys.modules.pop(name, None)
+
+
+def test_an_experiment_file_imports_the_modules_beside_it_and_leaves_sys_path(waves_file):
+    path_before = list(sys.path)
+    experiment = experiments.load(str(waves_file))
+    assert sys.path == path_before
+    prepared = lt.prepare(experiment.config(), experiment=experiment)
+    assert sys.path == path_before
+    assert prepared.task.name == "waves" and prepared.task.train_size is not None
+
+
+def test_the_recorded_config_names_the_task_that_ran(waves_file):
+    experiment = experiments.load(str(waves_file))
+    assert experiment.config().task == "adding"  # Config's default, which get_task replaces
+    assert lt.prepare(experiment.config(), experiment=experiment).config.task == "waves"
+    xs, labels = np.zeros((40, 5, 2), np.float32), np.arange(40) % 2
+    given = lt.prepare(lt.Config(batch_size=8), task=from_arrays(xs, labels, name="mine"))
+    assert given.config.task == "mine"
+    shipped = lt.prepare(lt.load_experiment("adding").config(), experiment="adding")
+    assert shipped.config.task == "adding"  # a registered task keeps its config
+
+
+@pytest.mark.slow  # trains (about 20 s)
+def test_an_experiment_files_run_reloads_with_its_modules_for_eval(waves_file, tmp_path):
+    run = tmp_path / "run"
+    experiment = experiments.load(str(waves_file))
+    lt.train(experiment.config(), run, experiment=experiment, progress=False)
+    record = json.loads((run / "config.json").read_text())
+    assert record["config"]["task"] == "waves" and record["source"] == str(waves_file)
+    for name in BESIDE:  # a new process: nothing of the first load is imported
+        sys.modules.pop(name, None)
+    assert lt.evaluate(run)["step"] == 2
+    assert lt.load(run).task.name == "waves"
+
+
+def test_a_missing_module_in_an_experiment_file_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "broken_exp.py"
+    path.write_text("import numpy\nfrom waves_dat import make_waves\n")
+    with pytest.raises(lt.ConfigError) as error:
+        experiments.load(str(path))
+    assert str(error.value) == f"{path}, line 2: No module named 'waves_dat'"
+    assert "lstm_jax_user_experiment_broken_exp" not in sys.modules

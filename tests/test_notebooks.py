@@ -1,4 +1,5 @@
-"""The notebooks in notebooks/ run from a clean kernel, and are committed clean.
+"""The notebooks in notebooks/ run from a clean kernel, and are committed clean, with
+outputs that are current: running one again prints what its cells show.
 
 Each notebook is executed with nbclient in a fresh kernel of *this* interpreter
 (``sys.executable``, the one running pytest, where lstm_jax is installed): the kernel
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -87,9 +89,86 @@ def test_kernel_is_this_interpreter(tmp_path, monkeypatch):
     assert kernel_manager().kernel_spec.argv[0] == sys.executable
 
 
+@pytest.mark.slow  # a kernel runs the notebook: up to minutes
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs(name):
-    execute(name)
+    """It runs from a clean kernel, and prints what its committed outputs show: a change
+    to the code it prints (a new params field, a new description) needs it re-executed."""
+    nb, _ = execute(name)
+    committed = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    for index, (now, before) in enumerate(zip(nb.cells, committed.cells)):
+        if now.cell_type == "code":
+            assert shape_of(text_outputs(now)) == shape_of(text_outputs(before)), (
+                f"{name}, cell {index}: its committed output is stale; re-execute it with "
+                f"`python tests/test_notebooks.py {name}`")
+
+
+def text_outputs(cell) -> str:
+    """A code cell's printed text and text results; images left out, and the streams
+    joined (how a stream is cut into outputs depends on timing)."""
+    streams: dict[str, str] = {}
+    results = []
+    for out in cell.outputs:
+        if out.output_type == "stream":
+            streams[out.name] = streams.get(out.name, "") + out.text
+        elif "text/plain" in out.get("data", {}):
+            results.append(out.data["text/plain"])
+    return "".join(f"[{name}]\n{text}" for name, text in streams.items()) + "\n".join(results)
+
+
+def shape_of(text: str) -> str:
+    """``text`` with every number (timings, losses, addresses) as #, and runs of blanks as
+    one: what stays is the words, names and fields a stale output would get wrong."""
+    text = re.sub(r"0x[0-9a-f]+|[-+]?\d+(\.\d*)?(e[-+]?\d+)?", "#", text)
+    return re.sub(r"[ \t]+", " ", text)
+
+
+def named_tuple_fields(text: str) -> list[tuple[str, list[str]]]:
+    """``[(name, fields)]`` of every ``Name(field=..., ...)`` repr in ``text``."""
+    found = []
+    for match in re.finditer(r"\b([A-Z]\w*)\((?=\w+=)", text):
+        depth, end = 1, match.end()
+        while depth and end < len(text):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        inside = text[match.end():end - 1]
+        while re.search(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}", inside):  # nested values
+            inside = re.sub(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}", "", inside)
+        found.append((match.group(1), re.findall(r"(?:^|,)\s*(\w+)=", inside)))
+    return found
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_outputs_show_the_current_fields_and_descriptions(name):
+    """A cheap check of staleness, without running the notebook: every lstm_jax params or
+    state repr it shows has the current fields, and a cell printing an experiment's
+    description shows the current one."""
+    import lstm_jax as lj
+    from lstm_jax import train as lt
+
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    for index, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        text = text_outputs(cell)
+        for type_name, fields in named_tuple_fields(text):
+            current = getattr(getattr(lj, type_name, None), "_fields", None)
+            assert current is None or list(current) == fields, (
+                f"{name}, code cell {index}: {type_name} shown with fields {fields}, now "
+                f"{list(current)}; re-execute it with `python tests/test_notebooks.py {name}`")
+        for experiment in re.findall(r"load_experiment\([\"'](\w+)[\"']\)", cell.source):
+            if ".description" in cell.source:
+                assert lt.load_experiment(experiment).description in text, (
+                    f"{name}, code cell {index}: not the current description of {experiment}; "
+                    f"re-execute it with `python tests/test_notebooks.py {name}`")
+
+
+def test_the_staleness_checks_see_a_changed_field_and_ignore_timings():
+    assert named_tuple_fields("p: LSTMParams(w_ih=(2, 64), b=(64,), peephole=None)\n") == [
+        ("LSTMParams", ["w_ih", "b", "peephole"])]
+    assert named_tuple_fields("LSTMState(h=Array([[1, 2]], dtype=f32), c=Array(0.5))") == [
+        ("LSTMState", ["h", "c"])]
+    assert shape_of("step 25/150  loss 1.362  14.5 steps/s at 0x7f3a") == \
+        shape_of("step 25/150 loss 0.7718  171.8 steps/s at 0x11")
+    assert shape_of("LSTMParams(w_ih=(2, 64))") != shape_of("LSTMParams(w_ih=(2, 64), w_gg=None)")
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -73,6 +73,27 @@ def test_loss_figure_draws_curves_and_a_labelled_dashed_baseline():
         plt.close(fig)
 
 
+def test_the_plots_leave_a_notebooks_backend_and_pyplot_alone(tmp_path):
+    from lstm_jax.train import reproduce
+
+    summary = {"experiment": "tiny", "description": "tiny adding problem",
+               "reference": {"metric": "mse", "value": 0.01, "variant": "lstm"},
+               "variants": {"lstm": {"task": "adding", "config": {"task_options": {"length": 6}},
+                                     "baselines": {"mse": 1 / 6}, "mean": {"mse": 0.1}}},
+               "runs": [{"variant": "lstm", "curve": [{"step": 2, "mse": 0.2},
+                                                      {"step": 4, "mse": 0.1}]}]}
+    matplotlib.use("svg")  # the user's backend: a notebook's inline one, say
+    try:
+        figures = plt.get_fignums()
+        plot_losses(RECORDS, tmp_path / "loss.png", "t", {"mse": 1 / 6})
+        reproduce.plot_summary(summary, tmp_path / "tiny.png")
+        assert matplotlib.get_backend() == "svg" and plt.get_fignums() == figures
+    finally:
+        matplotlib.use("Agg")
+    for name in ("loss.png", "tiny.png"):
+        assert matplotlib.image.imread(tmp_path / name).ndim == 3
+
+
 def test_loss_figure_without_baselines_has_no_dashed_line():
     fig = loss_figure(RECORDS, "t")
     try:

@@ -89,6 +89,7 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
         assert variant["mean"]["mse"] == pytest.approx(statistics.mean(finals))
         assert variant["std"]["mse"] == pytest.approx(statistics.stdev(finals))
         assert variant["baselines"] == {"mse": pytest.approx(1 / 6, abs=1e-3)}
+        assert variant["baseline_note"] == "always predicting 1.0, the mean of the target"
         assert all(w > 0 for w in variant["wall_s"])
     assert summary["variants"]["tanh"]["config"]["cell"] == "simple"
     curve = [r for r in summary["runs"] if r["variant"] == "lstm" and r["seed"] == 0][0]["curve"]
@@ -118,7 +119,7 @@ def test_a_run_directory_of_another_config_is_refused_before_anything_runs(exper
                         only=["lstm"], chosen_seeds=[0], progress=False, log=lambda line: None)
     bigger = lambda c: lt.config.replace(c, hidden_size=16)  # noqa: E731
     with pytest.raises(lt.ConfigError, match=r"lstm-seed0 holds a run whose hidden_size is 8, not "
-                                             r"16; remove it or choose another --runs"):
+                                             r"16; remove it or choose another runs_dir"):
         reproduce.reproduce(str(experiment_file), runs_dir=runs_dir, results_dir=tmp_path / "r2",
                             overrides=bigger, progress=False, log=lambda line: None)
     assert not (runs_dir / "tiny" / "tanh-seed0").exists() and not (tmp_path / "r2").exists()
@@ -127,6 +128,31 @@ def test_a_run_directory_of_another_config_is_refused_before_anything_runs(exper
                                   results_dir=tmp_path / "r3", only=["lstm"], chosen_seeds=[0],
                                   overrides=longer, progress=False, log=lambda line: None)
     assert summary["runs"][0]["curve"][-1]["step"] == 6
+
+
+OWN_TASK = EXPERIMENT + textwrap.dedent('''
+    def get_task():
+        import numpy as np
+        from lstm_jax.tasks import from_arrays
+
+        xs = np.random.default_rng(0).normal(size=(64, 6, 2)).astype(np.float32)
+        return from_arrays(xs, (xs[:, :, 0].sum(axis=1) > 0).astype(np.int32), name="own")
+''')
+
+
+@pytest.mark.slow  # trains four runs
+def test_a_row_of_an_experiment_with_its_own_task_records_it_and_continues(tmp_path):
+    path = tmp_path / "own.py"
+    path.write_text(OWN_TASK.replace('"metric": "mse"', '"metric": "accuracy"'))
+    runs_dir = tmp_path / "runs"
+    kwargs = dict(runs_dir=runs_dir, results_dir=tmp_path / "results", only=["lstm"],
+                  progress=False, log=lambda line: None)
+    summary = reproduce.reproduce(str(path), **kwargs)
+    record = json.loads((runs_dir / "own" / "lstm-seed0" / "config.json").read_text())
+    assert record["config"]["task"] == "own" and summary["variants"]["lstm"]["task"] == "own"
+    before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")}
+    reproduce.reproduce(str(path), **kwargs)  # continues: the recorded task is this config's
+    assert {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")} == before
 
 
 @pytest.mark.parametrize("metric, value, mean, words", [

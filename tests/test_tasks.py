@@ -114,6 +114,20 @@ def test_from_arrays_tokens_regression_per_step_and_lengths():
     assert batch.seq_lengths.shape == (5,) and set(task.baselines) == {"mse"}
 
 
+def test_from_arrays_baselines_say_what_they_measure():
+    # 10 balanced test labels, the training split's commonest class rare among them: the
+    # majority baseline scores below a uniform guess, and the note says why
+    labels = np.array([3] * 12 + [0, 1, 2] * 3 + list(range(10)), np.int32)
+    xs = np.zeros((len(labels), 4, 2), np.float32)
+    task = from_arrays(xs[:-10], labels[:-10], test=(xs[-10:], labels[-10:]))
+    assert task.baselines == {"accuracy": 0.1}
+    assert task.baseline_note == ("always predicting class 3, the commonest in the training "
+                                  "split; a uniform guess scores 1/10 = 0.1")
+    regression = from_arrays(xs, labels.astype(np.float32), loss="mse")
+    assert regression.baseline_note == "always predicting the mean of the training targets"
+    assert adding_task(10).baseline_note == "always predicting 1.0, the mean of the target"
+
+
 @pytest.mark.parametrize("args, kwargs, error, message", [
     ((np.zeros((4, 3)), np.zeros(4, np.int32)), {}, ValueError, "`xs` must be (N, T, I) floats or (N, T) int token ids, got shape (4, 3)"),
     ((np.zeros((4, 3, 2)), np.zeros(5, np.int32)), {}, ValueError, "`targets` must have 4 rows like `xs`, got shape (5,)"),

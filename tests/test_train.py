@@ -117,7 +117,7 @@ def test_train_writes_metrics_plot_record_and_checkpoints(tmp_path):
     assert set(record["versions"]) >= {"jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "lstm_jax"}
     assert record["devices"] == [str(d) for d in jax.devices()]
     assert record["command"] is None  # made in Python, not by the lstm-jax command
-    with pytest.raises(lt.ConfigError, match="already holds a run; continue it with --resume"):
+    with pytest.raises(lt.ConfigError, match="already holds a run; continue it with resume=True"):
         lt.train(TINY, tmp_path, progress=False)
 
 
@@ -142,7 +142,8 @@ def test_resume_extends_a_run_and_a_finished_run_is_left_alone(tmp_path):
     records = read_metrics(tmp_path)
     assert [r["step"] for r in records if r.get("final")] == [40]  # one final line, the last
     assert json.loads((tmp_path / "config.json").read_text())["config"]["steps"] == 40
-    with pytest.raises(lt.ConfigError, match="`steps` 30 is below step 40"):
+    with pytest.raises(lt.ConfigError, match="`steps` 30 is below step 40 that .* has reached; "
+                                             "a larger `steps` extends a run$"):
         lt.train(dataclasses.replace(short, steps=30), tmp_path, resume=True, progress=False)
 
 
@@ -228,3 +229,48 @@ def test_four_devices_match_one_device(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+# ---- inference ----------------------------------------------------------------------
+
+def trained_on(task, config=Config(hidden_size=8, batch_size=16)):
+    """A Trained of ``task`` with initial params: what ``lt.load`` gives, without training."""
+    model = lt.build_model(config, task)
+    return lt.Trained("mine", config, task, model, model.init(jax.random.key(0)), 0)
+
+
+def test_a_model_trained_on_padded_sequences_requires_their_lengths():
+    xs, labels = sine_arrays()
+    lengths = np.random.default_rng(1).integers(3, 11, size=len(xs))
+    padded = trained_on(from_arrays(xs, labels, seq_lengths=lengths))
+    assert padded.task.variable_lengths
+    with pytest.raises(ValueError) as error:
+        padded.predict(xs[:4])
+    assert str(error.value) == (
+        "`seq_lengths` is required: the model of 'mine' was trained on padded sequences of "
+        "different lengths, and without them the padding is read as data; pass the (B,) "
+        "valid lengths (T for a sequence without padding)")
+    by_hand = padded.model.apply(padded.params, xs[:4], lengths[:4])
+    np.testing.assert_array_equal(padded.predict(xs[:4], lengths[:4]), by_hand)
+    full = trained_on(from_arrays(xs, labels))
+    assert not full.task.variable_lengths
+    np.testing.assert_allclose(full.predict(xs[:4]), full.predict(xs[:4], np.full(4, 10)),
+                               atol=1e-6)
+
+
+def test_sampling_again_reuses_the_compiled_draw():
+    ids = np.random.default_rng(0).integers(0, 6, size=(40, 7)).astype(np.int32)
+    trained = trained_on(from_arrays(ids, np.roll(ids, -1, axis=1), readout="every"))
+    traced = []
+
+    def counting_step(params, carry, xs):  # runs only while jax traces
+        traced.append(xs.shape)
+        return trained.model.step(params, carry, xs)
+
+    counted = trained._replace(model=trained.model._replace(step=counting_step))
+    first = counted.sample([1, 2, 3], 5, temperature=0.0)
+    assert traced and first.shape == (5,)
+    traces = len(traced)
+    counted.sample([3, 2, 1], 5, temperature=0.0, seed=1)  # same lengths: nothing traced again
+    assert len(traced) == traces
+    np.testing.assert_array_equal(first, trained.sample([1, 2, 3], 5, temperature=0.0))

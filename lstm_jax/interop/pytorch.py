@@ -49,9 +49,9 @@ def _import_torch():
     try:
         import torch
     except ImportError as e:  # pragma: no cover - torch is in the test environment
-        raise ImportError(
-            "lstm_jax.interop.pytorch needs PyTorch: pip install 'lstm_jax[torch]'"
-        ) from e
+        from lstm_jax._extras import pip_install
+
+        raise ImportError(f"lstm_jax.interop.pytorch needs PyTorch: {pip_install('torch')}") from e
     return torch
 
 

@@ -62,4 +62,5 @@ def adding_task(length: int = 100) -> Task:
 
     loss, metrics = losses.loss_and_metrics("mse")
     return generated("adding", make_batch, input_size=2, output_size=1, readout="last",
-                     loss=loss, metrics=metrics, baselines={"mse": BASELINE_MSE})
+                     loss=loss, metrics=metrics, baselines={"mse": BASELINE_MSE},
+                     baseline_note="always predicting 1.0, the mean of the target")

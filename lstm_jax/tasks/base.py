@@ -36,11 +36,16 @@ class Task(NamedTuple):
       metrics: ``(predictions, batch) -> dict`` of scalars (weighted means over the batch).
       baselines: reference values of the metrics, e.g. a trivial predictor's, printed
         next to the final evaluation and drawn in the loss plot.
+      baseline_note: what the baselines measure, printed with them (e.g. "always
+        predicting class 3, the commonest in the training split"): a baseline below
+        chance is then no mystery.
       tokens: ``xs`` holds int token ids in ``[0, input_size)``, for an embedding.
       train_size: examples in a finite training set (None for a generator).
       encode: for a text task, ``str -> (T,) int ids`` (raises ValueError on a character
         outside the vocabulary); None otherwise.
       decode: for a text task, ``int ids -> str``; None otherwise.
+      variable_lengths: the batches carry ``seq_lengths`` (padded sequences of different
+        lengths), so a model trained on them needs them at inference too.
     """
 
     name: str
@@ -52,10 +57,12 @@ class Task(NamedTuple):
     loss: Callable[[jax.Array, Batch], jax.Array]
     metrics: Callable[[jax.Array, Batch], dict]
     baselines: dict[str, Any]
+    baseline_note: str = ""
     tokens: bool = False
     train_size: int | None = None
     encode: Callable[[str], Any] | None = None
     decode: Callable[[Any], str] | None = None
+    variable_lengths: bool = False
 
 
 def generated(name: str, make_batch: Callable[[jax.Array, int], Batch], **task) -> Task:

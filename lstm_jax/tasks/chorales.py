@@ -1,6 +1,6 @@
 """Polyphonic music: predict the next piano-roll frame of Bach's four-part chorales.
 
-The 371 chorales of music21's corpus (``pip install 'lstm_jax[experiments]'``) are read
+The 371 chorales of music21's corpus (the ``experiments`` extra) are read
 as piano rolls with one frame per quarter note (the frame holds every pitch sounding at
 its start) over the pitch range found in the corpus. A model reads frames 0..T-2 and
 predicts frames 1..T-1; the loss is the negative log-likelihood of a frame, the sum over
@@ -21,7 +21,8 @@ import numpy as np
 from lstm_jax.tasks import losses
 from lstm_jax.tasks.arrays import SPLIT_SEED, from_arrays
 from lstm_jax.tasks.base import Batch, Task
-from lstm_jax.tasks.digits import INSTALL, MissingData
+from lstm_jax._extras import pip_install
+from lstm_jax.tasks.digits import MissingData
 from lstm_jax.tasks.cache import cached_arrays
 
 CACHE = "bach-chorales.npz"
@@ -31,7 +32,7 @@ def _music21():
     try:
         import music21
     except ModuleNotFoundError:
-        raise MissingData(f"the chorales task needs music21: {INSTALL}") from None
+        raise MissingData(f"the chorales task needs music21: {pip_install('music21')}") from None
     return music21
 
 
@@ -129,4 +130,6 @@ def chorales_task(files: list[str] | None = None, test_fraction: float = 0.2) ->
     test_frames = np.concatenate([roll[n, 1:lengths[n] + 1] for n in test])
     baseline = -np.mean(np.sum(test_frames * np.log(p) + (1 - test_frames) * np.log1p(-p), axis=1))
     return task._replace(loss=frame_nll, metrics=lambda pr, b: {"nll": frame_nll(pr, b)},
-                         baselines={"nll": float(baseline)})
+                         baselines={"nll": float(baseline)},
+                         baseline_note="each pitch on with its frequency in the training "
+                                       "frames, independently")

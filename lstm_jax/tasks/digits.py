@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_jax._extras import pip_install
 from lstm_jax.tasks.arrays import from_arrays
 from lstm_jax.tasks.base import Task
-
-INSTALL = "pip install 'lstm_jax[experiments]'"
 
 
 class MissingData(ValueError):
@@ -23,7 +22,7 @@ def digits_task(test_fraction: float = 0.2) -> Task:
     try:
         from sklearn.datasets import load_digits
     except ModuleNotFoundError:
-        raise MissingData(f"the digits task needs scikit-learn: {INSTALL}") from None
+        raise MissingData(f"the digits task needs scikit-learn: {pip_install('scikit-learn')}") from None
     digits = load_digits()
     xs = (digits.images.reshape(-1, 64, 1) / 16.0).astype(np.float32)
     return from_arrays(xs, digits.target.astype(np.int32), test_fraction=test_fraction,

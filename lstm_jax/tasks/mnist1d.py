@@ -18,13 +18,14 @@ import numpy as np
 from lstm_jax.tasks.arrays import from_arrays
 from lstm_jax.tasks.base import Task
 from lstm_jax.tasks.cache import cached_arrays
-from lstm_jax.tasks.digits import INSTALL, MissingData
+from lstm_jax._extras import pip_install
+from lstm_jax.tasks.digits import MissingData
 
 NUM_SAMPLES = 5000  # the package's default, that of the published results
 
 
 def _missing() -> MissingData:
-    return MissingData(f"the mnist1d task needs the mnist1d package: {INSTALL}")
+    return MissingData(f"the mnist1d task needs the mnist1d package: {pip_install('mnist1d')}")
 
 
 def _generate(num_samples: int) -> dict[str, np.ndarray]:

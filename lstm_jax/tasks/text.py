@@ -133,4 +133,5 @@ def char_task(path: str | None = None, seq_len: int = 128, test_fraction: float 
     return Task(name="chars", input_size=len(vocab), output_size=len(vocab), readout="every",
                 train_batch=train_batch, eval_batches=eval_batches, loss=losses.cross_entropy,
                 metrics=metrics, baselines={"bpc": unigram_bpc(train, len(vocab))},
+                baseline_note="each character with its frequency in the training text",
                 tokens=True, encode=encode, decode=decode)

@@ -74,7 +74,7 @@ class Config:
     """Everything a training run depends on. Two runs with equal configs are identical."""
 
     # task
-    task: str = "adding"  # a task in lstm_jax.tasks.TASKS; an experiment's get_task() replaces it
+    task: str = "adding"  # a task in lstm_jax.tasks.TASKS; an experiment's get_task() replaces it (runs record its name)
     task_options: Options = dataclasses.field(default_factory=dict)  # keyword options of the task, e.g. length=100
     # model: [token embedding] -> recurrent layers -> linear readout
     cell: str = "lstm"  # the cell of every layer: a name in lj.KINDS (lstm, gru, mgu, min_gru, ...)

@@ -5,21 +5,27 @@ and may define ``get_task(config) -> Task`` (your own data, e.g.
 ``lstm_jax.tasks.from_arrays``; ``get_task()`` without arguments works too) and
 ``get_model(config, task) -> Model`` (your own model). Shipped experiments are imported
 by name; a file runs only because the user named it (``lstm-jax train path/to/my_exp.py``),
-as ``python my_exp.py`` would run it.
+as ``python my_exp.py`` would run it: its folder is on ``sys.path`` while it loads and
+while its functions run, so it imports the modules beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import pkgutil
+import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
-from lstm_jax.tasks import Task, get_task
 from lstm_jax.train.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from lstm_jax.tasks import Task
 
 PACKAGE = "lstm_jax.experiments"
 
@@ -35,8 +41,14 @@ class Experiment(NamedTuple):
     def description(self) -> str:
         return getattr(self.module, "DESCRIPTION", "")
 
+    @property
+    def own_task(self) -> bool:
+        """Whether the module defines ``get_task`` (else the task is ``config.task``)."""
+        return callable(getattr(self.module, "get_task", None))
+
     def config(self) -> Config:
-        config = self.module.get_config()
+        with _beside(self.source):
+            config = self.module.get_config()
         if not isinstance(config, Config):
             raise ConfigError(f"{self.source}: get_config() must return a Config, "
                               f"got {type(config).__name__}")
@@ -44,10 +56,13 @@ class Experiment(NamedTuple):
 
     def task(self, config: Config) -> Task:
         """The experiment's own ``get_task``, else the registered ``config.task``."""
-        get = getattr(self.module, "get_task", None)
-        if get is None:
+        from lstm_jax.tasks import Task, get_task  # jax: not needed to list experiments
+
+        if not self.own_task:
             return get_task(config.task, **config.task_options)
-        task = get(config) if inspect.signature(get).parameters else get()
+        get = self.module.get_task
+        with _beside(self.source):
+            task = get(config) if inspect.signature(get).parameters else get()
         if not isinstance(task, Task):
             raise ConfigError(f"{self.source}: get_task() must return a lstm_jax.tasks.Task, "
                               f"got {type(task).__name__}")
@@ -56,7 +71,10 @@ class Experiment(NamedTuple):
     def model(self, config: Config, task: Task):
         """The experiment's own ``get_model(config, task)``, or None for the default model."""
         get = getattr(self.module, "get_model", None)
-        return None if get is None else get(config, task)
+        if get is None:
+            return None
+        with _beside(self.source):
+            return get(config, task)
 
 
 def shipped() -> list[str]:
@@ -91,8 +109,39 @@ def _load_file(path: Path) -> Experiment:
         raise ConfigError(f"no experiment file {path}")
     spec = importlib.util.spec_from_file_location(f"lstm_jax_user_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # the user named this file: it runs, as `python FILE` would
+    sys.modules[spec.name] = module  # as an import would: dataclasses in the file need it
+    try:
+        with _beside(str(path)):
+            spec.loader.exec_module(module)  # the user named this file: it runs, as `python FILE` would
+    except ImportError as error:  # a module it imports is missing: one line, not a traceback
+        del sys.modules[spec.name]
+        raise ConfigError(f"{path}, line {_line_in(error, path)}: {error}") from None
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
     return _checked(Experiment(path.stem, str(path), module))
+
+
+@contextlib.contextmanager
+def _beside(source: str) -> Iterator[None]:
+    """The folder of a user's experiment file first on ``sys.path`` (as ``python FILE``
+    puts it), for the duration; nothing for a shipped experiment."""
+    if source.startswith(PACKAGE + "."):
+        yield
+        return
+    folder = str(Path(source).parent)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        sys.path.remove(folder)  # the first equal entry: the one inserted above
+
+
+def _line_in(error: BaseException, path: Path) -> int | str:
+    """The line of ``path`` where ``error`` was raised (the last frame in that file)."""
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+             if frame.filename == str(path)]
+    return lines[-1] if lines else "?"
 
 
 def _checked(experiment: Experiment) -> Experiment:

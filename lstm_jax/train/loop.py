@@ -9,6 +9,7 @@ from its ``config.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -22,6 +23,7 @@ import optax
 from lstm_jax.tasks import Task, get_task
 from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
+from lstm_jax.train.arguments import named
 from lstm_jax.train.checkpoint import Checkpoints
 from lstm_jax.train.config import Config, ConfigError, to_dict
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
@@ -81,7 +83,9 @@ def prepare(
     the task and model its module defines; ``task=``/``model=`` give them directly.
     Every mistake in the config (an unknown task, cell or option, a bad task option,
     a batch size the data or the devices cannot take, shapes that do not fit) raises
-    ``ConfigError``. Nothing is compiled and nothing is written.
+    ``ConfigError``. Nothing is compiled and nothing is written. A task of the
+    experiment's own ``get_task`` or given as ``task=`` becomes the config's ``task``
+    (its ``name``), so ``config.json`` records the task that ran.
     """
     if isinstance(experiment, str):
         experiment = load_experiment(experiment)
@@ -93,9 +97,12 @@ def prepare(
     parallel = DataParallel(devices)
     parallel.check_batch_size(config.batch_size)
     keys = run_keys(config.seed)
+    own_task = task is not None or bool(experiment and experiment.own_task)
     try:
         if task is None:
             task = experiment.task(config) if experiment else get_task(config.task, **config.task_options)
+        if own_task:  # config.json records the task that ran, not the config's default
+            config = dataclasses.replace(config, task=task.name)
         if model is None:
             model = (experiment and experiment.model(config, task)) or build_model(config, task)
         _check_one_step(model, task, keys, config.batch_size)
@@ -165,13 +172,13 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
         if resume and checkpoints.latest_step() is not None:
             state = checkpoints.restore(state)
         elif checkpoints.latest_step() is not None:
-            raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume "
-                              f"or choose another --out")
+            raise ConfigError(f"{run_dir} already holds checkpoints; continue it with "
+                              f"{named('resume')} or choose another {named('out')}")
         start = int(state.step)
         records = MetricsLog(run_dir / "metrics.jsonl").read()
         if start > config.steps:
             raise ConfigError(f"`steps` {config.steps} is below step {start} that {run_dir} has "
-                              f"reached; a larger --steps extends a run")
+                              f"reached; a larger {named('steps')} extends a run")
         if start == config.steps and records and records[-1].get("final") \
                 and records[-1]["step"] == start:
             return {"metrics": records[-1], "baselines": task.baselines, "state": state,
@@ -332,8 +339,16 @@ class Trained(NamedTuple):
     def predict(self, xs, seq_lengths=None) -> jax.Array:
         """The model's predictions for xs (B, T, I) or (B, T) token ids: (B, O) or (B, T, O).
 
-        Compiled once per input shape.
+        ``seq_lengths`` (B,) marks each sequence's padding, as in training. A model
+        trained on sequences of different lengths (``task.variable_lengths``) requires
+        it: without it every step counts, padding included, and the predictions are
+        silently wrong. Compiled once per input shape.
         """
+        if seq_lengths is None and self.task.variable_lengths:
+            raise ValueError(
+                f"`seq_lengths` is required: the model of {self.experiment!r} was trained on "
+                f"padded sequences of different lengths, and without them the padding is "
+                f"read as data; pass the (B,) valid lengths (T for a sequence without padding)")
         return _compiled(self.model.apply)(self.params, xs, seq_lengths)
 
     def sample(self, prompt, length: int, *, temperature: float = 1.0, seed: int = 0):
@@ -348,8 +363,6 @@ class Trained(NamedTuple):
             readout, or bidirectional), the prompt is empty or holds unknown
             characters, or ``length`` / ``temperature`` are out of range.
         """
-        from lstm_jax.sampling import sample
-
         if self.model.step is None or not self.task.tokens:
             raise ConfigError(f"the model of {self.experiment!r} cannot be sampled: that needs "
                               f"token inputs, a per-step readout and no bidirectional layer")
@@ -363,30 +376,36 @@ class Trained(NamedTuple):
             raise ConfigError(f"prompt: {error}") from None
         if ids.ndim != 1 or len(ids) == 0:
             raise ConfigError("the prompt must hold at least one token")
-        ids = ids[None, :]  # a batch of one: (1, T)
-        step = self.model.step
-
-        @jax.jit
-        def draw(params, ids, key):
-            carry, _ = step(params, None, ids[:, :1])
-            carry = jax.tree.map(jax.numpy.zeros_like, carry)  # the initial carry is zeros
-            if ids.shape[1] > 1:
-                carry, _ = step(params, carry, ids[:, :-1])
-
-            def one(carry, token):
-                carry, logits = step(params, carry, token[:, None])
-                return carry, logits[:, 0]
-
-            return sample(one, carry, ids[:, -1], key, length=length,
-                          temperature=float(temperature))[0]
-
-        tokens = np.asarray(draw(self.params, ids, jax.random.key(seed)))[0]
+        draw = _sampler(self.model.step, length, float(temperature))
+        tokens = np.asarray(draw(self.params, ids[None, :], jax.random.key(seed)))[0]
         return self.task.decode(tokens) if self.task.decode else tokens
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled(apply):
     return jax.jit(apply)
+
+
+@functools.lru_cache(maxsize=16)
+def _sampler(step, length: int, temperature: float):
+    """``Trained.sample``'s jitted draw for a model's ``step``: built once per model,
+    length and temperature, and compiled once per prompt length."""
+    from lstm_jax.sampling import sample
+
+    @jax.jit
+    def draw(params, ids, key):  # ids: (1, T) the prompt
+        carry, _ = step(params, None, ids[:, :1])
+        carry = jax.tree.map(jax.numpy.zeros_like, carry)  # the initial carry is zeros
+        if ids.shape[1] > 1:
+            carry, _ = step(params, carry, ids[:, :-1])
+
+        def one(carry, token):
+            carry, logits = step(params, carry, token[:, None])
+            return carry, logits[:, 0]
+
+        return sample(one, carry, ids[:, -1], key, length=length, temperature=temperature)[0]
+
+    return draw
 
 
 def load(run_dir: str | Path, *, task: Task | None = None, model: Model | None = None) -> Trained:
@@ -424,4 +443,4 @@ def evaluate(run_dir: str | Path, *, task: Task | None = None,
     batches = trained.task.eval_batches(keys.eval, config.batch_size, config.eval_batches)
     metrics = _evaluate(make_eval_step(trained.model, trained.task), trained.params, batches)
     return {"experiment": trained.experiment, "step": trained.step, "metrics": metrics,
-            "baselines": trained.task.baselines}
+            "baselines": trained.task.baselines, "baseline_note": trained.task.baseline_note}

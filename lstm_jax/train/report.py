@@ -79,16 +79,15 @@ def loss_figure(records: list[dict], title: str, baselines: Mapping[str, float] 
 
     Each baseline on the loss axis (``loss_baselines``) is a dashed horizontal line
     labelled ``baseline <name> = <value>``. Non-finite and non-positive losses are left
-    out. The caller closes the figure (``matplotlib.pyplot.close(fig)``).
+    out. A ``matplotlib.figure.Figure`` built without pyplot (as ``lstm_jax.viz``'s): it
+    leaves pyplot's backend and figures alone, and is freed like any object.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     train = [(r["step"], r["loss"]) for r in records if r.get("split") == "train"]
     evals = [(r["step"], r["loss"]) for r in records if r.get("split") == "eval"]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
     for points, label, style in ((train, "train", "-"), (evals, "eval", "o-")):
         points = [(s, v) for s, v in points if math.isfinite(v) and v > 0]
         if points:
@@ -121,13 +120,7 @@ def plot_losses(records: list[dict], path: Path, title: str,
         are drawn as dashed lines (see ``loss_baselines``).
       loss_names: the baseline names in the loss's units, when not inferred.
     """
-    import matplotlib.pyplot as plt
-
-    fig = loss_figure(records, title, baselines, loss_names)
-    try:
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
+    loss_figure(records, title, baselines, loss_names).savefig(path, dpi=100)
     return Path(path)
 
 

@@ -24,19 +24,24 @@ evaluation curves, configs, the command, the commit, the machine) and its figure
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
 import re
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from lstm_jax import _machine
 from lstm_jax._files import write_atomically
 from lstm_jax.train import rundir
+from lstm_jax.train.arguments import named
 from lstm_jax.train.config import Config, ConfigError, GivenOptions, replace, to_dict
 from lstm_jax.train.experiments import Experiment, load as load_experiment
+
+if TYPE_CHECKING:
+    from lstm_jax.tasks import Task
 
 HIGHER_IS_BETTER = frozenset({"accuracy", "recall"})
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
@@ -145,17 +150,20 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
         experiment = load_experiment(experiment)
     runs = plan(experiment, only=only, chosen_seeds=chosen_seeds, overrides=overrides)
     sample_options(experiment)
-    resumes = [_check_existing(run_dir_of(runs_dir, experiment, run), run.config) for run in runs]
+    tasks = {}  # variant -> the task its runs record (the name of an own get_task()'s)
     for run in runs:
-        if run.seed == runs[0].seed:  # one check per variant: the seed changes no shape
-            loop.prepare(run.config, experiment=experiment)
+        if run.variant not in tasks:  # one check per variant: the seed changes no shape
+            tasks[run.variant] = loop.prepare(run.config, experiment=experiment).config.task
+    runs = [run._replace(config=dataclasses.replace(run.config, task=tasks[run.variant]))
+            for run in runs]
+    resumes = [_check_existing(run_dir_of(runs_dir, experiment, run), run.config) for run in runs]
     finished = []
     for index, (run, resume) in enumerate(zip(runs, resumes), 1):
         path = rundir.make(run_dir_of(runs_dir, experiment, run))
         log(f"[{index}/{len(runs)}] {experiment.name} {run.variant} seed {run.seed}: {path}")
         prepared = loop.prepare(run.config, experiment=experiment)
         result = loop.run(prepared, path, resume=resume, progress=progress, command=command)
-        finished.append(_run_summary(run, path, result["baselines"], prepared.task.name))
+        finished.append(_run_summary(run, path, prepared.task))
     summary = summarize(experiment, finished, command)
     for name, variant in summary["variants"].items():
         first = next(r for r in finished if r["variant"] == name)
@@ -177,7 +185,7 @@ def _check_existing(path: Path, config: Config) -> bool:
     if different:
         name = different[0]
         raise ConfigError(f"{path} holds a run whose {name} is {getattr(stored, name)!r}, not "
-                          f"{getattr(config, name)!r}; remove it or choose another --runs")
+                          f"{getattr(config, name)!r}; remove it or choose another {named('runs')}")
     return True
 
 
@@ -204,14 +212,15 @@ def _sample(experiment: Experiment, run_dir: Path) -> dict | None:
     return {**options, "seed": 0, "text": text if isinstance(text, str) else list(map(int, text))}
 
 
-def _run_summary(run: Run, path: Path, baselines: dict, task_name: str) -> dict:
+def _run_summary(run: Run, path: Path, task: Task) -> dict:
     from lstm_jax.train.report import MetricsLog
 
     records = MetricsLog(path / "metrics.jsonl").read()
     evals = [_metrics_of(r) for r in records if r.get("split") == "eval"]
     times = [r["elapsed_s"] for r in records if "elapsed_s" in r]
-    return {"variant": run.variant, "seed": run.seed, "run_dir": str(path), "task": task_name,
-            "config": to_dict(run.config), "baselines": _floats(baselines),
+    return {"variant": run.variant, "seed": run.seed, "run_dir": str(path), "task": task.name,
+            "config": to_dict(run.config), "baselines": _floats(task.baselines),
+            "baseline_note": task.baseline_note,
             "final": evals[-1] if evals else {}, "wall_s": times[-1] if times else None,
             "curve": evals}
 
@@ -254,7 +263,8 @@ def _variant_summary(changes: dict, runs: list[dict]) -> dict:
     final = {name: [run["final"][name] for run in runs] for name in names}
     config = {k: v for k, v in runs[0]["config"].items() if k != "seed"}
     return {"changes": changes, "task": runs[0]["task"], "config": config,
-            "baselines": runs[0]["baselines"], "seeds": [run["seed"] for run in runs],
+            "baselines": runs[0]["baselines"], "baseline_note": runs[0]["baseline_note"],
+            "seeds": [run["seed"] for run in runs],
             "final": final, "mean": {k: _mean(v) for k, v in final.items()},
             "std": {k: _std(v) for k, v in final.items()},
             "wall_s": [run["wall_s"] for run in runs]}
@@ -341,17 +351,15 @@ def _panel(run_or_variant: dict) -> str:
 def plot_summary(summary: dict, path: Path) -> Path:
     """The row's learning curves: the reported metric on the evaluation set against the
     step, each variant's mean over seeds with its min-max band, one axis per task, the
-    baselines dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    baselines dashed. Drawn without pyplot, so a notebook's backend is left alone."""
+    from matplotlib.figure import Figure
 
     metric = summary["reference"]["metric"]
     panels: dict[str, list[str]] = {}
     for name, variant in summary["variants"].items():
         panels.setdefault(_panel(variant), []).append(name)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    fig = Figure(figsize=(6.5 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (panel, names) in zip(axes[0], panels.items()):
         for index, name in enumerate(names):
             curves = [run["curve"] for run in summary["runs"] if run["variant"] == name]
@@ -382,10 +390,7 @@ def plot_summary(summary: dict, path: Path) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle(f"{summary['experiment']}: {summary['description']}", fontsize=10)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=90)
-    finally:
-        plt.close(fig)
+    fig.savefig(path, dpi=90)
     return path
 
 

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from lstm_jax._files import write_atomically
+from lstm_jax.train.arguments import named
 from lstm_jax.train.config import Config, ConfigError, from_dict, to_dict
 
 RECORD = "config.json"
@@ -28,10 +29,11 @@ def create(out: str | Path | None, name: str, runs: Path = Path("runs")) -> Path
     if out is not None:
         out = Path(out)
         if (out / RECORD).exists():
-            raise ConfigError(f"{out} already holds a run; continue it with --resume or choose "
-                              f"another --out")
+            raise ConfigError(f"{out} already holds a run; continue it with {named('resume')} or "
+                              f"choose another {named('out')}")
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ConfigError(f"{out} exists and is not an empty directory; choose another --out")
+            raise ConfigError(f"{out} exists and is not an empty directory; choose another "
+                              f"{named('out')}")
         return make(out, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
