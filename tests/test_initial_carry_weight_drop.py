@@ -226,7 +226,7 @@ def test_weight_drop_gradients_fused_equal_autodiff():
 @pytest.mark.parametrize("kind", ["min_gru", "min_lstm"])
 def test_weight_drop_needs_a_recurrent_weight(kind):
     with pytest.raises(ValueError, match=f"^`weight_drop` drops entries of the recurrent weight "
-                                         f"w_hh, which a {kind} cell does not have$"):
+                                         f"w_hh, which the params of `{kind}` do not have$"):
         lj.rnn(getattr(lj, kind)(H), weight_drop=0.1)
     lj.rnn(getattr(lj, kind)(H), weight_drop=0.0, learn_initial_carry=True)  # fine
 
