@@ -1,5 +1,6 @@
 """The `lstm-jax` command as people use it: errors, interrupts, resume, own experiments."""
 
+import gc
 import json
 import os
 import re
@@ -190,6 +191,38 @@ def damage(step_dir: Path) -> None:
     for path in step_dir.rglob("*"):
         if path.is_file() and path.stat().st_size > 0 and "metadata" not in path.name:
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_the_only_checkpoint_damaged_is_one_line_saying_what_to_do(tmp_path, capfd, caplog):
+    out = tmp_path / "run"
+    flags = ["--steps", "10", "--checkpoint-every", "10", *SMALL]
+    assert cli.main(["train", "adding", "--out", str(out), *flags]) == 0
+    damaged = out / "checkpoints" / "10"
+    damage(damaged)
+    capfd.readouterr()
+    assert cli.main(["train", "adding", "--out", str(out), "--resume", "--no-progress"]) == 2
+    gc.collect()  # orbax's abandoned coroutines, if any were left, would print now
+    captured = capfd.readouterr()
+    (line,) = captured.err.splitlines()  # nothing from orbax, absl or asyncio
+    assert [r.getMessage() for r in caplog.records if r.name in ("absl", "asyncio")] == []
+    assert line.startswith(f"lstm-jax: error: cannot restore checkpoint {damaged}: ")
+    assert line.endswith(f"; remove {damaged} to train this run again from step 0, or start a "
+                         f"new run in another directory")
+    shutil.rmtree(damaged)  # as the line says
+    assert cli.main(["train", "adding", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert lt.load(out).step == 10
+
+
+@pytest.mark.slow
+def test_the_only_checkpoint_damaged_from_the_installed_command_is_one_line(tmp_path):
+    """The same in a process of its own: no noise when orbax's coroutines die at exit."""
+    out = tmp_path / "run"
+    assert cli.main(["train", "adding", "--out", str(out), "--steps", "10", *SMALL]) == 0
+    damage(out / "checkpoints" / "10")
+    resumed = run_cli("train", "adding", "--out", str(out), "--resume", "--no-progress")
+    assert resumed.returncode == 2
+    (line,) = resumed.stderr.splitlines()
+    assert line.startswith(f"lstm-jax: error: cannot restore checkpoint {out / 'checkpoints' / '10'}")
 
 
 def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(tmp_path, capsys):

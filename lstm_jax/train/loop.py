@@ -23,7 +23,7 @@ import optax
 from lstm_jax.tasks import Task, get_task
 from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
-from lstm_jax.train.checkpoint import Checkpoints
+from lstm_jax.train.checkpoint import CheckpointError, Checkpoints
 from lstm_jax.train.config import Config, ConfigError, to_dict
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
@@ -144,7 +144,8 @@ def train(
       "run_dir": Path, "already_finished": bool}``.
 
     Raises:
-      ConfigError: a mistake in the config, or ``run_dir`` already holds another run.
+      ConfigError: a mistake in the config, ``run_dir`` already holds another run, or
+        ``resume`` finds no checkpoint that restores (the message says what to do).
       TrainingDiverged: on a NaN or infinite loss (no checkpoint is written after it).
       interrupts.Interrupted: SIGINT/SIGTERM; the run stops between steps and checkpoints
         the step reached (``stop.step``, ``stop.checkpoint``), so ``resume`` loses nothing.
@@ -165,7 +166,10 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
             Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
         state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
         if resume and checkpoints.latest_step() is not None:
-            state = checkpoints.restore(state)
+            try:
+                state = checkpoints.restore(state)
+            except CheckpointError as error:
+                raise ConfigError(_cannot_resume(error, checkpoints)) from None
         elif checkpoints.latest_step() is not None:
             raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume "
                               f"or choose another --out")
@@ -195,6 +199,14 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
                 f"{prepared.name} ({config.cell}, H={config.hidden_size})", task.baselines)
     return {"metrics": final, "baselines": task.baselines, "state": state,
             "run_dir": run_dir, "already_finished": False}
+
+
+def _cannot_resume(error: CheckpointError, checkpoints: Checkpoints) -> str:
+    """What a run none of whose checkpoints restores can do: start again, here or elsewhere."""
+    steps = checkpoints.all_steps()
+    damaged = checkpoints.path(steps[0]) if len(steps) == 1 else checkpoints.directory
+    return (f"{error}; remove {damaged} to train this run again from step 0, or start a "
+            f"new run in another directory")
 
 
 def _write_record(prepared: Prepared, run_dir: Path, resume: bool, command: str | None) -> None:
