@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 
 from lstm_jax import train as lt
 from lstm_jax.tasks import from_arrays
+from lstm_jax.train import loop
 from lstm_jax.train.config import Config
 
 TINY = Config(task="adding", task_options={"length": 12}, hidden_size=16, batch_size=16, steps=40,
@@ -131,6 +133,122 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(params))
 
 
+def test_a_nan_reported_late_names_its_step_and_no_checkpoint_follows_it(tmp_path):
+    """The loop reads the metrics only at lines and checkpoints, yet names the first bad step."""
+    config = dataclasses.replace(TINY, log_every=10, checkpoint_every=5, keep_checkpoints=10)
+    poison = optax.chain(optax.sgd(1e-3), optax.scale_by_schedule(lambda n: jnp.where(n >= 12, jnp.nan, 1.0)))
+    with pytest.raises(lt.TrainingDiverged, match=r"non-finite values at step 13 \(loss \d\.\d+, parameter norm nan\); training stopped\. Last good: checkpoint .*checkpoints/10$"):
+        lt.train(config, tmp_path, optimizer=poison, progress=False)
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [5, 10]
+    assert [r["step"] for r in read_metrics(tmp_path)] == [10]
+
+
+class Watched:
+    """A metric of step ``step`` that notes in ``events`` when the host reads it."""
+
+    def __init__(self, value, step, events):
+        self.value, self.step, self.events = value, step, events
+
+    def block_until_ready(self):
+        self.value.block_until_ready()
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        self.events.append(("read", self.step))
+        return np.asarray(self.value, dtype)
+
+    def __float__(self):
+        self.events.append(("read", self.step))
+        return float(self.value)
+
+
+def test_the_host_makes_the_next_batch_before_it_reads_a_step_and_reads_only_at_lines(
+        tmp_path, monkeypatch):
+    events = []  # ("batch", s): batch s made; ("step", s): step s dispatched; ("read", s)
+    real_make = loop.make_train_step
+
+    def make_train_step(*args):
+        step = real_make(*args)
+
+        def watched(state, batch):
+            state, metrics = step(state, batch)
+            done = int(state.step)
+            events.append(("step", done))
+            return state, {name: Watched(value, done, events) for name, value in metrics.items()}
+
+        return watched
+
+    monkeypatch.setattr(loop, "make_train_step", make_train_step)
+    task = lt.prepare(TINY).task
+    real_batch = task.train_batch
+
+    def train_batch(key, step, batch_size):
+        events.append(("batch", step))
+        return real_batch(key, step, batch_size)
+
+    config = dataclasses.replace(TINY, steps=30, log_every=10, eval_every=15, checkpoint_every=30)
+    lt.train(config, tmp_path, task=task._replace(train_batch=train_batch), progress=False)
+    for step in range(1, config.steps):  # batch s is made for step s + 1, before step s is read
+        reads = [i for i, event in enumerate(events) if event == ("read", step)]
+        assert events.index(("batch", step)) < min(reads), step
+    read_at = sorted({len([e for e in events[:i] if e[0] == "step"])
+                      for i, event in enumerate(events) if event[0] == "read"})
+    assert read_at == [10, 15, 20, 30]  # the lines, the evaluation, the last step
+
+
+def assert_trees_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def interrupt_at(monkeypatch, moment: str) -> None:
+    """Send this process SIGINT, as Ctrl-C would, just after training step 13 ("step") or
+    inside the first evaluation, that of step 20 ("eval")."""
+    name = "make_train_step" if moment == "step" else "make_eval_step"
+    real = getattr(loop, name)
+
+    def make(*args):
+        compiled = real(*args)
+
+        def call(*inputs):
+            out = compiled(*inputs)
+            if moment == "eval" or int(out[0].step) == 13:
+                signal.raise_signal(signal.SIGINT)
+            return out
+
+        return call
+
+    monkeypatch.setattr(loop, name, make)
+
+
+@pytest.mark.parametrize("moment, step", [("step", 13), ("eval", 20)])
+def test_an_interrupt_checkpoints_the_step_reached_and_resume_ends_bit_identical(
+        moment, step, tmp_path, monkeypatch, capsys):
+    config = dataclasses.replace(TINY, keep_checkpoints=10)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, moment)
+        with pytest.raises(lt.Interrupted) as stopped:
+            lt.train(config, tmp_path / "stopped", progress=True)
+    assert (stopped.value.step, stopped.value.checkpoint, stopped.value.exit_code) == (step, step, 130)
+    checkpoints = tmp_path / "stopped" / "checkpoints"
+    assert sorted(int(p.name) for p in checkpoints.iterdir()) == [step]
+    records = read_metrics(tmp_path / "stopped")
+    assert [(r["split"], r["step"]) for r in records] == {
+        13: [("train", 10), ("train", 13)], 20: [("train", 10), ("train", 20)]}[step]
+    progress_lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("adding: step")]
+    assert progress_lines[-1].startswith(f"adding: step {step}/40  loss {records[-1]['loss']:.4g}  ")
+
+    resumed = lt.train(config, tmp_path / "stopped", resume=True, progress=False)
+    straight = lt.train(config, tmp_path / "straight", progress=False)
+    assert_trees_equal(resumed["state"], straight["state"])
+    assert resumed["metrics"] == straight["metrics"]
+    evals = {run: [r for r in read_metrics(tmp_path / run) if r["split"] == "eval"]
+             for run in ("stopped", "straight")}
+    assert evals["stopped"] == evals["straight"] and [r["step"] for r in evals["straight"]] == [20, 40]
+    train_steps = [r["step"] for r in read_metrics(tmp_path / "stopped") if r["split"] == "train"]
+    assert train_steps == sorted({10, 20, 30, 40, step})  # every step's loss is in a line
+
+
 def test_resume_extends_a_run_and_a_finished_run_is_left_alone(tmp_path):
     short = dataclasses.replace(TINY, steps=20, warmup_steps=0)
     lt.train(short, tmp_path, progress=False)
@@ -199,7 +317,8 @@ FOUR_DEVICES = textwrap.dedent("""
     import dataclasses, sys
     import jax, numpy as np
     from lstm_jax import train as lt
-    from lstm_jax.train.config import Config
+    from lstm_jax.train import loop
+from lstm_jax.train.config import Config
     assert jax.device_count() == 4, jax.devices()
     config = Config(task="adding", task_options={"length": 12}, hidden_size=16, batch_size=16,
                     steps=8, learning_rate=1e-2, warmup_steps=2, eval_every=4, eval_batches=2,

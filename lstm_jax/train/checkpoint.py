@@ -83,9 +83,10 @@ class Checkpoints:
             max_to_keep=keep, create=True, enable_async_checkpointing=False
         )
         handlers = {name: ocp.StandardCheckpointHandler() for name in _ITEMS}
-        self._manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=_ITEMS, item_handlers=handlers
-        )
+        with _quiet(collect=False):  # it reads every step's metadata, damaged ones too
+            self._manager = ocp.CheckpointManager(
+                self.directory, options=options, item_names=_ITEMS, item_handlers=handlers
+            )
 
     def latest_step(self) -> int | None:
         """The highest step saved (restorable or not), None when there is none."""
@@ -94,7 +95,8 @@ class Checkpoints:
 
     def all_steps(self) -> list[int]:
         """The saved steps, ascending."""
-        return sorted(self._manager.all_steps())
+        with _quiet(collect=False):  # orbax logs each step whose metadata it cannot read
+            return sorted(self._manager.all_steps())
 
     def path(self, step: int) -> Path:
         """The folder of the checkpoint of ``step``."""
@@ -173,9 +175,14 @@ class Checkpoints:
     # ---- restore: one step, then the fallback over steps ---------------------------
 
     def _restore_items(self, step: int, likes: dict[str, Any]) -> dict[str, Any]:
-        """The items ``likes`` names, read from ``step``; CheckpointError(reason) if not."""
-        try:
-            with _quiet():
+        """The items ``likes`` names, read from ``step``; CheckpointError(reason) if not.
+
+        orbax's exception is dropped before ``_quiet`` ends: its traceback holds
+        tensorstore's unfinished coroutines, which would otherwise be finalised later,
+        outside ``_quiet``, and print "Exception ignored in: <coroutine ...>".
+        """
+        with _quiet():
+            try:
                 stored = self._manager.item_metadata(step)
                 for name, like in likes.items():
                     tree = getattr(stored.get(name), "tree", None)
@@ -185,10 +192,9 @@ class Checkpoints:
                 args = {name: ocp.args.StandardRestore() for name in likes}
                 restored = self._manager.restore(step, args=ocp.args.Composite(**args))
                 return {name: _rebuilt(like, restored[name]) for name, like in likes.items()}
-        except CheckpointError:
-            raise
-        except Exception as error:  # orbax/tensorstore raise many types
-            raise CheckpointError(_reason(error)) from error
+            except Exception as error:  # orbax/tensorstore raise many types
+                reason = _reason(error)
+        raise CheckpointError(reason)
 
     def _latest_that_restores(self, attempt: Callable[[int], Any]) -> Any:
         """``attempt(step)`` for the newest step where it succeeds, reporting the others.
@@ -284,12 +290,13 @@ def _remove_unfinished(directory: Path, step: int | None = None) -> None:
 # ---- quiet orbax, signals held during a write ----------------------------------------
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet(collect: bool = True):
     """Silence orbax's logging, asyncio's and the "exception ignored" noise of a failed read.
 
     orbax logs through absl (printed as ``WARNING:absl:...``), tensorstore's coroutines
     left unawaited after an error reach ``sys.unraisablehook``; both only repeat the
-    error that is reported anyway.
+    error that is reported anyway. ``collect``: finalise such coroutines at the end
+    (a garbage collection, tens of ms); False where nothing is read.
     """
     loggers = [logging.getLogger(name) for name in ("absl", "asyncio")]
     levels = [logger.level for logger in loggers]
@@ -302,7 +309,8 @@ def _quiet():
             warnings.simplefilter("ignore")
             yield
     finally:
-        gc.collect()  # finalize the abandoned coroutines while their noise is silenced
+        if collect:
+            gc.collect()  # finalize the abandoned coroutines while their noise is silenced
         sys.unraisablehook = hook
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)

@@ -9,6 +9,7 @@ from its ``config.json``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -24,7 +25,7 @@ from lstm_jax.tasks import Task, get_task
 from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
 from lstm_jax.train.arguments import named
-from lstm_jax.train.checkpoint import Checkpoints
+from lstm_jax.train.checkpoint import CheckpointError, Checkpoints
 from lstm_jax.train.config import Config, ConfigError, to_dict
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
@@ -150,9 +151,11 @@ def train(
       "run_dir": Path, "already_finished": bool}``.
 
     Raises:
-      ConfigError: a mistake in the config, or ``run_dir`` already holds another run.
+      ConfigError: a mistake in the config, ``run_dir`` already holds another run, or
+        ``resume`` finds no checkpoint that restores (the message says what to do).
       TrainingDiverged: on a NaN or infinite loss (no checkpoint is written after it).
-      interrupts.Interrupted: SIGINT/SIGTERM; the run stops between steps.
+      interrupts.Interrupted: SIGINT/SIGTERM; the run stops between steps and checkpoints
+        the step reached (``stop.step``, ``stop.checkpoint``), so ``resume`` loses nothing.
     """
     prepared = prepare(config, experiment=experiment, task=task, model=model,
                        optimizer=optimizer, devices=devices)
@@ -170,7 +173,10 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
             Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
         state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
         if resume and checkpoints.latest_step() is not None:
-            state = checkpoints.restore(state)
+            try:
+                state = checkpoints.restore(state)
+            except CheckpointError as error:
+                raise ConfigError(_cannot_resume(error, checkpoints)) from None
         elif checkpoints.latest_step() is not None:
             raise ConfigError(f"{run_dir} already holds checkpoints; continue it with "
                               f"{named('resume')} or choose another {named('out')}")
@@ -186,9 +192,11 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
         _write_record(prepared, run_dir, resume, command)
         logs = _Logs(run_dir, start)
         earlier = [r["elapsed_s"] for r in records if r["step"] <= start and "elapsed_s" in r]
+        evaluated = any(r["split"] == "eval" and r["step"] == start for r in records)
         try:
             state, final = _loop(prepared, state, start, checkpoints, logs, progress,
-                                 elapsed=earlier[-1] if earlier else 0.0)
+                                 elapsed=earlier[-1] if earlier else 0.0,
+                                 evaluate_start=_eval_due(config, start) and not evaluated)
         except interrupts.Interrupted as stop:
             stop.checkpoint = checkpoints.latest_step()
             raise
@@ -198,6 +206,14 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
                 f"{prepared.name} ({config.cell}, H={config.hidden_size})", task.baselines)
     return {"metrics": final, "baselines": task.baselines, "state": state,
             "run_dir": run_dir, "already_finished": False}
+
+
+def _cannot_resume(error: CheckpointError, checkpoints: Checkpoints) -> str:
+    """What a run none of whose checkpoints restores can do: start again, here or elsewhere."""
+    steps = checkpoints.all_steps()
+    damaged = checkpoints.path(steps[0]) if len(steps) == 1 else checkpoints.directory
+    return (f"{error}; remove {damaged} to train this run again from step 0, or start a "
+            f"new run in another directory")
 
 
 def _write_record(prepared: Prepared, run_dir: Path, resume: bool, command: str | None) -> None:
@@ -220,17 +236,33 @@ class _Logs:
 
         self.jsonl = MetricsLog(run_dir / "metrics.jsonl")
         self.jsonl.truncate_after(start)
-        self.board = TensorBoard(run_dir, purge_step=start or None)
+        self.board = TensorBoard(run_dir, purge_step=start + 1 if start else None)
 
     def write(self, record: dict) -> None:
         self.jsonl.write(record)
         self.board.scalars(record["step"], record, prefix=record["split"])
 
 
+IN_FLIGHT = 2  # training steps the host may dispatch ahead of the device
+
+
+def _eval_due(config: Config, step: int) -> bool:
+    """Whether the loop evaluates after ``step`` (the final evaluation aside)."""
+    return 0 < step < config.steps and step % config.eval_every == 0
+
+
 def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkpoints,
-          logs: _Logs, progress: bool, elapsed: float):
+          logs: _Logs, progress: bool, elapsed: float, evaluate_start: bool = False):
     """Step, log, evaluate and checkpoint from ``start`` to ``config.steps``; ``elapsed``
-    is the training time logged before ``start`` (by the runs this one resumes)."""
+    is the training time logged before ``start`` (by the runs this one resumes);
+    ``evaluate_start``: the evaluation of step ``start`` is due (an interrupt stopped it).
+
+    The host never waits on the step it has just dispatched: batch ``s + 1`` is made
+    while step ``s`` runs, and the metrics stay on the device until a train line, an
+    evaluation or a checkpoint needs them (``_Window``). Interrupted (SIGINT/SIGTERM at a
+    safe point), the loop logs the steps since the last train line and checkpoints the
+    step reached, unless no step ran or that step is saved, before ``Interrupted`` goes on.
+    """
     config, task, keys, parallel = prepared.config, prepared.task, prepared.keys, prepared.parallel
     eval_set = [parallel.shard_batch(b)
                 for b in task.eval_batches(keys.eval, config.batch_size, config.eval_batches)]
@@ -238,46 +270,101 @@ def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkp
     eval_step = make_eval_step(prepared.model, task)
     state = parallel.replicate(state)
 
-    window: list[tuple[float, float]] = []
-    clock = time.perf_counter()
+    def batch_at(step: int):
+        return parallel.shard_batch(task.train_batch(keys.data, step, config.batch_size))
+
+    def evaluation(step: int) -> dict:
+        return {"split": "eval", "step": step, **_evaluate(eval_step, state.params, eval_set)}
+
+    window = _Window(checkpoints, elapsed)
     bar = Progress(config.steps, start, prepared.name, enabled=progress, every=config.log_every)
     done = start
-    try:
-        with bar:
+    with bar:
+        try:
+            if evaluate_start:
+                logs.write(evaluation(start))
+            batch = batch_at(start) if start < config.steps else None
             for step in range(start, config.steps):
                 interrupts.check()
-                batch = parallel.shard_batch(task.train_batch(keys.data, step, config.batch_size))
                 state, metrics = train_step(state, batch)
                 done = step + 1
-                loss, param_norm = float(metrics["loss"]), float(metrics["param_norm"])
-                if not (math.isfinite(loss) and math.isfinite(param_norm)):
-                    raise TrainingDiverged(
-                        f"non-finite values at step {done} (loss {loss}, parameter norm "
-                        f"{param_norm}); training stopped. Last good: {_last_checkpoint(checkpoints)}")
-                window.append((loss, float(metrics["grad_norm"])))
+                if done < config.steps:
+                    batch = batch_at(done)  # made while the step runs
+                window.add(done, metrics)
                 if done % config.log_every == 0 or done == config.steps:
-                    seconds = time.perf_counter() - clock
-                    elapsed += seconds
-                    record = _train_record(prepared, state, done, window, seconds, elapsed)
+                    record = window.train_record(prepared, state, done)
                     logs.write(record)
-                    window, clock = [], time.perf_counter()
                     bar.update(1, {"loss": record["loss"]})
                 else:
                     bar.update(1)
-                if done % config.eval_every == 0 and done < config.steps:
-                    logs.write({"split": "eval", "step": done,
-                                **_evaluate(eval_step, state.params, eval_set)})
+                if _eval_due(config, done):
+                    window.check()
+                    logs.write(evaluation(done))
                 if done % config.checkpoint_every == 0 or done == config.steps:
+                    window.check()
                     checkpoints.save(done, state)
-        if checkpoints.latest_step() != config.steps:  # resumed after the final checkpoint
-            checkpoints.save(config.steps, state)
-        final = {"split": "eval", "step": config.steps, "final": True,
-                 **_evaluate(eval_step, state.params, eval_set)}
-    except interrupts.Interrupted as stop:
-        stop.step = done  # the steps taken; the last checkpoint may be older
-        raise
+            if checkpoints.latest_step() != config.steps:  # resumed after the final checkpoint
+                checkpoints.save(config.steps, state)
+            final = {"split": "eval", "step": config.steps, "final": True,
+                     **_evaluate(eval_step, state.params, eval_set)}
+        except interrupts.Interrupted as stop:
+            stop.step = done
+            if window.steps:  # the steps since the last train line, and their last loss shown
+                record = window.train_record(prepared, state, done)
+                logs.write(record)
+                bar.update(0, {"loss": record["loss"]})
+            if done > start and checkpoints.latest_step() != done:
+                with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C again: saved anyway
+                    checkpoints.save(done, state)
+            raise
     logs.write(final)
     return state, final
+
+
+class _Window:
+    """The training steps since the last train line of ``metrics.jsonl``.
+
+    Their metrics stay on the device until ``check`` fetches them all at once (the host
+    never waits on each step); ``check`` raises ``TrainingDiverged`` at the first step
+    whose loss or parameter norm is not finite. ``add`` lets at most ``IN_FLIGHT`` steps
+    run ahead of the host, so an interrupt or a check waits for few.
+    """
+
+    def __init__(self, checkpoints: Checkpoints, elapsed: float):
+        self.checkpoints = checkpoints
+        self.unchecked: list[tuple[int, dict]] = []  # (step, its metrics on the device)
+        self.values: list[tuple[float, float]] = []  # (loss, grad_norm) of checked steps
+        self.elapsed, self.clock = elapsed, time.perf_counter()
+
+    @property
+    def steps(self) -> int:
+        return len(self.unchecked) + len(self.values)
+
+    def add(self, step: int, metrics: dict) -> None:
+        self.unchecked.append((step, metrics))
+        if len(self.unchecked) > IN_FLIGHT:
+            jax.block_until_ready(self.unchecked[-IN_FLIGHT - 1][1])
+
+    def check(self) -> None:
+        steps = [step for step, _ in self.unchecked]
+        fetched = jax.device_get([metrics for _, metrics in self.unchecked])
+        self.unchecked = []
+        for step, metrics in zip(steps, fetched):
+            loss, param_norm = float(metrics["loss"]), float(metrics["param_norm"])
+            if not (math.isfinite(loss) and math.isfinite(param_norm)):
+                raise TrainingDiverged(
+                    f"non-finite values at step {step} (loss {loss}, parameter norm "
+                    f"{param_norm}); training stopped. Last good: {_last_checkpoint(self.checkpoints)}")
+            self.values.append((loss, float(metrics["grad_norm"])))
+
+    def train_record(self, prepared: Prepared, state: TrainState, done: int) -> dict:
+        """The train line of the window, which ends at step ``done``; a new one begins."""
+        self.check()
+        seconds = time.perf_counter() - self.clock
+        self.elapsed += seconds
+        record = _train_record(prepared, state, done, self.values, seconds, self.elapsed)
+        self.values, self.clock = [], time.perf_counter()
+        return record
 
 
 def _last_checkpoint(checkpoints: Checkpoints) -> str:
