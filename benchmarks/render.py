@@ -188,15 +188,65 @@ def parallel_ratios(rows: list[dict], mode: str) -> list[float]:
     return ratios_to(rows, mode, "parallel", "sequential")
 
 
+LOOP_TARGET = 0.95  # lstm-jax train steps/s over the bare loop's, at least (CPU)
+
+
+def render_loop(report: dict) -> list[str]:
+    """The training-loop section: its own machine line (with the load average, as the
+    machine is shared), a table of steps/s and the ratio against its target."""
+    rows, m = report["rows"], report["machine"]
+    lines = [
+        "## The training loop: `lstm-jax train` against a bare step loop",
+        "",
+        measured_on(m) + f" Load average {' / '.join(map(str, m['load']))} before and "
+        f"{' / '.join(map(str, m['load_after']))} after (1, 5, 15 min) on {m['cpu_count']} "
+        f"cores" + (": a shared, loaded machine." if max(m["load"] + m["load_after"])
+                    > m["cpu_count"] else "."),
+        f"Command: `{m.get('command', 'lstm-jax bench --loop')}`, in one process of its own.",
+        "",
+        *([f"<details><summary>CPU flags</summary>\n\n{m['flags']}\n\n</details>", ""]
+          if m.get("flags") else []),
+        "`lstm-jax train` is the command's loop (`lstm_jax.train.loop.run` in a new run "
+        "directory): batches, metrics.jsonl and TensorBoard lines, orbax checkpoints and "
+        "evaluations at the experiment's default intervals, the final evaluation and the "
+        "loss plot. `bare` calls the same jitted train step on the same batches and waits "
+        "once, at the end. Each run trains 500 steps of the experiment's defaults from the "
+        "initial state (adding: a checkpoint at 500, evaluations at 250 and 500; charlm: a "
+        "checkpoint at 500, twice its default rate, and the final evaluation), with the "
+        "steps compiled beforehand; the two alternate in rounds. Ratio: `lstm-jax train` "
+        "steps/s over bare steps/s, the median of the rounds', of the loop itself (data, "
+        f"logging, checkpoints; target ≥ {LOOP_TARGET}) and all in (with the time of its "
+        "evaluations and of the plot, which the bare loop does not do).",
+        "",
+        "| experiment | steps (B) | log / eval / checkpoint every | bare steps/s | "
+        "lstm-jax train steps/s | ratio | its rounds | all in: steps/s | ratio | its rounds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mark = " ✗" if r["ratio"] < LOOP_TARGET else ""
+        lines.append(
+            f"| {r['experiment']} | {r['steps']} ({r['batch_size']}) | {r['log_every']} / "
+            f"{r['eval_every']} / {r['checkpoint_every']} | {r['bare steps/s']:.2f} | "
+            f"{r['loop steps/s']:.2f} | {r['ratio']:.3f}{mark} | "
+            f"{', '.join(f'{x:.3f}' for x in r['ratios'])} | {r['all-in steps/s']:.2f} | "
+            f"{r['all-in ratio']:.3f} | {', '.join(f'{x:.3f}' for x in r['all-in ratios'])} |")
+    return lines + ["", "✗: the ratio misses its target.", ""]
+
+
 def write(folder: Path, command: str | None = None) -> Path:
     """Render ``folder``'s reports (``bench.REPORTS``: results.jsonl, and parallel.jsonl
-    and own_cell.jsonl when there are) into ``folder/RESULTS.md``; return its path."""
+    own_cell.jsonl and loop.jsonl when there are) into ``folder/RESULTS.md``; return its
+    path."""
     report = bench.read_jsonl(folder / bench.REPORTS["main"])
     sections = {section: bench.read_jsonl(folder / name) if (folder / name).exists() else None
-                for section, name in bench.REPORTS.items() if section != "main"}
+                for section, name in bench.REPORTS.items() if section not in ("main", "loop")}
     command = command or report["machine"].get("command", "python benchmarks/run.py")
+    text = render(report, command, **sections)
+    loop_file = folder / bench.REPORTS["loop"]
+    if loop_file.exists():
+        text += "\n" + "\n".join(render_loop(bench.read_jsonl(loop_file)))
     path = folder / "RESULTS.md"
-    path.write_text(render(report, command, **sections))
+    path.write_text(text)
     return path
 
 

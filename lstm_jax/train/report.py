@@ -133,8 +133,8 @@ class TensorBoard:
 
     Args:
       run_dir: the run directory; event files ``events.out.tfevents.*`` go into it.
-      purge_step: on resume, the step the run continues from: TensorBoard then hides
-        what an earlier process logged at or after it.
+      purge_step: on resume, the first step this process logs (the step resumed from
+        + 1): TensorBoard then hides what an earlier process logged at or after it.
 
     >>> import tempfile
     >>> with TensorBoard(tempfile.mkdtemp()) as board:
