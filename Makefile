@@ -1,5 +1,6 @@
 # make demo: create .venv if missing, install lstm_jax alone (no torch), run the main job.
-# make test: the same .venv, plus the test extras (pytest, hypothesis, torch CPU), run pytest.
+# make test: the same .venv, plus the test extras (pytest, hypothesis, torch CPU), run the
+# fast tier of the tests (all but those marked slow); make test-all: both tiers.
 # Each set-up has its own stamp, remade when pyproject.toml changes, so `make demo`
 # followed by `make test` adds the test extras, and `make test` then `make demo` installs
 # nothing new.
@@ -10,7 +11,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test demo bench data results clean
+.PHONY: test test-all demo bench data results clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +26,12 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@ $(DEMO_STAMP)
 
+# pyproject.toml's addopts leave out the tests marked slow; -m "slow or not slow" puts them back
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n 2 -q
+
+test-all: $(TEST_STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "slow or not slow"
 
 demo: $(DEMO_STAMP)
 	$(BIN)/lstm-jax train adding

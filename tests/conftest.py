@@ -1,8 +1,24 @@
-"""Test-wide settings: strict rank promotion, full float32 matmuls, deterministic hypothesis runs."""
+"""Test-wide settings: strict rank promotion, full float32 matmuls, deterministic hypothesis
+runs, a persistent compilation cache, and one finished training run shared by the tests."""
 
-import jax
-import pytest
-from hypothesis import HealthCheck, settings
+import os
+from pathlib import Path
+
+# jax's persistent compilation cache, outside the repository, kept between test sessions:
+# every compile is cached, however small (CPU compiles take well under jax's default 1 s
+# threshold). Set in the environment, so that the CLI subprocesses and the notebooks'
+# kernels use it too; a JAX_* variable already set wins. The size bound (2 GB) also turns
+# on jax's file lock, so that the two xdist workers never read an entry half written.
+CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+for name, value in [("JAX_COMPILATION_CACHE_DIR", str(CACHE_HOME / "lstm_jax-tests" / "jax")),
+                    ("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0"),
+                    ("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1"),
+                    ("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))]:
+    os.environ.setdefault(name, value)
+
+import jax  # noqa: E402  (after the environment above, which jax reads at import)
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # The parity tests compare with float64 NumPy and CPU PyTorch at ~1e-5: on a GPU, jax's
@@ -27,3 +43,17 @@ def _private_data_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished run of `lstm-jax train adding` with the flags `helpers.FINISHED`
+    (10 steps, checkpoints at 5 and 10), trained once per session (per xdist worker) for
+    the tests that only read a run; a test that changes it works on a copy
+    (`shutil.copytree`)."""
+    from lstm_jax import cli
+    from tests.helpers import FINISHED
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert cli.main(["train", "adding", "--out", str(out), *FINISHED]) == 0
+    return out

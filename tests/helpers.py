@@ -1,4 +1,5 @@
-"""Cell configurations shared by the tests, and params with every part non-trivial."""
+"""Cell configurations shared by the tests, params with every part non-trivial, and the
+flags of a small `lstm-jax train adding`."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ CELLS = [
 CELL_IDS = [c[0] for c in CELLS]
 BASIC_CELLS = [c for c in CELLS if c[0] in ("lstm", "lstm_all", "gru", "simple_tanh")]
 BASIC_IDS = [c[0] for c in BASIC_CELLS]
+
+# `lstm-jax train adding` small enough for a test; FINISHED: the session's shared run
+# (the `finished_run` fixture of conftest.py) and the tests that train one like it.
+SMALL = ["--task-options", "length=12", "--hidden-size", "8", "--batch-size", "16",
+         "--eval-batches", "2", "--no-progress"]
+FINISHED = ["--steps", "10", "--seed", "4", "--checkpoint-every", "5", *SMALL]
 
 
 def perturbed(params, key, scale=0.3):

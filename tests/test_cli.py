@@ -21,10 +21,7 @@ import lstm_jax as lj
 from lstm_jax import cli
 from lstm_jax import train as lt
 from lstm_jax.train import rundir
-from tests.helpers import extra_requirement
-
-SMALL = ["--task-options", "length=12", "--hidden-size", "8", "--batch-size", "16",
-         "--eval-batches", "2", "--no-progress"]
+from tests.helpers import FINISHED, SMALL, extra_requirement
 
 
 def run_cli(*args, cwd=None, timeout=300, env=None, wait=True):
@@ -201,6 +198,7 @@ def test_help_and_argument_errors_come_back_without_importing_jax():
     assert result.stdout == "[]\n"
 
 
+@pytest.mark.slow
 def test_errors_from_the_installed_command_have_no_traceback(tmp_path):
     result = run_cli("train", "adding", "--cell", "gru2", cwd=tmp_path)
     assert result.returncode == 2
@@ -208,10 +206,10 @@ def test_errors_from_the_installed_command_have_no_traceback(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_resume_accepts_the_original_flags_extends_and_refuses_contradictions(tmp_path, capsys):
-    out = str(tmp_path / "run")
-    flags = ["--steps", "10", "--seed", "4", "--checkpoint-every", "5", *SMALL]
-    assert cli.main(["train", "adding", "--out", out, *flags]) == 0
+def test_resume_accepts_the_original_flags_extends_and_refuses_contradictions(
+        finished_run, tmp_path, capsys):
+    out = str(shutil.copytree(finished_run, tmp_path / "run"))
+    flags = FINISHED
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
     capsys.readouterr()
     assert cli.main(["train", "adding", "--out", out, "--resume", *flags]) == 0
@@ -265,10 +263,9 @@ def test_the_only_checkpoint_damaged_from_the_installed_command_is_one_line(tmp_
     assert line.startswith(f"lstm-jax: error: cannot restore checkpoint {out / 'checkpoints' / '10'}")
 
 
-def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert cli.main(["train", "adding", "--out", str(out), "--steps", "10", "--checkpoint-every", "5",
-                     *SMALL]) == 0
+def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(
+        finished_run, tmp_path, capsys):
+    out = shutil.copytree(finished_run, tmp_path / "run")  # checkpoints at 5 and 10
     damage(out / "checkpoints" / "10")
     capsys.readouterr()
     assert cli.main(["eval", str(out)]) == 0
@@ -306,6 +303,7 @@ INTERRUPTING = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["compile", "save"])
 def test_sigint_stops_cleanly_and_resume_is_bit_identical(moment, tmp_path):
     flags = ["--steps", "20", "--checkpoint-every", "10", *SMALL]
@@ -326,6 +324,7 @@ def test_sigint_stops_cleanly_and_resume_is_bit_identical(moment, tmp_path):
     assert_same_params(out, straight)
 
 
+@pytest.mark.slow
 def test_sigint_during_start_up_exits_130_and_writes_nothing(tmp_path):
     process = run_cli("train", "adding", "--out", str(tmp_path / "run"), *SMALL, wait=False)
     time.sleep(1.0)  # jax, flax and orbax are loading
@@ -338,6 +337,7 @@ def test_sigint_during_start_up_exits_130_and_writes_nothing(tmp_path):
         assert stderr.strip().endswith("lstm-jax: interrupted; nothing was written")
 
 
+@pytest.mark.slow
 def test_sigterm_from_outside_during_training_exits_143(tmp_path):
     out = tmp_path / "run"
     process = run_cli("train", "adding", "--out", str(out), "--steps", "100000", *SMALL, wait=False)
@@ -378,6 +378,7 @@ OWN_EXPERIMENT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_own_experiment_file_trains_evaluates_and_resumes_from_the_command_line(tmp_path):
     elsewhere = tmp_path / "my_project"
     elsewhere.mkdir()

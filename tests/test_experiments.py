@@ -113,7 +113,9 @@ def stand_in_options(name: str, folder) -> dict:
     return {}
 
 
-@pytest.mark.parametrize("name", experiments.shipped())
+# adding in the default tier; the others, each a few seconds of compiling, marked slow
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name == "adding" else pytest.mark.slow)
+                                  for name in experiments.shipped()])
 def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
     """Every variant's config builds and traces; the first variant trains end to end
     through `reproduce` and its summary, figure and table are written."""

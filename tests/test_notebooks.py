@@ -58,7 +58,9 @@ def execute(name: str, extra_cell: str | None = None):
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
     )
     start = time.perf_counter()
-    client.execute()
+    # cleanup_kc: shut the kernel down at the end, which nbclient does by itself only for
+    # a kernel manager it made (otherwise each kernel lives as long as the pytest worker)
+    client.execute(cleanup_kc=True)
     seconds = time.perf_counter() - start
     if extra_cell is not None:
         nb.cells.pop()
@@ -169,6 +171,19 @@ def test_the_staleness_checks_see_a_changed_field_and_ignore_timings():
     assert shape_of("step 25/150  loss 1.362  14.5 steps/s at 0x7f3a") == \
         shape_of("step 25/150 loss 0.7718  171.8 steps/s at 0x11")
     assert shape_of("LSTMParams(w_ih=(2, 64))") != shape_of("LSTMParams(w_ih=(2, 64), w_gg=None)")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_code_compiles(name):
+    """The default tier's stand-in for running the notebooks (slow): every code cell, its
+    magics turned into Python as the kernel turns them, compiles."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    to_python = TransformerManager().transform_cell
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            compile(to_python(cell.source), f"{name}, cell {index}", "exec")
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -5,9 +5,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+def test_every_package_folder_is_listed_for_the_wheel():
+    """The default tier's stand-in for building and installing the wheel (slow): setuptools
+    ships only the packages pyproject.toml lists, so each folder of lstm_jax/ and
+    experiments/ that holds an __init__.py must be listed, under its place in the wheel."""
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    options = read_configuration(REPO / "pyproject.toml")["tool"]["setuptools"]
+    listed = {options["package-dir"].get(name, name.replace(".", "/")): name
+              for name in options["packages"]}
+    folders = {str(init.parent.relative_to(REPO)) for top in ("lstm_jax", "experiments")
+               for init in (REPO / top).rglob("__init__.py")}
+    assert set(listed) == folders
+    assert listed["experiments"] == "lstm_jax.experiments"
+
+
+@pytest.mark.slow
 def test_wheel_installed_elsewhere_lists_and_runs_the_experiments(tmp_path):
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",

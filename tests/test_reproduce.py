@@ -72,6 +72,7 @@ def test_mistakes_in_an_experiments_row_are_named(tmp_path, text, message):
         reproduce.plan(experiment)
 
 
+@pytest.mark.slow
 def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retraining(
         experiment_file, tmp_path):
     runs_dir, results = tmp_path / "runs", tmp_path / "out" / "results"
@@ -113,6 +114,7 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
     assert again["variants"]["lstm"]["final"] == summary["variants"]["lstm"]["final"]
 
 
+@pytest.mark.slow
 def test_a_run_directory_of_another_config_is_refused_before_anything_runs(experiment_file, tmp_path):
     runs_dir = tmp_path / "runs"
     reproduce.reproduce(str(experiment_file), runs_dir=runs_dir, results_dir=tmp_path / "results",
@@ -167,6 +169,7 @@ def test_the_gap_to_the_paper_is_stated_in_the_metrics_direction(metric, value, 
     assert reproduce.gap(summary) == words
 
 
+@pytest.mark.slow
 def test_the_command_line_reproduces_and_renders_the_table(experiment_file, tmp_path):
     done = run_cli("reproduce", str(experiment_file), "--variants", "tanh", "--seeds", "3",
                    "--steps", "2", "--no-progress", "--runs", "runs", "--results", "res",

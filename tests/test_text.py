@@ -169,13 +169,10 @@ def test_lstm_jax_sample_user_errors_are_one_line_exit_2(args, message, tmp_path
     assert message.format(tmp=tmp_path) in err
 
 
-def test_sampling_a_run_whose_task_has_no_text_is_a_one_line_error(tmp_path, capsys):
-    config = lt.Config(task="adding", task_options={"length": 5}, hidden_size=4, batch_size=8,
-                       steps=1, eval_batches=1, log_every=1, eval_every=1, checkpoint_every=1)
-    lt.train(config, tmp_path / "run", progress=False)
+def test_sampling_a_run_whose_task_has_no_text_is_a_one_line_error(finished_run, capsys):
     with pytest.raises(lt.ConfigError, match=r"^the model of 'adding' cannot be sampled: that needs "
                                              r"token inputs, a per-step readout and no bidirectional"):
-        lt.load(tmp_path / "run").sample("x", 3)
-    assert cli.main(["sample", str(tmp_path / "run"), "--prompt", "x"]) == 2
-    assert capsys.readouterr().err == (f"lstm-jax: error: {tmp_path / 'run'} is a run of 'adding', "
+        lt.load(finished_run).sample("x", 3)
+    assert cli.main(["sample", str(finished_run), "--prompt", "x"]) == 2
+    assert capsys.readouterr().err == (f"lstm-jax: error: {finished_run} is a run of 'adding', "
                                        f"whose task has no text to sample\n")

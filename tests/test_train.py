@@ -123,6 +123,7 @@ def test_train_writes_metrics_plot_record_and_checkpoints(tmp_path):
         lt.train(TINY, tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     config = dataclasses.replace(TINY, checkpoint_every=1, keep_checkpoints=10)
     poison = optax.chain(optax.sgd(1e-3), optax.scale_by_schedule(lambda n: jnp.where(n >= 2, jnp.nan, 1.0)))
@@ -256,6 +257,7 @@ def test_an_interrupt_checkpoints_the_step_reached_and_resume_ends_bit_identical
     assert starts == [step + 1]
 
 
+@pytest.mark.slow
 def test_resume_extends_a_run_and_a_finished_run_is_left_alone(tmp_path):
     short = dataclasses.replace(TINY, steps=20, warmup_steps=0)
     lt.train(short, tmp_path, progress=False)
@@ -272,6 +274,7 @@ def test_resume_extends_a_run_and_a_finished_run_is_left_alone(tmp_path):
         lt.train(dataclasses.replace(short, steps=30), tmp_path, resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_own_arrays_train_evaluate_and_load_for_inference(tmp_path):
     xs, labels = sine_arrays()
     task = from_arrays(xs, labels, test_fraction=0.25)
@@ -292,6 +295,7 @@ def test_own_arrays_train_evaluate_and_load_for_inference(tmp_path):
         {k: v for k, v in result["metrics"].items() if k not in ("split", "step", "final")})
 
 
+@pytest.mark.slow
 def test_own_model_and_optimizer_train_and_evaluate(tmp_path):
     import flax.linen as nn
 
@@ -314,6 +318,7 @@ def test_own_model_and_optimizer_train_and_evaluate(tmp_path):
     assert evaluated["metrics"]["mse"] == pytest.approx(result["metrics"]["mse"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_works_whatever_optimizer_the_run_used(tmp_path):
     config = dataclasses.replace(TINY, steps=10)
     lt.train(config, tmp_path, optimizer=optax.chain(optax.clip(1.0), optax.lion(1e-3)), progress=False)
@@ -348,6 +353,7 @@ FOUR_DEVICES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_four_devices_match_one_device(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     result = subprocess.run([sys.executable, "-c", FOUR_DEVICES, str(tmp_path)], env=env,

@@ -181,6 +181,7 @@ SMALL = ["--task-options", "length=12", "--hidden-size", "8", "--batch-size", "8
          "--eval-batches", "1", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_the_cli_trains_with_bptt_chunk(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["train", "adding", "--steps", "2", "--bptt-chunk", "5", "--out", str(out),
