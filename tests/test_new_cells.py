@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -394,8 +396,8 @@ def test_parallel_scan_equals_stepping(reverse, factory):
     lengths = jnp.array([40, 17, 0])
     parallel, sequential = lj.rnn(cell, parallel=True), lj.rnn(cell, parallel=False)
     for kwargs in (dict(), dict(seq_lengths=lengths, carry=h0)):
-        a = parallel.apply(params, xs, reverse=reverse, **kwargs)
-        b = sequential.apply(params, xs, reverse=reverse, **kwargs)
+        a = jax.jit(partial(parallel.apply, reverse=reverse, **kwargs))(params, xs)
+        b = jax.jit(partial(sequential.apply, reverse=reverse, **kwargs))(params, xs)
         assert_trees_close(a, b, atol=1e-5, rtol=1e-5)
     # the parallel layer has no time loop at all; the sequential one has one
     loops = lambda layer: list(_loops(jax.make_jaxpr(  # noqa: E731
@@ -413,7 +415,7 @@ def test_parallel_scan_gradients_equal_stepping(factory):
         loss = lambda p, x, c: jnp.sum(jnp.sin(3.0 * layer.apply(  # noqa: E731
             p, x, carry=c, seq_lengths=lengths, reverse=reverse)[1])) + jnp.sum(
             layer.apply(p, x, carry=c, seq_lengths=lengths, reverse=reverse)[0] ** 2)
-        return jax.grad(loss, argnums=(0, 1, 2))(params, xs, h0)
+        return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(params, xs, h0)
 
     for reverse in (False, True):
         assert_trees_close(grads(lj.rnn(cell, parallel=True), reverse),
@@ -424,14 +426,15 @@ def test_parallel_scan_gradients_equal_stepping(factory):
 def test_parallel_scan_is_exact_on_long_sequences_and_keeps_the_layouts(factory):
     cell, params = make(lambda: factory(H))
     xs = inputs((2, 1000, I))
-    carry, ys = lj.rnn(cell, parallel=True).apply(params, xs)
-    carry_s, ys_s = lj.rnn(cell, parallel=False).apply(params, xs)
+    run = lambda layer, x: jax.jit(layer.apply)(params, x)  # noqa: E731  (one compile, not
+    #   one per operation of the scan's 2·log2(T) levels)
+    carry, ys = run(lj.rnn(cell, parallel=True), xs)
+    carry_s, ys_s = run(lj.rnn(cell, parallel=False), xs)
     assert_close(ys, ys_s, atol=1e-5, rtol=1e-5)
     assert_close(carry, carry_s, atol=1e-5, rtol=1e-5)
-    tm_carry, tm_ys = lj.rnn(cell, time_major=True, parallel=True).apply(
-        params, jnp.swapaxes(xs, 0, 1))
+    tm_carry, tm_ys = run(lj.rnn(cell, time_major=True, parallel=True), jnp.swapaxes(xs, 0, 1))
     assert_close(jnp.swapaxes(tm_ys, 0, 1), ys, atol=1e-6)
-    one_carry, one_ys = lj.rnn(cell, parallel=True).apply(params, xs[1])  # unbatched (T, I)
+    one_carry, one_ys = run(lj.rnn(cell, parallel=True), xs[1])  # unbatched (T, I)
     assert_close(one_ys, ys[1], atol=1e-6)
     empty_carry, empty_ys = lj.rnn(cell, parallel=True).apply(params, xs[:, :0])
     assert empty_ys.shape == (2, 0, H) and not jnp.any(empty_carry)
