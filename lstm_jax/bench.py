@@ -408,7 +408,8 @@ def _instrumented_loop(train_step, eval_step, spent: dict[str, float]):
 
     own = {name: getattr(loop, name)
            for name in ("make_train_step", "make_eval_step", "_evaluate", "plot_losses")}
-    replaced = {"make_train_step": lambda *a: train_step, "make_eval_step": lambda *a: eval_step,
+    replaced = {"make_train_step": lambda *a, **k: train_step,
+                "make_eval_step": lambda *a, **k: eval_step,
                 "_evaluate": timed(own["_evaluate"], "evaluation"),
                 "plot_losses": timed(own["plot_losses"], "plot")}
     for name, value in replaced.items():

@@ -285,8 +285,8 @@ INTERRUPTING = textwrap.dedent("""
     moment = sys.argv[1]
     if moment == "compile":
         make = loop.make_train_step
-        def make_train_step(*args):
-            step = make(*args)
+        def make_train_step(*args, **options):
+            step = make(*args, **options)
             def first(*a):
                 os.kill(os.getpid(), signal.SIGINT)
                 return step(*a)

@@ -168,8 +168,8 @@ def test_the_host_makes_the_next_batch_before_it_reads_a_step_and_reads_only_at_
     events = []  # ("batch", s): batch s made; ("step", s): step s dispatched; ("read", s)
     real_make = loop.make_train_step
 
-    def make_train_step(*args):
-        step = real_make(*args)
+    def make_train_step(*args, **options):
+        step = real_make(*args, **options)
 
         def watched(state, batch):
             state, metrics = step(state, batch)
@@ -208,8 +208,8 @@ def interrupt_at(monkeypatch, moment: str) -> None:
     name = "make_train_step" if moment == "step" else "make_eval_step"
     real = getattr(loop, name)
 
-    def make(*args):
-        compiled = real(*args)
+    def make(*args, **options):
+        compiled = real(*args, **options)
 
         def call(*inputs):
             out = compiled(*inputs)

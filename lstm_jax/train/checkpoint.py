@@ -134,8 +134,9 @@ class Checkpoints:
                 self._manager.reload()
             raise
 
-    def restore(self, like: Any) -> Any:
-        """The latest state that restores, shaped like ``like`` (a state of this model).
+    def restore(self, like: Any, at_most: int | None = None) -> Any:
+        """The latest state that restores, shaped like ``like`` (a state of this model);
+        with ``at_most``, the latest of a step no later than that.
 
         Raises:
           CheckpointError: when there is no checkpoint, or none restores.
@@ -146,7 +147,7 @@ class Checkpoints:
             restored = self._restore_items(step, {"params": like_params, "state": like_rest})
             return _join(like, restored["params"], restored["state"])
 
-        return self._latest_that_restores(attempt)
+        return self._latest_that_restores(attempt, at_most)
 
     def restore_params(self, like_params: Any) -> tuple[Any, int]:
         """``(params, step)`` of the latest checkpoint whose params restore.
@@ -196,14 +197,17 @@ class Checkpoints:
                 reason = _reason(error)
         raise CheckpointError(reason)
 
-    def _latest_that_restores(self, attempt: Callable[[int], Any]) -> Any:
-        """``attempt(step)`` for the newest step where it succeeds, reporting the others.
+    def _latest_that_restores(self, attempt: Callable[[int], Any],
+                              at_most: int | None = None) -> Any:
+        """``attempt(step)`` for the newest step (up to ``at_most``) where it succeeds,
+        reporting the others.
 
         ``attempt`` raises ``CheckpointError(reason)``; the path is added here.
         """
-        steps = self.all_steps()[::-1]
+        steps = [s for s in self.all_steps()[::-1] if at_most is None or s <= at_most]
         if not steps:
-            raise CheckpointError(f"no checkpoint in {self.directory}")
+            later = "" if at_most is None else f" of step {at_most} or earlier"
+            raise CheckpointError(f"no checkpoint{later} in {self.directory}")
         for index, step in enumerate(steps):
             try:
                 return attempt(step)

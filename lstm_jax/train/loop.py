@@ -30,7 +30,7 @@ from lstm_jax.train.config import Config, ConfigError, to_dict
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
 from lstm_jax.train.report import MetricsLog, Progress, plot_losses
-from lstm_jax.train.sharding import DataParallel
+from lstm_jax.train.sharding import DataParallel, ModelParallel
 from lstm_jax.train.steps import (TrainState, default_optimizer, init_state, learning_rate_schedule,
                                   make_eval_step, make_train_step)
 
@@ -66,7 +66,7 @@ class Prepared(NamedTuple):
     optimizer: optax.GradientTransformation
     schedule: optax.Schedule | None  # the default optimizer's learning rate, for the logs
     keys: RunKeys
-    parallel: DataParallel
+    parallel: DataParallel | ModelParallel
 
 
 def prepare(
@@ -77,6 +77,7 @@ def prepare(
     model: Model | None = None,
     optimizer: optax.GradientTransformation | None = None,
     devices=None,
+    models: int = 1,
 ) -> Prepared:
     """Build the run's task, model and optimizer and check that one step can run.
 
@@ -86,7 +87,9 @@ def prepare(
     a batch size the data or the devices cannot take, shapes that do not fit) raises
     ``ConfigError``. Nothing is compiled and nothing is written. A task of the
     experiment's own ``get_task`` or given as ``task=`` becomes the config's ``task``
-    (its ``name``), so ``config.json`` records the task that ran.
+    (its ``name``), so ``config.json`` records the task that ran. ``models``: the
+    number of runs this one is trained with at once (``prepare_seeds``), which places
+    them over the devices by model instead of splitting the batch.
     """
     if isinstance(experiment, str):
         experiment = load_experiment(experiment)
@@ -95,7 +98,7 @@ def prepare(
         source = FROM_PYTHON  # nothing on disk can rebuild them
     else:
         source = experiment.source if experiment else FROM_CONFIG
-    parallel = DataParallel(devices)
+    parallel = ModelParallel(models, devices) if models > 1 else DataParallel(devices)
     parallel.check_batch_size(config.batch_size)
     keys = run_keys(config.seed)
     own_task = task is not None or bool(experiment and experiment.own_task)
@@ -123,6 +126,33 @@ def _check_one_step(model: Model, task: Task, keys: RunKeys, batch_size: int) ->
     jax.eval_shape(lambda p, b: task.loss(model.apply(p, b.xs, b.seq_lengths), b), params, batch)
 
 
+def prepare_seeds(config: Config, seeds, **options) -> list[Prepared]:
+    """``prepare`` for each of ``seeds``: runs of ``config`` that differ only in their
+    seed, to be trained at once by ``run_many``. ``options`` as for ``prepare``.
+
+    Raises:
+      ConfigError: ``seeds`` is not a non-empty sequence of distinct ints, or as ``prepare``.
+    """
+    seeds = check_seeds(seeds)
+    return [prepare(dataclasses.replace(config, seed=seed), models=len(seeds), **options)
+            for seed in seeds]
+
+
+def check_seeds(seeds) -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct ints, at least one."""
+    seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else (seeds,)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"`seeds` must be one or more ints, got {seeds!r}")
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"`seeds` must be distinct, got {', '.join(map(str, seeds))}")
+    return seeds
+
+
+def seed_dirs(parent: Path, seeds) -> list[Path]:
+    """The run directory of each seed of ``train(..., seeds=...)``: ``parent/seedS``."""
+    return [Path(parent) / f"seed{seed}" for seed in seeds]
+
+
 def train(
     config: Config,
     run_dir: str | Path,
@@ -134,7 +164,8 @@ def train(
     resume: bool = False,
     devices=None,
     progress: bool = True,
-) -> dict[str, Any]:
+    seeds=None,
+) -> dict[str, Any] | list[dict[str, Any]]:
     """Train ``config`` in ``run_dir`` and return the final evaluation.
 
     ``run_dir`` receives ``config.json`` (the config, where the task came from, the
@@ -145,6 +176,12 @@ def train(
     checkpoint that restores and ends exactly as an uninterrupted run would; a larger
     ``config.steps`` extends it. Batch ``s`` is a pure function of (seed, s); dropout
     at step ``s`` uses ``fold_in(rng, s)``.
+
+    ``seeds`` (ints) trains one run per seed, all at once: one ``jax.vmap``-ped program
+    whose model axis is split over the devices (``ModelParallel``). ``run_dir`` then
+    holds a run directory per seed, ``seedS`` (``seed_dirs``), each what the run of
+    that seed alone would write, with results equal to it within float rounding; the
+    return value is the list of their dicts, in the order of ``seeds``.
 
     Returns:
       ``{"metrics": final evaluation, "baselines": the task's, "state": TrainState,
@@ -157,55 +194,93 @@ def train(
       interrupts.Interrupted: SIGINT/SIGTERM; the run stops between steps and checkpoints
         the step reached (``stop.step``, ``stop.checkpoint``), so ``resume`` loses nothing.
     """
-    prepared = prepare(config, experiment=experiment, task=task, model=model,
-                       optimizer=optimizer, devices=devices)
-    run_dir = rundir.make(Path(run_dir)) if resume else rundir.create(run_dir, prepared.name)
-    return run(prepared, run_dir, resume=resume, progress=progress)
+    options = dict(experiment=experiment, task=task, model=model, optimizer=optimizer,
+                   devices=devices)
+    group = [prepare(config, **options)] if seeds is None else prepare_seeds(config, seeds, **options)
+    run_dir = rundir.make(Path(run_dir)) if resume else rundir.create(run_dir, group[0].name)
+    if seeds is None:
+        return run(group[0], run_dir, resume=resume, progress=progress)
+    return run_many(group, seed_dirs(run_dir, seeds), resume=resume, progress=progress)
 
 
 def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bool = True,
         command: str | None = None) -> dict[str, Any]:
     """Train a prepared run in ``run_dir`` (see ``train``); ``command`` is the lstm-jax
     command line that asked for it, recorded in ``config.json`` (None from Python)."""
-    config, task = prepared.config, prepared.task
-    run_dir = Path(run_dir)
-    with interrupts.deferred(), \
-            Checkpoints(run_dir / "checkpoints", keep=config.keep_checkpoints) as checkpoints:
-        state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
-        if resume and checkpoints.latest_step() is not None:
-            try:
-                state = checkpoints.restore(state)
-            except CheckpointError as error:
-                raise ConfigError(_cannot_resume(error, checkpoints)) from None
-        elif checkpoints.latest_step() is not None:
-            raise ConfigError(f"{run_dir} already holds checkpoints; continue it with "
-                              f"{named('resume')} or choose another {named('out')}")
-        start = int(state.step)
-        records = MetricsLog(run_dir / "metrics.jsonl").read()
+    return run_many([prepared], [run_dir], resume=resume, progress=progress, command=command)[0]
+
+
+def run_many(group: list[Prepared], run_dirs: list[Path], *, resume: bool = False,
+             progress: bool = True, command: str | None = None) -> list[dict[str, Any]]:
+    """Train prepared runs that differ only in their seed (``prepare_seeds``) at once, each
+    in its own directory, as one program vmapped over the runs; a group of one is
+    ``run``. Returns ``run``'s dict for each. They start and stop together: resumed,
+    they continue from the latest step that every run has checkpointed.
+    """
+    config, task = group[0].config, group[0].task
+    run_dirs = [rundir.make(Path(path)) for path in run_dirs]
+    with interrupts.deferred(), contextlib.ExitStack() as stack:
+        checkpoints = [stack.enter_context(Checkpoints(path / "checkpoints", keep=config.keep_checkpoints))
+                       for path in run_dirs]
+        states = _starting_states(group, run_dirs, checkpoints, resume)
+        start = int(states[0].step)
+        records = [MetricsLog(path / "metrics.jsonl").read() for path in run_dirs]
         if start > config.steps:
-            raise ConfigError(f"`steps` {config.steps} is below step {start} that {run_dir} has "
-                              f"reached; a larger {named('steps')} extends a run")
-        if start == config.steps and records and records[-1].get("final") \
-                and records[-1]["step"] == start:
-            return {"metrics": records[-1], "baselines": task.baselines, "state": state,
-                    "run_dir": run_dir, "already_finished": True}
-        _write_record(prepared, run_dir, resume, command)
-        logs = _Logs(run_dir, start)
-        earlier = [r["elapsed_s"] for r in records if r["step"] <= start and "elapsed_s" in r]
-        evaluated = any(r["split"] == "eval" and r["step"] == start for r in records)
+            raise ConfigError(f"`steps` {config.steps} is below step {start} that {run_dirs[0]} "
+                              f"has reached; a larger {named('steps')} extends a run")
+        if start == config.steps and all(r and r[-1].get("final") and r[-1]["step"] == start
+                                         for r in records):
+            return [{"metrics": r[-1], "baselines": task.baselines, "state": state,
+                     "run_dir": path, "already_finished": True}
+                    for r, state, path in zip(records, states, run_dirs)]
+        for prepared, path in zip(group, run_dirs):
+            _write_record(prepared, path, resume, command)
+        logs = [stack.enter_context(_Logs(path, start)) for path in run_dirs]
+        earlier = [[r["elapsed_s"] for r in rs if r["step"] <= start and "elapsed_s" in r]
+                   for rs in records]
+        evaluated = all(any(r["split"] == "eval" and r["step"] == start for r in rs) for rs in records)
         try:
-            state, final = _loop(prepared, state, start, checkpoints, logs, progress,
-                                 elapsed=earlier[-1] if earlier else 0.0,
-                                 evaluate_start=_eval_due(config, start) and not evaluated)
+            states, finals = _loop(group, states, start, checkpoints, logs, progress,
+                                   elapsed=[e[-1] if e else 0.0 for e in earlier],
+                                   evaluate_start=_eval_due(config, start) and not evaluated)
         except interrupts.Interrupted as stop:
-            stop.checkpoint = checkpoints.latest_step()
+            stop.checkpoint = checkpoints[0].latest_step()
             raise
-        finally:
-            logs.board.close()
-    plot_losses(logs.jsonl.read(), run_dir / "loss.png",
-                f"{prepared.name} ({config.cell}, H={config.hidden_size})", task.baselines)
-    return {"metrics": final, "baselines": task.baselines, "state": state,
-            "run_dir": run_dir, "already_finished": False}
+    for prepared, path, log in zip(group, run_dirs, logs):
+        plot_losses(log.jsonl.read(), path / "loss.png",
+                    f"{prepared.name} ({config.cell}, H={config.hidden_size})", task.baselines)
+    return [{"metrics": final, "baselines": task.baselines, "state": state, "run_dir": path,
+             "already_finished": False} for final, state, path in zip(finals, states, run_dirs)]
+
+
+def _starting_states(group: list[Prepared], run_dirs: list[Path], checkpoints: list[Checkpoints],
+                     resume: bool) -> list[TrainState]:
+    """Each run's initial state, or with ``resume`` its checkpointed one: all at the latest
+    step every run has a checkpoint of that restores."""
+    states = [init_state(p.model, p.optimizer, p.keys.init) for p in group]
+    saved = [c.latest_step() is not None for c in checkpoints]
+    if not resume or not any(saved):
+        for path, found in zip(run_dirs, saved):
+            if found:
+                raise ConfigError(f"{path} already holds checkpoints; continue it with "
+                                  f"{named('resume')} or choose another {named('out')}")
+        return states
+    if not all(saved):
+        raise ConfigError(f"{run_dirs[saved.index(False)]} has no checkpoint while "
+                          f"{run_dirs[saved.index(True)]} has; these runs cannot continue "
+                          f"together: continue each alone with {named('resume')}")
+    common = None
+    while True:
+        restored = []
+        for state, c in zip(states, checkpoints):
+            try:
+                restored.append(c.restore(state, at_most=common))
+            except CheckpointError as error:
+                raise ConfigError(_cannot_resume(error, c)) from None
+        steps = [int(state.step) for state in restored]
+        if len(set(steps)) == 1:
+            return restored
+        common = min(steps)
 
 
 def _cannot_resume(error: CheckpointError, checkpoints: Checkpoints) -> str:
@@ -242,6 +317,12 @@ class _Logs:
         self.jsonl.write(record)
         self.board.scalars(record["step"], record, prefix=record["split"])
 
+    def __enter__(self) -> "_Logs":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.board.close()
+
 
 IN_FLIGHT = 2  # training steps the host may dispatch ahead of the device
 
@@ -251,11 +332,29 @@ def _eval_due(config: Config, step: int) -> bool:
     return 0 < step < config.steps and step % config.eval_every == 0
 
 
-def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkpoints,
-          logs: _Logs, progress: bool, elapsed: float, evaluate_start: bool = False):
-    """Step, log, evaluate and checkpoint from ``start`` to ``config.steps``; ``elapsed``
-    is the training time logged before ``start`` (by the runs this one resumes);
-    ``evaluate_start``: the evaluation of step ``start`` is due (an interrupt stopped it).
+class _Stacking(NamedTuple):
+    """How the loop holds a group's states and batches: a run alone as it is; several
+    stacked on a leading model axis."""
+
+    size: int
+
+    def stack(self, trees: list) -> Any:
+        return trees[0] if self.size == 1 else jax.tree.map(lambda *a: jax.numpy.stack(a), *trees)
+
+    def unstack(self, tree: Any) -> list:
+        if self.size == 1:
+            return [tree]
+        return [jax.tree.map(lambda a, k=k: a[k], tree) for k in range(self.size)]
+
+
+def _loop(group: list[Prepared], states: list[TrainState], start: int,
+          checkpoints: list[Checkpoints], logs: list[_Logs], progress: bool,
+          elapsed: list[float], evaluate_start: bool = False):
+    """Step, log, evaluate and checkpoint the runs of ``group`` (each in the same place of
+    every list) from ``start`` to ``config.steps``; ``elapsed`` is each run's training
+    time logged before ``start`` (by the runs this one resumes); ``evaluate_start``: the
+    evaluation of step ``start`` is due (an interrupt stopped it). Returns the final
+    states and evaluations.
 
     The host never waits on the step it has just dispatched: batch ``s + 1`` is made
     while step ``s`` runs, and the metrics stay on the device until a train line, an
@@ -263,26 +362,40 @@ def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkp
     safe point), the loop logs the steps since the last train line and checkpoints the
     step reached, unless no step ran or that step is saved, before ``Interrupted`` goes on.
     """
-    config, task, keys, parallel = prepared.config, prepared.task, prepared.keys, prepared.parallel
-    eval_set = [parallel.shard_batch(b)
-                for b in task.eval_batches(keys.eval, config.batch_size, config.eval_batches)]
-    train_step = make_train_step(prepared.model, task, prepared.optimizer)
-    eval_step = make_eval_step(prepared.model, task)
-    state = parallel.replicate(state)
+    first = group[0]
+    config, task, parallel = first.config, first.task, first.parallel
+    runs = _Stacking(len(group))
+    many = runs.size > 1
+    eval_set = [parallel.place_batch(runs.stack(list(batches))) for batches in zip(
+        *(task.eval_batches(p.keys.eval, config.batch_size, config.eval_batches) for p in group))]
+    train_step = make_train_step(first.model, task, first.optimizer, models=many)
+    eval_step = make_eval_step(first.model, task, models=many)
+    state = parallel.place_state(runs.stack(states))
 
     def batch_at(step: int):
-        return parallel.shard_batch(task.train_batch(keys.data, step, config.batch_size))
+        return parallel.place_batch(runs.stack(
+            [task.train_batch(p.keys.data, step, config.batch_size) for p in group]))
 
-    def evaluation(step: int) -> dict:
-        return {"split": "eval", "step": step, **_evaluate(eval_step, state.params, eval_set)}
+    def evaluate_at(step: int, final: bool = False) -> list[dict]:
+        head = {"split": "eval", "step": step, **({"final": True} if final else {})}
+        return [{**head, **metrics} for metrics in _evaluate(eval_step, state.params, eval_set)]
 
-    window = _Window(checkpoints, elapsed)
-    bar = Progress(config.steps, start, prepared.name, enabled=progress, every=config.log_every)
+    def write(records: list[dict]) -> None:
+        for log, record in zip(logs, records):
+            log.write(record)
+
+    def save(step: int) -> None:
+        for c, member in zip(checkpoints, runs.unstack(state)):
+            c.save(step, member)
+
+    window = _Window(group, checkpoints, elapsed)
+    bar = Progress(config.steps, start, first.name + (f" ×{runs.size}" if many else ""),
+                   enabled=progress, every=config.log_every)
     done = start
     with bar:
         try:
             if evaluate_start:
-                logs.write(evaluation(start))
+                write(evaluate_at(start))
             batch = batch_at(start) if start < config.steps else None
             for step in range(start, config.steps):
                 interrupts.check()
@@ -292,33 +405,39 @@ def _loop(prepared: Prepared, state: TrainState, start: int, checkpoints: Checkp
                     batch = batch_at(done)  # made while the step runs
                 window.add(done, metrics)
                 if done % config.log_every == 0 or done == config.steps:
-                    record = window.train_record(prepared, state, done)
-                    logs.write(record)
-                    bar.update(1, {"loss": record["loss"]})
+                    records = window.train_records(state, done)
+                    write(records)
+                    bar.update(1, _shown_loss(records))
                 else:
                     bar.update(1)
                 if _eval_due(config, done):
                     window.check()
-                    logs.write(evaluation(done))
+                    write(evaluate_at(done))
                 if done % config.checkpoint_every == 0 or done == config.steps:
                     window.check()
-                    checkpoints.save(done, state)
-            if checkpoints.latest_step() != config.steps:  # resumed after the final checkpoint
-                checkpoints.save(config.steps, state)
-            final = {"split": "eval", "step": config.steps, "final": True,
-                     **_evaluate(eval_step, state.params, eval_set)}
+                    save(done)
+            if checkpoints[0].latest_step() != config.steps:  # resumed after the final checkpoint
+                save(config.steps)
+            finals = evaluate_at(config.steps, final=True)
         except interrupts.Interrupted as stop:
             stop.step = done
             if window.steps:  # the steps since the last train line, and their last loss shown
-                record = window.train_record(prepared, state, done)
-                logs.write(record)
-                bar.update(0, {"loss": record["loss"]})
-            if done > start and checkpoints.latest_step() != done:
+                records = window.train_records(state, done)
+                write(records)
+                bar.update(0, _shown_loss(records))
+            if done > start and checkpoints[0].latest_step() != done:
                 with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C again: saved anyway
-                    checkpoints.save(done, state)
+                    save(done)
             raise
-    logs.write(final)
-    return state, final
+    write(finals)
+    return runs.unstack(state), finals
+
+
+def _shown_loss(records: list[dict]) -> dict:
+    """The progress bar's loss: the run's, or the mean of the runs trained at once."""
+    if len(records) == 1:
+        return {"loss": records[0]["loss"]}
+    return {"mean loss": float(np.mean([r["loss"] for r in records]))}
 
 
 class _Window:
@@ -327,18 +446,20 @@ class _Window:
     Their metrics stay on the device until ``check`` fetches them all at once (the host
     never waits on each step); ``check`` raises ``TrainingDiverged`` at the first step
     whose loss or parameter norm is not finite. ``add`` lets at most ``IN_FLIGHT`` steps
-    run ahead of the host, so an interrupt or a check waits for few.
+    run ahead of the host, so an interrupt or a check waits for few. The metrics of a
+    group trained at once carry a leading model axis; each run has its own values.
     """
 
-    def __init__(self, checkpoints: Checkpoints, elapsed: float):
-        self.checkpoints = checkpoints
+    def __init__(self, group: list[Prepared], checkpoints: list[Checkpoints], elapsed: list[float]):
+        self.group, self.checkpoints = group, checkpoints
         self.unchecked: list[tuple[int, dict]] = []  # (step, its metrics on the device)
-        self.values: list[tuple[float, float]] = []  # (loss, grad_norm) of checked steps
-        self.elapsed, self.clock = elapsed, time.perf_counter()
+        self.values: list[list[tuple[float, float]]] = [[] for _ in group]  # per run: (loss,
+        #   grad_norm) of checked steps
+        self.elapsed, self.clock = list(elapsed), time.perf_counter()
 
     @property
     def steps(self) -> int:
-        return len(self.unchecked) + len(self.values)
+        return len(self.unchecked) + len(self.values[0])
 
     def add(self, step: int, metrics: dict) -> None:
         self.unchecked.append((step, metrics))
@@ -350,21 +471,28 @@ class _Window:
         fetched = jax.device_get([metrics for _, metrics in self.unchecked])
         self.unchecked = []
         for step, metrics in zip(steps, fetched):
-            loss, param_norm = float(metrics["loss"]), float(metrics["param_norm"])
-            if not (math.isfinite(loss) and math.isfinite(param_norm)):
-                raise TrainingDiverged(
-                    f"non-finite values at step {step} (loss {loss}, parameter norm "
-                    f"{param_norm}); training stopped. Last good: {_last_checkpoint(self.checkpoints)}")
-            self.values.append((loss, float(metrics["grad_norm"])))
+            per_run = {name: np.ravel(value) for name, value in metrics.items()}  # (runs,)
+            for k, (prepared, values) in enumerate(zip(self.group, self.values)):
+                loss, param_norm = float(per_run["loss"][k]), float(per_run["param_norm"][k])
+                if not (math.isfinite(loss) and math.isfinite(param_norm)):
+                    which = f"seed {prepared.config.seed}: " if len(self.group) > 1 else ""
+                    raise TrainingDiverged(
+                        f"{which}non-finite values at step {step} (loss {loss}, parameter norm "
+                        f"{param_norm}); training stopped. Last good: "
+                        f"{_last_checkpoint(self.checkpoints[k])}")
+                values.append((loss, float(per_run["grad_norm"][k])))
 
-    def train_record(self, prepared: Prepared, state: TrainState, done: int) -> dict:
-        """The train line of the window, which ends at step ``done``; a new one begins."""
+    def train_records(self, state: TrainState, done: int) -> list[dict]:
+        """Each run's train line of the window, which ends at step ``done``; a new one begins."""
         self.check()
         seconds = time.perf_counter() - self.clock
-        self.elapsed += seconds
-        record = _train_record(prepared, state, done, self.values, seconds, self.elapsed)
-        self.values, self.clock = [], time.perf_counter()
-        return record
+        records = []
+        for k, prepared in enumerate(self.group):
+            self.elapsed[k] += seconds
+            records.append(_train_record(prepared, state, k, done, self.values[k], seconds,
+                                         self.elapsed[k]))
+        self.values, self.clock = [[] for _ in self.group], time.perf_counter()
+        return records
 
 
 def _last_checkpoint(checkpoints: Checkpoints) -> str:
@@ -372,13 +500,14 @@ def _last_checkpoint(checkpoints: Checkpoints) -> str:
     return "no checkpoint yet" if last is None else f"checkpoint {checkpoints.path(last)}"
 
 
-def _train_record(prepared: Prepared, state: TrainState, done: int, window: list,
+def _train_record(prepared: Prepared, state: TrainState, run: int, done: int, window: list,
                   seconds: float, elapsed: float) -> dict:
-    """A train line of metrics.jsonl: means over the window of steps since the last one."""
+    """A train line of metrics.jsonl: means over the window of steps since the last one.
+    ``run``: the run's place on the model axis of a group's ``state``."""
     mean_loss, mean_norm = np.mean(window, axis=0)
     record = {"split": "train", "step": done, "loss": float(mean_loss),
               "grad_norm": float(mean_norm),
-              "learning_rate": _learning_rate(prepared.schedule, state, done - 1),
+              "learning_rate": _learning_rate(prepared.schedule, state, run, done - 1),
               "steps_per_s": round(len(window) / seconds, 2),
               "elapsed_s": round(elapsed, 3), "time": round(time.time(), 3)}
     if prepared.task.train_size is not None:
@@ -386,29 +515,35 @@ def _train_record(prepared: Prepared, state: TrainState, done: int, window: list
     return {k: v for k, v in record.items() if v is not None}
 
 
-def _learning_rate(schedule, state: TrainState, step: int) -> float | None:
+def _learning_rate(schedule, state: TrainState, run: int, step: int) -> float | None:
     """The learning rate used at ``step``: the default schedule's, or one injected with
-    ``optax.inject_hyperparams`` into a custom optimizer; else None (not logged)."""
+    ``optax.inject_hyperparams`` into a custom optimizer (of run ``run`` of a group);
+    else None (not logged)."""
     if schedule is not None:
         return float(schedule(step))
     for node in jax.tree.leaves(state.opt_state, is_leaf=lambda n: hasattr(n, "hyperparams")):
         if hasattr(node, "hyperparams") and "learning_rate" in node.hyperparams:
-            return float(node.hyperparams["learning_rate"])
+            return float(np.ravel(node.hyperparams["learning_rate"])[run])
     return None
 
 
-def _evaluate(eval_step, params, batches) -> dict[str, float]:
-    """Each metric's mean over the evaluation set, weighted by the examples in each batch."""
-    totals: dict[str, float] = {}
-    weight = 0.0
+def _evaluate(eval_step, params, batches) -> list[dict[str, float]]:
+    """Each metric's mean over the evaluation set, weighted by the examples in each batch:
+    one dict per run (of a group's params and batches, stacked on a model axis)."""
+    totals: list[dict[str, float]] = []
+    weights = None
     for batch in batches:
         interrupts.check()
-        metrics = {name: float(value) for name, value in eval_step(params, batch).items()}
-        batch_weight = metrics.pop("weight")
-        weight += batch_weight
-        for name, value in metrics.items():
-            totals[name] = totals.get(name, 0.0) + value * batch_weight
-    return {name: total / weight for name, total in totals.items()}
+        metrics = {name: np.ravel(value) for name, value in jax.device_get(eval_step(params, batch)).items()}
+        batch_weights = metrics.pop("weight")
+        weights = batch_weights if weights is None else weights + batch_weights
+        if not totals:
+            totals = [{} for _ in batch_weights]
+        for name, values in metrics.items():
+            for total, value, weight in zip(totals, values, batch_weights):
+                total[name] = total.get(name, 0.0) + float(value) * float(weight)
+    return [{name: value / float(weight) for name, value in total.items()}
+            for total, weight in zip(totals, weights)]
 
 
 # ---- finished runs --------------------------------------------------------------------
@@ -528,6 +663,6 @@ def evaluate(run_dir: str | Path, *, task: Task | None = None,
     config = trained.config
     keys = run_keys(config.seed)
     batches = trained.task.eval_batches(keys.eval, config.batch_size, config.eval_batches)
-    metrics = _evaluate(make_eval_step(trained.model, trained.task), trained.params, batches)
+    metrics = _evaluate(make_eval_step(trained.model, trained.task), trained.params, batches)[0]
     return {"experiment": trained.experiment, "step": trained.step, "metrics": metrics,
             "baselines": trained.task.baselines, "baseline_note": trained.task.baseline_note}

@@ -1,4 +1,5 @@
-"""Data parallelism: the batch split over devices, parameters replicated.
+"""Data parallelism (one run's batch split over devices) and model parallelism (runs
+trained at once, split over devices).
 
 On one device nothing is placed explicitly: the plain path. On several, a 1-d
 ``Mesh`` over ``jax.devices()`` named ``"data"`` shards the batch axis of every input
@@ -6,6 +7,10 @@ and replicates the train state; ``jit`` propagates the shardings and inserts the
 gradient all-reduce. For several hosts, call ``jax.distributed.initialize()`` before
 training: ``jax.devices()`` then spans all hosts, every process builds the same global
 batch (a pure function of seed and step) and places only its own shards.
+
+Several runs trained at once (``lstm-jax train --seeds``) stack their states and
+batches on a leading model axis; ``ModelParallel`` splits that axis over the devices,
+so each device trains its own models and no gradient crosses devices.
 """
 
 from __future__ import annotations
@@ -46,11 +51,45 @@ class DataParallel:
 
     def shard_batch(self, batch: Any) -> Any:
         """Split every array's leading (batch) axis over the devices."""
-        if self.size == 1:
-            return batch
+        return _split_leading(batch, self.batch_split) if self.size > 1 else batch
 
-        def place(x):
-            host = np.asarray(x)
-            return jax.make_array_from_callback(host.shape, self.batch_split, lambda i: host[i])
+    place_state = replicate
+    place_batch = shard_batch
 
-        return jax.tree.map(place, batch)
+
+class ModelParallel:
+    """Places the states and batches of ``models`` runs stacked on a leading model axis:
+    that axis split over as many of ``devices`` (default: all) as divide ``models``.
+
+    >>> ModelParallel(3, devices=jax.devices()[:1]).size
+    1
+    """
+
+    def __init__(self, models: int, devices=None):
+        available = list(jax.devices() if devices is None else devices)
+        count = max(d for d in range(1, len(available) + 1) if models % d == 0)
+        self.devices = available[:count]
+        self.mesh = Mesh(np.array(self.devices), ("models",))
+        self.model_split = NamedSharding(self.mesh, PartitionSpec("models"))
+
+    @property
+    def size(self) -> int:
+        return len(self.devices)
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Any batch size: each model's batch stays whole, on its model's device."""
+
+    def place_state(self, tree: Any) -> Any:
+        return _split_leading(tree, self.model_split) if self.size > 1 else tree
+
+    place_batch = place_state
+
+
+def _split_leading(tree: Any, sharding: NamedSharding) -> Any:
+    """Every array of ``tree`` placed with its leading axis split as ``sharding`` says."""
+
+    def place(x):
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
+
+    return jax.tree.map(place, tree)

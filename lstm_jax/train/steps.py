@@ -55,11 +55,14 @@ def init_state(model: Model, optimizer: optax.GradientTransformation, seed: int)
     )
 
 
-def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransformation):
+def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransformation,
+                    *, models: bool = False):
     """``train_step(state, batch) -> (state, metrics)``, pure and jitted.
 
     metrics: ``loss`` (of the params before the update), ``grad_norm`` and
     ``param_norm`` (after the update), so a caller can refuse a non-finite state.
+    ``models``: the state, the batch and the metrics have a leading axis of models
+    trained at once (``jax.vmap``), e.g. one per seed.
     """
 
     def train_step(state: TrainState, batch: Batch):
@@ -76,14 +79,15 @@ def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransform
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
                            "param_norm": optax.tree.norm(params)}
 
-    return jax.jit(train_step, donate_argnums=0)
+    return jax.jit(jax.vmap(train_step) if models else train_step, donate_argnums=0)
 
 
-def make_eval_step(model: Model, task: Task):
+def make_eval_step(model: Model, task: Task, *, models: bool = False):
     """``eval_step(params, batch) -> {"loss", *task metrics, "weight"}``, pure and jitted.
 
     No dropout. ``weight`` is the batch's total example weight (its padding rows count
-    0), for averaging over batches of a split whose last batch is padded.
+    0), for averaging over batches of a split whose last batch is padded. ``models``:
+    as for ``make_train_step``.
     """
 
     def eval_step(params, batch: Batch):
@@ -92,4 +96,4 @@ def make_eval_step(model: Model, task: Task):
         return {"loss": task.loss(predictions, batch), **task.metrics(predictions, batch),
                 "weight": weight}
 
-    return jax.jit(eval_step)
+    return jax.jit(jax.vmap(eval_step) if models else eval_step)
