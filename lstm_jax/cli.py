@@ -13,8 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
-TRAIN_USAGE = ("lstm-jax train NAME|FILE [--steps N] [--seed S] [--out DIR] [--resume] "
-               "[--no-progress] [CONFIG FIELDS ...]")
+TRAIN_USAGE = ("lstm-jax train NAME|FILE [--steps N] [--seed S | --seeds S,S,...] [--out DIR] "
+               "[--resume] [--no-progress] [CONFIG FIELDS ...]")
 REPRODUCE_USAGE = ("lstm-jax reproduce NAME|FILE [--variants V ...] [--seeds S ...] [--runs DIR] "
                    "[--results DIR] [--no-progress] [CONFIG FIELDS ...]")
 
@@ -33,6 +33,7 @@ def _train(args, fields: list[str]) -> int:
     experiment = experiments.load(args.experiment)
     if args.help:
         print(f"usage: {TRAIN_USAGE}\n\n{experiment.name}: {experiment.description}\n"
+              f"  --seeds S,S,...  train a run per seed at once, in DIR/seedS\n"
               f"  --out DIR        the run directory (default runs/{experiment.name}-TIME)\n"
               f"  --resume         continue the run in --out DIR from its latest checkpoint\n"
               f"  --no-progress    no progress bar\n")
@@ -41,24 +42,35 @@ def _train(args, fields: list[str]) -> int:
         except SystemExit:  # tyro exits after printing the help
             pass
         return 0
+    seeds = _seeds(args.seeds)
+    if seeds and "seed" in cfg.explicit_fields(fields):
+        raise cfg.ConfigError("give --seed S for one run or --seeds S,S,... for several, not both")
     if args.resume:
         if args.out is None:
             raise cfg.ConfigError("--resume needs --out DIR, the run directory to continue")
-        config = _resumed_config(experiment, Path(args.out), fields)
+        config = _resumed_config(experiment, _first_run_dir(Path(args.out), seeds), fields)
     else:
         config = cfg.cli(experiment.config(), fields, prog=f"lstm-jax train {args.experiment}")
+    if seeds and len(seeds) > 1:
+        _use_every_core()
     from lstm_jax.train import interrupts, loop, rundir  # jax and orbax: not for --help
 
-    prepared = loop.prepare(config, experiment=experiment)
+    group = (loop.prepare_seeds(config, seeds, experiment=experiment) if seeds
+             else [loop.prepare(config, experiment=experiment)])
     interrupts.check()  # nothing is written before this point
     run_dir = rundir.make(Path(args.out)) if args.resume else rundir.create(args.out, experiment.name)
-    print(f"run directory: {run_dir}", flush=True)
+    run_dirs = loop.seed_dirs(run_dir, seeds) if seeds else [run_dir]
+    print(f"run directory: {run_dir}" + (f" (a run per seed: {', '.join(p.name for p in run_dirs)}; "
+                                         f"trained at once)" if seeds else ""), flush=True)
     try:
-        result = loop.run(prepared, run_dir, resume=args.resume, progress=not args.no_progress,
-                          command=shlex.join(["lstm-jax", *args.argv]))
+        results = loop.run_many(group, run_dirs, resume=args.resume, progress=not args.no_progress,
+                                command=shlex.join(["lstm-jax", *args.argv]))
     except interrupts.Interrupted as stop:
-        print(_interrupted_message(stop, run_dir, args.experiment), file=sys.stderr)
+        print(_interrupted_message(stop, run_dir, args), file=sys.stderr)
         return stop.exit_code
+    if seeds:
+        return _print_seeds(results, group)
+    result, prepared = results[0], group[0]
     if result["already_finished"]:
         print(f"{run_dir} already finished at step {result['metrics']['step']}; nothing to do "
               f"(a larger --steps extends it)")
@@ -67,6 +79,69 @@ def _train(args, fields: list[str]) -> int:
                    prepared.task.baseline_note)
     for name in ("metrics.jsonl", "loss.png", "checkpoints"):
         print(f"{name + ':':15} {run_dir / name}")
+    return 0
+
+
+def _seeds(words: list[list[int]] | None) -> list[int] | None:
+    """The seeds of ``--seeds 0,1,2`` or ``--seeds 0 1 2`` (each word parsed by ``_seed_word``)."""
+    from lstm_jax.train import loop
+
+    return list(loop.check_seeds([s for word in words for s in word])) if words else None
+
+
+def _seed_word(word: str) -> list[int]:
+    """argparse's type of ``--seeds``: one word, ``"3"`` or ``"0,1,2"``."""
+    try:
+        return [int(part) for part in word.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers, as 0,1,2 or 0 1 2: got {word!r}") from None
+
+
+def _first_run_dir(out: Path, seeds: list[int] | None) -> Path:
+    """The run directory whose config a resumed command continues: ``out`` itself, or for
+    ``--seeds`` that of the first seed. ``out`` holding runs per seed needs ``--seeds``."""
+    from lstm_jax.train import config as cfg
+    from lstm_jax.train import rundir
+
+    if seeds:
+        return out / f"seed{seeds[0]}"
+    held = sorted(p.name for p in out.glob("seed*") if (p / rundir.RECORD).exists())
+    if held and not (out / rundir.RECORD).exists():
+        numbers = ",".join(name.removeprefix("seed") for name in held)
+        raise cfg.ConfigError(f"{out} holds a run per seed ({', '.join(held)}); continue them "
+                              f"with --seeds {numbers} --resume")
+    return out
+
+
+def _use_every_core() -> list | None:
+    """One jax CPU device per core available to this process, set before jax starts, so
+    that runs trained at once are split over the cores (``ModelParallel``). Returns the
+    devices of a run trained alone: the first (a CPU device split this way is no faster
+    for one run's batch), or None (all) where jax had already started (``main`` called
+    from Python) or runs on an accelerator."""
+    import os
+
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
+    except RuntimeError:  # the CPU backend is already initialised: its devices stay
+        return None
+    return jax.devices()[:1] if jax.default_backend() == "cpu" else None
+
+
+def _print_seeds(results: list[dict], group) -> int:
+    """What ``train --seeds`` ends with: each seed's final evaluation and where its run is."""
+    for index, (result, prepared) in enumerate(zip(results, group), 1):
+        run_dir = result["run_dir"]
+        if result["already_finished"]:
+            print(f"{run_dir} already finished at step {result['metrics']['step']}; nothing to do "
+                  f"(a larger --steps extends it)")
+            continue
+        _print_metrics(f"seed {prepared.config.seed}: final evaluation", result["metrics"],
+                       result["baselines"],
+                       prepared.task.baseline_note if index == len(group) else "")  # once
+        print(f"  {run_dir}: metrics.jsonl, loss.png, checkpoints/")
     return 0
 
 
@@ -100,12 +175,13 @@ def _reproduce(args, fields: list[str]) -> int:
     experiment = experiments.load(args.experiment)
     prog = f"lstm-jax reproduce {args.experiment}"
     command = shlex.join(["lstm-jax", *args.argv])
+    devices = _use_every_core()  # a variant's seeds train at once, split over the cores
     try:
         summary = reproduce.reproduce(
             experiment, runs_dir=Path(args.runs), results_dir=Path(args.results),
-            only=args.variants, chosen_seeds=args.seeds,
+            only=args.variants, chosen_seeds=_seeds(args.seeds),
             overrides=lambda config: cfg.cli(config, fields, prog=prog),
-            progress=not args.no_progress, command=command)
+            progress=not args.no_progress, command=command, devices=devices)
     except interrupts.Interrupted as stop:
         print(f"lstm-jax: interrupted ({stop}); the finished runs are kept and the unfinished "
               f"one continues from its last checkpoint. Continue with: {command}", file=sys.stderr)
@@ -141,10 +217,16 @@ def _results(args, fields: list[str]) -> int:
     return 0
 
 
-def _interrupted_message(stop, run_dir: Path, experiment: str) -> str:
-    command = shlex.join(["lstm-jax", "train", experiment, "--out", str(run_dir), "--resume"])
+def _interrupted_message(stop, run_dir: Path, args) -> str:
+    seeds = _seeds(args.seeds)
+    chosen = ["--seeds", ",".join(map(str, seeds))] if seeds else []
+    command = shlex.join(["lstm-jax", "train", args.experiment, *chosen, "--out", str(run_dir),
+                          "--resume"])
     if getattr(stop, "checkpoint", None) is None:
         saved = "no checkpoint was written yet, so resuming starts again from step 0"
+    elif seeds:
+        saved = (f"each seed's last checkpoint is step {stop.checkpoint}, in "
+                 f"{run_dir / 'seedS' / 'checkpoints'}")
     else:
         saved = f"the last checkpoint is {run_dir / 'checkpoints' / str(stop.checkpoint)}"
     step = getattr(stop, "step", None)
@@ -221,12 +303,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _train_parser(parent=None) -> argparse.ArgumentParser:
-    kwargs = dict(usage=TRAIN_USAGE, add_help=False,
+    kwargs = dict(usage=TRAIN_USAGE, add_help=False, allow_abbrev=False,  # --seed is not --seeds
                   description="Train an experiment; the config fields are listed by "
                               "`lstm-jax train NAME --help`.")
     train = parent.add_parser("train", help="train an experiment (see `lstm-jax list`)", **kwargs) \
         if parent else _Parser(prog="lstm-jax train", **kwargs)
     train.add_argument("experiment", nargs="?", help="a shipped experiment or your own .py file")
+    train.add_argument("--seeds", nargs="+", type=_seed_word, metavar="S,S,...",
+                       help="train a run per seed at once, in DIR/seedS (one vmapped program "
+                            "whose runs are split over the devices)")
     train.add_argument("--out", help="the run directory (default runs/EXPERIMENT-TIME)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out DIR")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -252,14 +337,15 @@ def _parser() -> argparse.ArgumentParser:
     sample.set_defaults(run=_sample)
     commands.add_parser("list", help="list the experiments").set_defaults(run=_list)
     again = commands.add_parser(
-        "reproduce", usage=REPRODUCE_USAGE,
+        "reproduce", usage=REPRODUCE_USAGE, allow_abbrev=False,
         help="run an experiment's every variant and seed, and write its row of RESULTS.md",
         description="Train every variant x seed of an experiment (rerun to continue), then "
                     "write RESULTS/NAME.json, NAME.png and the RESULTS.md beside RESULTS. "
                     "Config fields (e.g. --steps 5) apply to every variant.")
     again.add_argument("experiment", help="a shipped experiment or your own .py file")
     again.add_argument("--variants", nargs="+", help="only these variants (default: all)")
-    again.add_argument("--seeds", nargs="+", type=int, help="these seeds (default: its SEEDS)")
+    again.add_argument("--seeds", nargs="+", type=_seed_word, metavar="S,S,...",
+                       help="these seeds (default: its SEEDS)")
     again.add_argument("--runs", default="runs", help="run directories go in RUNS/NAME/ "
                        "(default runs)")
     again.add_argument("--results", default="experiments/results",

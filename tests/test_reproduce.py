@@ -93,6 +93,11 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
         assert variant["baseline_note"] == "always predicting 1.0, the mean of the target"
         assert all(w > 0 for w in variant["wall_s"])
     assert summary["variants"]["tanh"]["config"]["cell"] == "simple"
+    for run in summary["runs"]:  # a variant's two seeds trained at once: each has half the time
+        lines = [r for r in MetricsLog(Path(run["run_dir"]) / "metrics.jsonl").read()
+                 if "elapsed_s" in r]
+        assert run["at_once"] == lines[-1]["at_once"] == 2
+        assert run["wall_s"] == lines[-1]["elapsed_s"] / 2
     curve = [r for r in summary["runs"] if r["variant"] == "lstm" and r["seed"] == 0][0]["curve"]
     assert [point["step"] for point in curve] == [2, 4]
     assert json.loads((results / "tiny.json").read_text()) == summary
@@ -105,6 +110,7 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
     assert "`lstm-jax reproduce tiny.py`" in row and "| 0, 1 |" in row
     assert "![tiny learning curves](results/tiny.png)" in table
     assert "Short runs: far from the paper." in table
+    assert "The seeds of a variant trained at once, up to 2 runs as one vmapped program" in table
     assert f"lstm: {reproduce._number(lstm['mean']['mse'])} against the published 0.01, short of" in table
 
     before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")}

@@ -23,6 +23,7 @@ _EXPORTS = {
     "Experiment": ("lstm_jax.train.experiments", "Experiment"),
     "Interrupted": ("lstm_jax.train.interrupts", "Interrupted"),
     "Model": ("lstm_jax.train.model", "Model"),
+    "ModelParallel": ("lstm_jax.train.sharding", "ModelParallel"),
     "Prepared": ("lstm_jax.train.loop", "Prepared"),
     "TrainState": ("lstm_jax.train.steps", "TrainState"),
     "Trained": ("lstm_jax.train.loop", "Trained"),
@@ -39,8 +40,11 @@ _EXPORTS = {
     "make_eval_step": ("lstm_jax.train.steps", "make_eval_step"),
     "make_train_step": ("lstm_jax.train.steps", "make_train_step"),
     "prepare": ("lstm_jax.train.loop", "prepare"),
+    "prepare_seeds": ("lstm_jax.train.loop", "prepare_seeds"),
     "run": ("lstm_jax.train.loop", "run"),
     "run_keys": ("lstm_jax.train.loop", "run_keys"),
+    "run_many": ("lstm_jax.train.loop", "run_many"),
+    "seed_dirs": ("lstm_jax.train.loop", "seed_dirs"),
     "train": ("lstm_jax.train.loop", "train"),
     # the modules whose own names are used as lt.config.cli(...), lt.rundir.RECORD, ...
     "config": ("lstm_jax.train.config", None),
@@ -62,12 +66,15 @@ if TYPE_CHECKING:
         evaluate,
         load,
         prepare,
+        prepare_seeds,
         run,
         run_keys,
+        run_many,
+        seed_dirs,
         train,
     )
     from lstm_jax.train.model import Model, build_layer, build_model
-    from lstm_jax.train.sharding import DataParallel
+    from lstm_jax.train.sharding import DataParallel, ModelParallel
     from lstm_jax.train.steps import (
         TrainState,
         default_optimizer,

@@ -140,8 +140,8 @@ def prepare_seeds(config: Config, seeds, **options) -> list[Prepared]:
 
 def check_seeds(seeds) -> tuple[int, ...]:
     """``seeds`` as a tuple of distinct ints, at least one."""
-    seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else (seeds,)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
+    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ConfigError(f"`seeds` must be one or more ints, got {seeds!r}")
     if len(set(seeds)) < len(seeds):
         raise ConfigError(f"`seeds` must be distinct, got {', '.join(map(str, seeds))}")
@@ -490,7 +490,7 @@ class _Window:
         for k, prepared in enumerate(self.group):
             self.elapsed[k] += seconds
             records.append(_train_record(prepared, state, k, done, self.values[k], seconds,
-                                         self.elapsed[k]))
+                                         self.elapsed[k], len(self.group)))
         self.values, self.clock = [[] for _ in self.group], time.perf_counter()
         return records
 
@@ -501,15 +501,17 @@ def _last_checkpoint(checkpoints: Checkpoints) -> str:
 
 
 def _train_record(prepared: Prepared, state: TrainState, run: int, done: int, window: list,
-                  seconds: float, elapsed: float) -> dict:
+                  seconds: float, elapsed: float, at_once: int = 1) -> dict:
     """A train line of metrics.jsonl: means over the window of steps since the last one.
-    ``run``: the run's place on the model axis of a group's ``state``."""
+    ``run``: the run's place on the model axis of a group's ``state`` of ``at_once`` runs."""
     mean_loss, mean_norm = np.mean(window, axis=0)
     record = {"split": "train", "step": done, "loss": float(mean_loss),
               "grad_norm": float(mean_norm),
               "learning_rate": _learning_rate(prepared.schedule, state, run, done - 1),
               "steps_per_s": round(len(window) / seconds, 2),
               "elapsed_s": round(elapsed, 3), "time": round(time.time(), 3)}
+    if at_once > 1:  # elapsed_s is the time of the runs trained together
+        record["at_once"] = at_once
     if prepared.task.train_size is not None:
         record["epoch"] = round(epochs(prepared.task, done, prepared.config.batch_size), 4)
     return {k: v for k, v in record.items() if v is not None}

@@ -132,12 +132,15 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
               chosen_seeds: list[int] | None = None,
               overrides: Callable[[Config], Config] = lambda config: config,
               progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, devices=None) -> dict:
     """Train every run of the row (continuing unfinished ones), then write its summary
     ``results_dir/NAME.json``, figure ``NAME.png`` and the table ``RESULTS.md`` beside
     ``results_dir``. Returns the summary.
 
-    Every run's config is checked (``prepare``) before the first one starts.
+    Every run's config is checked (``prepare``) before the first one starts. The seeds of a
+    variant are trained at once (``loop.run_many``: one vmapped program, the runs split
+    over the devices), each in its own directory as if alone; ``devices`` are those of a
+    run without others (default: all, the batch split over them).
 
     Raises:
       ConfigError: a mistake in the experiment or the overrides, or a run directory that
@@ -156,14 +159,23 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
             tasks[run.variant] = loop.prepare(run.config, experiment=experiment).config.task
     runs = [run._replace(config=dataclasses.replace(run.config, task=tasks[run.variant]))
             for run in runs]
-    resumes = [_check_existing(run_dir_of(runs_dir, experiment, run), run.config) for run in runs]
-    finished = []
-    for index, (run, resume) in enumerate(zip(runs, resumes), 1):
-        path = rundir.make(run_dir_of(runs_dir, experiment, run))
-        log(f"[{index}/{len(runs)}] {experiment.name} {run.variant} seed {run.seed}: {path}")
-        prepared = loop.prepare(run.config, experiment=experiment)
-        result = loop.run(prepared, path, resume=resume, progress=progress, command=command)
-        finished.append(_run_summary(run, path, prepared.task))
+    paths = [run_dir_of(runs_dir, experiment, run) for run in runs]
+    resumes = [_check_existing(path, run.config) for path, run in zip(paths, runs)]
+    summaries: dict[int, dict] = {}  # place in runs -> its run summary
+    for places in _at_once(runs, paths, resumes):
+        group = [runs[k] for k in places]
+        for k in places:
+            log(f"[{k + 1}/{len(runs)}] {experiment.name} {runs[k].variant} seed {runs[k].seed}: "
+                f"{paths[k]}" + (f" (with {len(places) - 1} more at once)" if k == places[0]
+                                 and len(places) > 1 else ""))
+        prepared = (loop.prepare_seeds(group[0].config, [run.seed for run in group],
+                                       experiment=experiment) if len(group) > 1
+                    else [loop.prepare(group[0].config, experiment=experiment, devices=devices)])
+        loop.run_many(prepared, [rundir.make(paths[k]) for k in places], resume=resumes[places[0]],
+                      progress=progress, command=command)
+        for k in places:
+            summaries[k] = _run_summary(runs[k], paths[k], prepared[0].task)
+    finished = [summaries[k] for k in range(len(runs))]
     summary = summarize(experiment, finished, command)
     for name, variant in summary["variants"].items():
         first = next(r for r in finished if r["variant"] == name)
@@ -172,6 +184,16 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
     write_summary(summary, results_dir)
     write_table(results_dir)
     return summary
+
+
+def _at_once(runs: list[Run], paths: list[Path], resumes: list[bool]) -> list[list[int]]:
+    """The places in ``runs`` of each group trained at once (``loop.run_many``): the seeds of
+    a variant that stand at the same point (not started, or the same latest checkpoint)."""
+    groups: dict[tuple, list[int]] = {}
+    for k, (run, path, resume) in enumerate(zip(runs, paths, resumes)):
+        steps = [int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()]
+        groups.setdefault((run.variant, resume, max(steps, default=None)), []).append(k)
+    return list(groups.values())
 
 
 def _check_existing(path: Path, config: Config) -> bool:
@@ -217,11 +239,13 @@ def _run_summary(run: Run, path: Path, task: Task) -> dict:
 
     records = MetricsLog(path / "metrics.jsonl").read()
     evals = [_metrics_of(r) for r in records if r.get("split") == "eval"]
-    times = [r["elapsed_s"] for r in records if "elapsed_s" in r]
+    lines = [r for r in records if "elapsed_s" in r]  # its share of its group's time
+    at_once = lines[-1].get("at_once", 1) if lines else 1
     return {"variant": run.variant, "seed": run.seed, "run_dir": str(path), "task": task.name,
             "config": to_dict(run.config), "baselines": _floats(task.baselines),
             "baseline_note": task.baseline_note,
-            "final": evals[-1] if evals else {}, "wall_s": times[-1] if times else None,
+            "final": evals[-1] if evals else {}, "at_once": at_once,
+            "wall_s": lines[-1]["elapsed_s"] / at_once if lines else None,
             "curve": evals}
 
 
@@ -496,6 +520,11 @@ def _section(s: dict, folder: str) -> list[str]:
             lines += [f"{name}, continuing {drawn['prompt']!r} at temperature "
                       f"{drawn['temperature']} (seed {drawn['seed']}):", "", "```text",
                       drawn["prompt"] + str(drawn["text"]), "```", ""]
+    together = max((run.get("at_once", 1) for run in s["runs"]), default=1)
+    if together > 1:
+        lines += [f"The seeds of a variant trained at once, up to {together} runs as one vmapped "
+                  f"program (`lstm-jax train --seeds`); a run's wall time is its share of "
+                  f"theirs.", ""]
     commit = s.get("commit") or {}
     made = f"commit {commit['sha'][:10]}" + (" (with uncommitted changes)" if commit.get("dirty") else "") \
         if commit else "an installed copy"
