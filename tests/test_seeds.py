@@ -89,13 +89,15 @@ def test_bad_seeds_are_one_line_errors(tmp_path, capsys):
         (["--seed", "2", "--seeds", "0,1"], "give --seed S for one run or --seeds S,S,... for "
                                             "several, not both"),
         (["--seeds", "0,x"], "argument --seeds: seeds are integers, as 0,1,2 or 0 1 2: got '0,x'"),
-        (["--seeds", "0,1", "1"], "`seeds` must be distinct, got 0, 1, 1"),
+        (["--seeds", "0,1", "1"], "--seeds must be distinct, got 0,1,1"),
     ]:
         assert cli.main(["train", "adding", "--out", out, *flags]) == 2
         assert capsys.readouterr().err.startswith(f"lstm-jax: error: {message}")
     assert not (tmp_path / "run").exists()
     with pytest.raises(lt.ConfigError, match=r"^`seeds` must be one or more ints, got 3$"):
         lt.train(TINY, tmp_path / "run", seeds=3)
+    with pytest.raises(lt.ConfigError, match=r"^`seeds` must be distinct, got 1, 1$"):
+        lt.train(TINY, tmp_path / "run", seeds=[1, 1])
 
 
 @pytest.mark.slow
