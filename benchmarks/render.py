@@ -197,6 +197,15 @@ def load_before_after(m: dict) -> str:
             f"cores" + (": a shared, loaded machine." if loaded else "."))
 
 
+def loaded_section_head(title: str, m: dict, command: str, after: str) -> list[str]:
+    """A section's title, machine line with ``load_before_after``, command (``command``
+    unless the report names its own, then ``after``) and CPU flags when recorded."""
+    return [f"## {title}", "", measured_on(m) + load_before_after(m),
+            f"Command: `{m.get('command', command)}`{after}", "",
+            *([f"<details><summary>CPU flags</summary>\n\n{m['flags']}\n\n</details>", ""]
+              if m.get("flags") else [])]
+
+
 LOOP_TARGET = 0.95  # lstm-jax train steps/s over the bare loop's, at least (CPU)
 
 
@@ -205,13 +214,8 @@ def render_loop(report: dict) -> list[str]:
     machine is shared), a table of steps/s and the ratio against its target."""
     rows, m = report["rows"], report["machine"]
     lines = [
-        "## The training loop: `lstm-jax train` against a bare step loop",
-        "",
-        measured_on(m) + load_before_after(m),
-        f"Command: `{m.get('command', 'lstm-jax bench --loop')}`, in one process of its own.",
-        "",
-        *([f"<details><summary>CPU flags</summary>\n\n{m['flags']}\n\n</details>", ""]
-          if m.get("flags") else []),
+        *loaded_section_head("The training loop: `lstm-jax train` against a bare step loop", m,
+                             "lstm-jax bench --loop", ", in one process of its own."),
         "`lstm-jax train` is the command's loop (`lstm_jax.train.loop.run` in a new run "
         "directory): batches, metrics.jsonl and TensorBoard lines, orbax checkpoints and "
         "evaluations at the experiment's default intervals, the final evaluation and the "
@@ -248,13 +252,7 @@ def render_many(report: dict) -> list[str]:
     rows, m = report["rows"], report["machine"]
     ways = [way for way in bench.MANY_WAYS if any(r["way"] == way for r in rows)]
     lines = [
-        "## Many models at once",
-        "",
-        measured_on(m) + load_before_after(m),
-        f"Command: `{m.get('command', 'lstm-jax bench --many')}`.",
-        "",
-        *([f"<details><summary>CPU flags</summary>\n\n{m['flags']}\n\n</details>", ""]
-          if m.get("flags") else []),
+        *loaded_section_head("Many models at once", m, "lstm-jax bench --many", "."),
         "N runs of the adding experiment's model (one layer, H = 64, B = 64, T = 100, "
         "Adam), seeds 0..N-1. `train` is one training step of all N (`make_train_step`), "
         "`forward` the model's outputs alone. `sequential`: the one-model step called N "
@@ -262,9 +260,12 @@ def render_many(report: dict) -> list[str]:
         "CPU device (what `lstm-jax train --seeds` runs); `sharded`: the same with the "
         f"model axis split over {m.get('devices', '?')} CPU devices (`jax_num_cpu_devices`, "
         "one per core; N a multiple of them); these three in one process, interleaved, "
-        "medians. `processes`: N processes of one run each, started together after their "
-        "warm-up, the span of their steps over the step count. Ratios are time / "
-        "sequential time: below 1 is faster than running the N one after the other. "
+        "medians, with malloc keeping freed buffers as `lstm-jax train --seeds` sets it "
+        "(`keep_freed_memory`). `vmapped, malloc as is`: the same in a process with glibc's "
+        "defaults (as in a Python session), against that process's own sequential time. "
+        "`processes`: N processes of one run each, started together after their warm-up, "
+        "the span of their steps over the step count. Ratios are time / sequential time: "
+        "below 1 is faster than running the N one after the other. "
         "Targets: vmapped ≤ 1.0 at N = 4; sharded ≤ 0.6 at N = 2 and ≤ 0.55 at N = 4 on 2 "
         "cores (issue 22). What limits them: NOTES.md, \"Many models at once\".",
         "",

@@ -511,7 +511,7 @@ def measure_loop(cases: list[tuple[str, object]] | None = None, rounds: int = 3,
 MANY_COUNTS = (1, 2, 4, 8)
 MANY_CELLS = ("lstm", "gru")
 MANY_STEPS = 20  # steps each separate process times
-MANY_WAYS = ("sequential", "vmapped", "sharded", "processes")  # ratios are to "sequential"
+MANY_WAYS = ("sequential", "vmapped", "vmapped, malloc as is", "sharded", "processes")
 
 
 def many_config(cell: str, shape: tuple[int, int, int] | None = None):
@@ -585,6 +585,20 @@ def many_contenders(config, models: int, devices=None) -> dict[str, dict[str, Ca
             for mode in ("forward", "train")}
 
 
+def interleaved_ms(runs: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """``{name: median ms}`` of each of ``runs`` (which wait for their results) over
+    ``reps`` rounds after a warm-up call each, the order of a round alternating."""
+    times = {name: [] for name in runs}
+    for run in runs.values():
+        run()
+    for rep in range(reps):
+        for name in list(runs)[:: 1 if rep % 2 == 0 else -1]:
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(1e3 * (time.perf_counter() - start))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def many_rows(config, counts=MANY_COUNTS, devices=None, reps: int = 10, log=print) -> list[dict]:
     """Rows ``{"cell", "models", "mode", "way", "ms", "ratio"}`` of ``many_contenders``
     for each number of models in ``counts``: the median of ``reps`` interleaved timings
@@ -594,15 +608,7 @@ def many_rows(config, counts=MANY_COUNTS, devices=None, reps: int = 10, log=prin
     for models in counts:
         contenders = many_contenders(config, models, devices)
         for mode, ways in contenders.items():
-            times = {way: [] for way in ways}
-            for run in ways.values():
-                run()
-            for rep in range(reps):
-                for way in list(ways)[:: 1 if rep % 2 == 0 else -1]:
-                    start = time.perf_counter()
-                    ways[way]()
-                    times[way].append(1e3 * (time.perf_counter() - start))
-            ms = {way: statistics.median(t) for way, t in times.items()}
+            ms = interleaved_ms(ways, reps)
             rows += [{"cell": config.cell, "models": models, "mode": mode, "way": way,
                       "ms": round(v, 4), "ratio": round(v / ms["sequential"], 3)}
                      for way, v in ms.items()]
@@ -613,14 +619,19 @@ def many_rows(config, counts=MANY_COUNTS, devices=None, reps: int = 10, log=prin
 
 def _many_worker(spec: str) -> None:
     """``many_rows`` in a process of its own, with one jax CPU device per core (set before
-    jax starts); prints the rows as one JSON line. ``spec``: JSON of
-    {"cells", "counts", "reps", "shape"}."""
+    jax starts) and, with "kept", malloc keeping freed buffers as ``lstm-jax train
+    --seeds`` sets it (``_machine.keep_freed_memory``); prints the rows as one JSON
+    line. ``spec``: JSON of {"cells", "counts", "reps", "shape", "kept", "split"}; without
+    "split", on the first device only."""
     options = json.loads(spec)
+    if options["kept"]:
+        _machine.keep_freed_memory()
     jax.config.update("jax_num_cpu_devices", _cores())
+    devices = jax.devices() if options["split"] else jax.devices()[:1]
     rows = []
     for cell in options["cells"]:
         shape = options["shape"] and tuple(options["shape"])
-        rows += many_rows(many_config(cell, shape), options["counts"], reps=options["reps"],
+        rows += many_rows(many_config(cell, shape), options["counts"], devices, options["reps"],
                           log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(rows))
 
@@ -684,33 +695,41 @@ def separate_processes_ms(cell: str, models: int, steps: int = MANY_STEPS, shape
     return 1e3 * (max(s["end"] for s in spans) - min(s["start"] for s in spans)) / steps
 
 
-def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=None,
-                 steps: int = MANY_STEPS, log=print) -> dict:
-    """The many-models section; return {"machine", "rows"}. ``many_rows`` runs in a
-    process with one CPU device per core (``_many_worker``); then for each cell and count
-    the separate processes (``separate_processes_ms``), their ratio to that process's
-    ``sequential`` time."""
-    load = [round(x, 2) for x in os.getloadavg()]
-    spec = json.dumps({"cells": list(cells), "counts": list(counts), "reps": reps,
-                       "shape": list(shape) if shape else None})
-    worker = _python(f"from lstm_jax import bench; bench._many_worker({spec!r})")
+def _many_process(**spec) -> list[dict]:
+    """The rows of ``_many_worker(spec)``, run in a new process."""
+    worker = _python(f"from lstm_jax import bench; bench._many_worker({json.dumps(spec)!r})")
     output, _ = worker.communicate()
     if worker.returncode:
         raise RuntimeError(f"the many-models benchmark process failed (exit {worker.returncode})")
-    rows = json.loads(output.splitlines()[-1])
+    return json.loads(output.splitlines()[-1])
+
+
+def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=None,
+                 steps: int = MANY_STEPS, log=print) -> dict:
+    """The many-models section; return {"machine", "rows"}. ``many_rows`` runs in a
+    process with one CPU device per core and malloc as ``lstm-jax train --seeds`` sets it
+    (``_many_worker``); a second process measures ``vmapped`` with glibc's malloc as it
+    is (way "vmapped, malloc as is", its ratio to that process's sequential time); then
+    for each cell and count the separate processes (``separate_processes_ms``), their
+    ratio to the first process's ``sequential`` time."""
+    load = [round(x, 2) for x in os.getloadavg()]
+    spec = {"cells": list(cells), "counts": list(counts), "reps": reps,
+            "shape": list(shape) if shape else None}
+    rows = _many_process(**spec, kept=True, split=True)
+    rows += [{**r, "way": "vmapped, malloc as is"}
+             for r in _many_process(**spec, kept=False, split=False) if r["way"] == "vmapped"]
     for cell in cells:
         for models in counts:
             ms = separate_processes_ms(cell, models, steps, shape)
             sequential = next(r["ms"] for r in rows if (r["cell"], r["models"], r["mode"], r["way"])
                               == (cell, models, "train", "sequential"))
             rows.append({"cell": cell, "models": models, "mode": "train", "way": "processes",
-                         "ms": round(ms, 3), "ratio": round(ms / sequential, 3)})
+                         "ms": round(ms, 4), "ratio": round(ms / sequential, 3)})
             log(f"{cell} x{models} train: {models} processes at once {ms:.1f} ms a step "
                 f"(x{ms / sequential:.2f})")
     after = [round(x, 2) for x in os.getloadavg()]
     return {"machine": {**machine(), "flags": _machine.cpu(all_flags=True)["flags"],
                         "devices": _cores(), "load": load, "load_after": after}, "rows": rows}
-
 
 def format_case(case: Case, rows: list[dict]) -> str:
     ms = {(r["contender"], r["mode"]): r["ms"] for r in rows}

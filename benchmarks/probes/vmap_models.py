@@ -9,14 +9,13 @@ jax.vmap on them stacked; interleaved, median of the repetitions, in one process
 Run: python benchmarks/probes/vmap_models.py [N] [reps]
 """
 
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 
 import lstm_jax as lj
+from lstm_jax.bench import interleaved_ms
 
 B, T, I, H = 64, 100, 2, 64
 
@@ -74,15 +73,7 @@ def main():
                 runs = {"sequential": lambda f=f: jax.block_until_ready(
                             [f(p, x) for p, x in zip(params, xs)]),
                         "vmapped": lambda vf=vf, P=P, X=X: jax.block_until_ready(vf(P, X))}
-                times = {k: [] for k in runs}
-                for run in runs.values():
-                    run()
-                for rep in range(reps):
-                    for k in list(runs)[:: 1 if rep % 2 == 0 else -1]:
-                        start = time.perf_counter()
-                        runs[k]()
-                        times[k].append(time.perf_counter() - start)
-                ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+                ms = interleaved_ms(runs, reps)
                 print(f"{kind} {name:12s} N={N} {mode:7s}: sequential {ms['sequential']:6.2f} ms, "
                       f"vmapped {ms['vmapped']:6.2f} ms, x{ms['vmapped'] / ms['sequential']:.2f}",
                       flush=True)
