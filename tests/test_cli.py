@@ -87,6 +87,7 @@ def test_option_values_need_no_quoting_and_merge_into_the_experiments(tmp_path):
     assert config.rnn_options == {"learn_initial_carry": True, "fused_backward": False}
 
 
+@pytest.mark.slow  # a fast sibling covers its path
 def test_default_run_directory_is_under_runs(tmp_path):
     with_progress = [flag for flag in SMALL if flag != "--no-progress"]
     result = run_cli("train", "adding", "--steps", "4", "--log-every", "2", *with_progress,

@@ -228,6 +228,7 @@ def test_grad_matches_the_numpy_reference_by_finite_differences(name, factory, k
         assert abs(float(grad[idx]) - numeric) < 1e-4 * max(1.0, abs(numeric))
 
 
+@pytest.mark.slow  # a fast sibling covers its path
 def test_long_sequence_with_remat_is_finite():
     cell = lj.lstm(16)
     layer = lj.rnn(cell, remat=True)
