@@ -51,7 +51,7 @@ from lstm_jax.layers import first_cell, has_bidirectional, input_size
 SEQUENCE_INPUTS = ("xs", "seq_lengths")
 STEP_INPUTS = ("carry", "x_t")
 OUTPUTS = ("carry", "ys")
-STEP_OUTPUTS = ("carry", "y_t")
+STEP_OUTPUTS = ("new_carry", "y_t")  # ONNX names each value once: not "carry" again
 
 
 def export(layer: Layer, params: Any, *, batch: int | None = None, time: int | None = None,
@@ -148,7 +148,7 @@ def step_function(layer: Layer, params: Any, batch: int | None = None,
                          "(step=False)")
     B, _ = _dims(batch, None)
     features = _features(layer, params)
-    template = jax.eval_shape(layer.initial_carry, params, (B,))
+    template = jax.eval_shape(lambda params: layer.initial_carry(params, (B,)), params)
 
     def fn(carry, x_t):
         xs = x_t[None] if layer.time_major else x_t[:, None]  # T = 1

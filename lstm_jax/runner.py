@@ -436,6 +436,11 @@ def exporting() -> Iterator[None]:
         _exporting = before
 
 
+def is_exporting() -> bool:
+    """Whether a layer is being traced for ``lj.export`` (inside ``exporting()``)."""
+    return _exporting
+
+
 def exported_config(config: RNNConfig) -> RNNConfig:
     """``config`` as an exported program runs it: the loop of plain XLA operations that
     every platform and ONNX can express. cuDNN is a custom call outside ``jax.export``'s

@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import _checks
+from lstm_jax import _checks, runner
 from lstm_jax.cells import protocol
 from lstm_jax.cells.base import Layer
 from lstm_jax.layers import as_layer, has_bidirectional
@@ -103,7 +103,9 @@ def truncated_bptt(layer: Any, *, chunk: int) -> Layer:
             raise ValueError(f"`xs` must have shape {layout} or (T, I), got shape {xs.shape}")
         xs_T = _time_first(xs, layer.time_major)  # (T, *batch, I)
         T, batch_shape = xs_T.shape[0], xs_T.shape[1:-1]
-        if T <= chunk:
+        # an exported program runs forward only, where the chunks change nothing, and its T
+        # may be symbolic (lj.export)
+        if runner.is_exporting() or T <= chunk:
             return layer.apply(params, xs, seq_lengths=seq_lengths, carry=carry,
                                reverse=reverse, key=key, return_gates=return_gates)
         lengths = _checks.lengths(seq_lengths, batch_shape, T)
