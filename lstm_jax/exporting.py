@@ -127,7 +127,7 @@ def export_onnx(layer: Layer, params: Any, *, batch: int | None = None,
 def sequence_function(layer: Layer, params: Any, batch: int | None = None,
                       time: int | None = None) -> tuple[Callable, tuple]:
     """``(fn(xs, seq_lengths) -> (carry, ys), (xs spec, seq_lengths spec))`` of ``layer``."""
-    B, T = _dims(batch, time)
+    B, T = dims(batch, time)
     features = _features(layer, params)
     xs = (T, B, features) if layer.time_major else (B, T, features)
 
@@ -146,7 +146,7 @@ def step_function(layer: Layer, params: Any, batch: int | None = None,
         raise ValueError("a bidirectional layer cannot be exported as a step: its backward "
                          "direction reads each sequence from its end; export whole sequences "
                          "(step=False)")
-    B, _ = _dims(batch, None)
+    B, _ = dims(batch, None)
     features = _features(layer, params)
     template = jax.eval_shape(lambda params: layer.initial_carry(params, (B,)), params)
 
@@ -179,8 +179,7 @@ def onnx_function(fn: Callable, args: tuple, input_names: Sequence[str],
         raise ImportError(f"ONNX export needs jax2onnx: "
                           f"{pip_install('onnx', 'onnx-ir', 'jax2onnx')}") from None
     leaves, tree = jax.tree.flatten(args)
-    outputs = jax.eval_shape(fn, *args)
-    out_names = names(outputs, output_names)
+    out_names = names(_as_tuple(jax.eval_shape(fn, *args), output_names), output_names)
 
     def flat(*leaves):
         return tuple(jax.tree.leaves(fn(*jax.tree.unflatten(tree, leaves))))
@@ -254,12 +253,30 @@ def describe(exported: jax.export.Exported, input_names: Sequence[str],
                  "dtype": str(a.dtype)} for name, a in zip(names(tree, roots), avals)]
 
     args = jax.tree.unflatten(exported.in_tree, exported.in_avals)[0]  # (args, kwargs)
-    outs = jax.tree.unflatten(exported.out_tree, exported.out_avals)
+    outs = _as_tuple(jax.tree.unflatten(exported.out_tree, exported.out_avals), output_names)
     return {"inputs": entries(args, exported.in_avals, input_names),
             "outputs": entries(outs, exported.out_avals, output_names)}
 
 
-def _dims(batch: int | None, time: int | None) -> tuple:
+def describe_onnx(model) -> dict:
+    """``describe`` of an ONNX model: its graph's inputs and outputs."""
+    from onnx import helper
+
+    def entries(values):
+        return [{"name": v.name,
+                 "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+                 "dtype": str(helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type))}
+                for v in values]
+
+    return {"inputs": entries(model.graph.input), "outputs": entries(model.graph.output)}
+
+
+def _as_tuple(outputs: Any, roots: Sequence[str]) -> tuple:
+    """A function's outputs as one tree per name: a single output wrapped."""
+    return (outputs,) if len(roots) == 1 else outputs
+
+
+def dims(batch: int | None, time: int | None) -> tuple:
     """(B, T): the ints given, symbolic dimensions "B" and "T" for None."""
     for name, value in (("batch", batch), ("time", time)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
