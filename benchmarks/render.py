@@ -244,8 +244,7 @@ def render_stream(report: dict) -> list[str]:
         "## Streaming: one step at a time",
         "",
         measured_on(m) + f" Load average {' / '.join(map(str, m['load']))} before and "
-        f"{' / '.join(map(str, m['load_after']))} after (1, 5, 15 min); torch with "
-        f"{m['torch_threads']} threads, as many as jax's CPU client.",
+        f"{' / '.join(map(str, m['load_after']))} after (1, 5, 15 min).",
         f"Command: `{m.get('command', 'lstm-jax bench --stream')}`, in one process of its own.",
         "",
         "One LSTM layer, the same weights, fed x_t (B, I) one call at a time, each y_t "
@@ -253,7 +252,9 @@ def render_stream(report: dict) -> list[str]:
         "`lj.export_step` serialised, read back with `jax.export.deserialize` and its `call` "
         "jitted (README, \"Take a model out\"); `apply T=1` is `jax.jit` of `layer.apply` "
         "over one step with the carry; `torch` is `torch.nn.LSTM` with the same weights "
-        f"(`lj.interop.to_torch`), one step per call under `no_grad`. µs per step: the "
+        f"(`lj.interop.to_torch`), one step per call under `no_grad`, on {m['torch_threads']} "
+        "threads (one per core, as jax's CPU client), and `torch 1 thread` the same on one "
+        "thread. µs per step: the "
         f"median of {rows[0]['reps']} runs of {rows[0]['steps']} steps, the contenders "
         "interleaved. At these sizes a step is mostly the cost of a call, not of its "
         "arithmetic.",

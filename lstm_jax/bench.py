@@ -520,7 +520,9 @@ def stream_contenders(shape: tuple[int, int, int], steps: int = STREAM_STEPS
       ``jax.export.deserialize``, its ``call`` under ``jax.jit``, as a server runs it;
     - ``apply T=1``: ``jax.jit`` of ``layer.apply`` over one step with the carry;
     - ``torch``: ``torch.nn.LSTM`` with the same weights (``lj.interop.to_torch``),
-      one step per call, under ``torch.no_grad``.
+      one step per call, under ``torch.no_grad``, with a thread per core as jax's CPU
+      client has; ``torch 1 thread`` the same on one thread, which a step this small
+      may prefer (no hand-off between threads).
     """
     import torch
 
@@ -551,26 +553,31 @@ def stream_contenders(shape: tuple[int, int, int], steps: int = STREAM_STEPS
             ys.append(np.asarray(y[:, 0]))
         return np.stack(ys)
 
-    def torch_step():
+    def torch_step(threads: int):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
         state, ys = None, []
-        with torch.no_grad():
-            for x_t in xs_torch:
-                y, state = module(x_t[:, None], state)
-                ys.append(y[:, 0].numpy())
+        try:
+            with torch.no_grad():
+                for x_t in xs_torch:
+                    y, state = module(x_t[:, None], state)
+                    ys.append(y[:, 0].numpy())
+        finally:
+            torch.set_num_threads(before)
         return np.stack(ys)
 
-    return {"exported step": exported_step, "apply T=1": apply_one, "torch": torch_step}
+    cores = max(1, os.cpu_count() or 1)
+    return {"exported step": exported_step, "apply T=1": apply_one,
+            "torch": lambda: torch_step(cores), "torch 1 thread": lambda: torch_step(1)}
 
 
 def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STEPS,
                    log=print) -> dict:
     """µs per step of each ``stream_contenders`` at each (B, I, H), timed in interleaved
-    rounds (the order alternating), the median of ``reps`` runs of ``steps`` steps;
-    torch uses as many threads as jax's CPU client (one per core). Returns {"machine",
-    "rows"}, the machine with its vector flags and load average."""
+    rounds (the order alternating), the median of ``reps`` runs of ``steps`` steps.
+    Returns {"machine", "rows"}, the machine with its load average."""
     import torch
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     load = [round(x, 2) for x in os.getloadavg()]
     rows = []
     for shape in shapes:
@@ -589,7 +596,7 @@ def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STE
                                                         for n, v in us.items()))
     return {"machine": {**machine(), "load": load,
                         "load_after": [round(x, 2) for x in os.getloadavg()],
-                        "torch_threads": torch.get_num_threads()}, "rows": rows}
+                        "torch_threads": max(1, os.cpu_count() or 1)}, "rows": rows}
 
 
 def format_case(case: Case, rows: list[dict]) -> str:

@@ -113,8 +113,8 @@ def test_streaming_contenders_step_alike_and_render(tmp_path):
     """The exported step, apply over one step and torch's nn.LSTM, fed the same inputs one
     step at a time, give the same ys; their µs per step render as the streaming section."""
     outputs = {name: run() for name, run in bench.stream_contenders((2, 3, 4), steps=5).items()}
-    assert list(outputs) == ["exported step", "apply T=1", "torch"]
-    for name in ("apply T=1", "torch"):
+    assert list(outputs) == ["exported step", "apply T=1", "torch", "torch 1 thread"]
+    for name in ("apply T=1", "torch", "torch 1 thread"):
         np.testing.assert_allclose(outputs[name], outputs["exported step"], atol=1e-6)
     assert outputs["torch"].shape == (5, 2, 4)
     report = bench.measure_stream([(2, 3, 4)], reps=2, steps=3, log=lambda line: None)
@@ -124,8 +124,9 @@ def test_streaming_contenders_step_alike_and_render(tmp_path):
     bench.write_jsonl(main_report([]), tmp_path / "results.jsonl")
     bench.write_jsonl(report, tmp_path / "stream.jsonl")
     text = render.write(tmp_path).read_text()
-    assert "\n## Streaming: one step at a time\n" in text and "torch with " in text
-    assert "| (B, I, H) | exported step µs | apply T=1 µs | torch µs | / apply T=1 | / torch |" in text
+    assert "\n## Streaming: one step at a time\n" in text and "threads (one per core" in text
+    assert ("| (B, I, H) | exported step µs | apply T=1 µs | torch µs | torch 1 thread µs | "
+            "/ apply T=1 | / torch | / torch 1 thread |") in text
     assert "| 2, 3, 4 | " in text
 
 
