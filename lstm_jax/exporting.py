@@ -111,10 +111,12 @@ def export_step(layer: Layer, params: Any, *, batch: int | None = None,
 def export_onnx(layer: Layer, params: Any, *, batch: int | None = None,
                 time: int | None = None, step: bool = False):
     """The program of ``export(layer, params, ...)`` as an ``onnx.ModelProto``, through
-    jax2onnx (the ``onnx`` extra). Its inputs are ``xs`` and ``seq_lengths`` (or the
-    carry's arrays and ``x_t``), its outputs the carry's arrays and ``ys`` (``y_t``),
-    named by their place in the tree: ``carry.0.forward.h``. Save it with
-    ``onnx.save(model, path)``; ``onnx_names(model)`` lists the names.
+    jax2onnx (the ``onnx`` extra, and jax2onnx itself installed with ``--no-deps``).
+    Its inputs are ``xs`` and ``seq_lengths`` (with ``step``: the carry's arrays and
+    ``x_t``), its outputs the carry's arrays and ``ys`` (with ``step``: ``new_carry``'s
+    and ``y_t``), each named by its place in the tree, ``carry.0.forward.h``, in the
+    order of ``jax.tree.leaves`` (a dict's keys sorted). Save it with ``onnx.save(model,
+    path)``; ``describe_onnx(model)`` lists the names, shapes and dtypes.
     """
     fn, args = (step_function if step else sequence_function)(layer, params, batch, time)
     return onnx_function(fn, args, STEP_INPUTS if step else SEQUENCE_INPUTS,
