@@ -243,8 +243,7 @@ def render_stream(report: dict) -> list[str]:
     lines = [
         "## Streaming: one step at a time",
         "",
-        measured_on(m) + f" Load average {' / '.join(map(str, m['load']))} before and "
-        f"{' / '.join(map(str, m['load_after']))} after (1, 5, 15 min).",
+        measured_on(m) + f" After: {', '.join(map(str, m['load_after']))}.",
         f"Command: `{m.get('command', 'lstm-jax bench --stream')}`, in one process of its own.",
         "",
         "One LSTM layer, the same weights, fed x_t (B, I) one call at a time, each y_t "
@@ -257,7 +256,10 @@ def render_stream(report: dict) -> list[str]:
         "thread. µs per step: the "
         f"median of {rows[0]['reps']} runs of {rows[0]['steps']} steps, the contenders "
         "interleaved. At these sizes a step is mostly the cost of a call, not of its "
-        "arithmetic.",
+        "arithmetic." + (" On a machine this loaded, torch's threads wait for each other "
+                         "at every step (the `torch` column); `torch 1 thread` shows its "
+                         "speed without them." if max(m["load_average"] + m["load_after"])
+                         > m["cpu_count"] else ""),
         "",
         "| (B, I, H) | exported step µs | " + " | ".join(f"{c} µs" for c in others) + " | "
         + " | ".join(f"/ {c}" for c in others) + " |",
@@ -267,7 +269,7 @@ def render_stream(report: dict) -> list[str]:
         mine = us[(shape, "exported step")]
         lines.append(f"| {', '.join(map(str, shape))} | {mine:.1f} | "
                      + " | ".join(f"{us[(shape, c)]:.1f}" for c in others) + " | "
-                     + " | ".join(f"{mine / us[(shape, c)]:.2f}" for c in others) + " |")
+                     + " | ".join(f"{mine / us[(shape, c)]:.2g}" for c in others) + " |")
     return lines + [""]
 
 

@@ -576,9 +576,7 @@ def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STE
     """µs per step of each ``stream_contenders`` at each (B, I, H), timed in interleaved
     rounds (the order alternating), the median of ``reps`` runs of ``steps`` steps.
     Returns {"machine", "rows"}, the machine with its load average."""
-    import torch
-
-    load = [round(x, 2) for x in os.getloadavg()]
+    started = machine()  # its load average is the one before the measurement
     rows = []
     for shape in shapes:
         contenders = stream_contenders(shape, steps)
@@ -594,8 +592,7 @@ def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STE
                   "steps": steps, "reps": reps} for name, value in us.items()]
         log(f"stream (B, I, H) = {shape}: " + ", ".join(f"{n} {v:.1f} µs/step"
                                                         for n, v in us.items()))
-    return {"machine": {**machine(), "load": load,
-                        "load_after": [round(x, 2) for x in os.getloadavg()],
+    return {"machine": {**started, "load_after": [round(x, 2) for x in os.getloadavg()],
                         "torch_threads": max(1, os.cpu_count() or 1)}, "rows": rows}
 
 

@@ -55,6 +55,8 @@ def test_serialized_and_read_back_it_equals_apply_at_two_batch_and_time_sizes():
                                   plain_apply(layer, params, xs, lengths), atol=1e-6)
 
 
+@pytest.mark.slow  # a process of its own: jax's start and compiles again (the fast stand-in
+# is the test above, which reads the bytes back in this process)
 def test_a_fresh_process_with_jax_and_numpy_alone_reads_the_file(tmp_path):
     layer, params = stacked()
     (tmp_path / "model.bin").write_bytes(lj.export(layer, params).serialize())
@@ -183,6 +185,17 @@ def onnx_run(model, feeds):
     return session, session.run(None, {k: np.asarray(v) for k, v in feeds.items()})
 
 
+def test_onnx_of_a_padded_bidirectional_layer_equals_apply_under_onnxruntime():
+    """The fast stand-in of the two below: one bidirectional layer, one padded batch."""
+    layer = lj.bidirectional(lj.gru(3))
+    params = perturbed(layer.init(jax.random.key(0), I), jax.random.key(1))
+    xs, lengths = batch(3, 4)
+    _, outs = onnx_run(lj.export_onnx(layer, params), {"xs": xs, "seq_lengths": lengths})
+    for got, want in zip(outs, jax.tree.leaves(plain_apply(layer, params, xs, lengths))):
+        assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
 def test_onnx_of_the_padded_bidirectional_stack_equals_apply_under_onnxruntime():
     layer, params = stacked()
     model = lj.export_onnx(layer, params)
@@ -196,6 +209,7 @@ def test_onnx_of_the_padded_bidirectional_stack_equals_apply_under_onnxruntime()
             assert_close(got, want, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_onnx_step_stepped_over_a_sequence_equals_apply():
     layer = lj.stack([lj.lstm(6), lj.gru(4)])
     params = perturbed(layer.init(jax.random.key(0), I), jax.random.key(1))
