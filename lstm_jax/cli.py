@@ -1,4 +1,4 @@
-"""The ``lstm-jax`` command: train, evaluate, reproduce, sample, list and benchmark.
+"""The ``lstm-jax`` command: train, evaluate, reproduce, sample, export, list and benchmark.
 
 Intentionally kept short: the work lives in ``lstm_jax.train``. A mistake of the
 user's is one line ``lstm-jax: error: ...`` and exit status 2, reported before a run

@@ -19,7 +19,7 @@ import pytest
 from lstm_jax import cli, exporting
 from lstm_jax import train as lt
 from lstm_jax.train import export
-from tests.helpers import assert_close
+from tests.helpers import assert_close, extra_requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = ROOT / "examples" / "serve.py"
@@ -201,3 +201,14 @@ def test_mistakes_are_one_line_exit_2_and_write_nothing(args, message, finished_
     err = capsys.readouterr().err
     assert err == f"lstm-jax: error: {message.format(**names)}\n"
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_onnx_without_jax2onnx_names_what_to_install(finished_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "jax2onnx", None)  # as if not installed
+    assert cli.main(["export", str(finished_run), "--out", str(tmp_path / "m.onnx"),
+                     "--format", "onnx"]) == 2
+    pins = " ".join(f"'{extra_requirement(name)}'" for name in ("onnx", "onnx-ir"))
+    assert capsys.readouterr().err == (
+        f"lstm-jax: error: --format onnx needs jax2onnx: pip install {pins} && pip install "
+        f"--no-deps 'jax2onnx==0.17.1'\n")
+    assert not list(tmp_path.iterdir())

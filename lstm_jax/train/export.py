@@ -12,6 +12,7 @@ jax loads only once the arguments are checked (``check``): a mistake comes back 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -37,6 +38,11 @@ def check(out: Path, fmt: str, platforms: Sequence[str] | None, batch: int | Non
     if platforms is not None and fmt != "stablehlo":
         raise ConfigError("--platforms chooses what a StableHLO file is lowered for; an ONNX "
                           "file runs wherever onnxruntime does")
+    if fmt == "onnx" and importlib.util.find_spec("jax2onnx") is None:
+        from lstm_jax._extras import pip_install
+
+        raise ConfigError(f"--format onnx needs jax2onnx: "
+                          f"{pip_install('onnx', 'onnx-ir', 'jax2onnx')}")
     for platform in platforms or ():
         if platform not in PLATFORMS:
             raise ConfigError(f"--platforms: unknown platform {platform!r}; known: "
