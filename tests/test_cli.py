@@ -166,7 +166,9 @@ def test_bench_without_torch_is_a_one_line_error(monkeypatch, capsys):
 QUICK_COMMANDS = [["--help"], ["train", "--help"], ["train", "adding", "--help"],
                   ["eval", "--help"], ["reproduce", "--help"], ["sample", "--help"], ["frob"],
                   ["train"], ["train", "nope"], ["train", "adding", "--hiden-size", "3"], ["eval"],
-                  ["train", "adding", "--seeds", "0,0"], ["train", "adding", "--seeds", "0", "--seed", "1"]]
+                  ["train", "adding", "--seeds", "0,0"], ["train", "adding", "--seeds", "0", "--seed", "1"],
+                  ["export", "--help"], ["export", "run"], ["export", "run", "--out", "f", "--step",
+                                                            "--time", "3"]]
 
 
 def test_help_and_argument_errors_need_no_jax_orbax_or_bench(monkeypatch, capsys):
