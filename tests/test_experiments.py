@@ -12,7 +12,7 @@ import pytest
 
 from lstm_jax import train as lt
 from lstm_jax.tasks import (MissingData, copy_baseline, copy_batch, copy_task, digits_task,
-                            from_arrays)
+                            from_arrays, parity_task)
 from lstm_jax.train import experiments, reproduce
 from tests.helpers import extra_requirement
 from tests.test_datasets import write_idx
@@ -42,6 +42,53 @@ def test_copy_memoryless_predictor_scores_the_baseline():
     logits[:, :-10, 0] = 0.0  # blank, surely
     logits[:, -10:, 1:9] = 0.0  # then any of the 8 symbols, uniformly
     assert float(task.loss(logits, batch)) == pytest.approx(task.baselines["loss"], rel=1e-5)
+
+
+def _parity_of_valid_bits(xs, seq_lengths):
+    """NumPy reference: each row's parity, counted bit by bit up to its length."""
+    return np.array([sum(int(b) for b in row[:n]) % 2 for row, n in zip(xs, seq_lengths)])
+
+
+def test_parity_training_batches_are_bits_of_lengths_1_to_L_padded_with_zeros():
+    task = parity_task(length=12)
+    batch = task.train_batch(jax.random.key(3), 5, 256)
+    xs, n = np.asarray(batch.xs), np.asarray(batch.seq_lengths)
+    assert xs.shape == (256, 12) and set(np.unique(xs)) <= {0, 1}
+    assert n.min() == 1 and n.max() == 12 and len(np.unique(n)) == 12
+    assert not np.any(xs[np.arange(12)[None, :] >= n[:, None]])
+    np.testing.assert_array_equal(batch.targets, _parity_of_valid_bits(xs, n))
+    assert 0.4 < xs[np.arange(12)[None, :] < n[:, None]].mean() < 0.6
+
+
+def test_parity_evaluation_batches_hold_training_lengths_2L_and_4L_in_thirds():
+    task = parity_task(length=10)
+    batches = task.eval_batches(jax.random.key(0), 30, 2)
+    assert not np.array_equal(batches[0].xs, batches[1].xs)
+    for batch in batches:
+        xs, n = np.asarray(batch.xs), np.asarray(batch.seq_lengths)
+        assert xs.shape == (30, 40)
+        assert np.all(n[0::3] <= 10) and np.all(n[1::3] == 20) and np.all(n[2::3] == 40)
+        assert not np.any(xs[np.arange(40)[None, :] >= n[:, None]])
+        np.testing.assert_array_equal(batch.targets, _parity_of_valid_bits(xs, n))
+        assert 0.35 < xs[2::3].mean() < 0.65  # the long rows are random bits to their end
+
+
+def test_parity_metrics_are_accuracies_per_group_of_lengths():
+    task = parity_task(length=10)
+    batch = task.eval_batches(jax.random.key(1), 30, 1)[0]
+    right = np.eye(2, dtype=np.float32)[np.asarray(batch.targets)]  # (B, 2) logits
+    assert {k: float(v) for k, v in task.metrics(right, batch).items()} == {
+        "accuracy": 1.0, "accuracy_2L": 1.0, "accuracy_long": 1.0}
+    wrong_long = right.copy()
+    wrong_long[2::3] = right[2::3, ::-1]
+    wrong_long[1] = right[1, ::-1]  # one of the ten 2L rows
+    found = task.metrics(wrong_long, batch)
+    assert [float(found[k]) for k in ("accuracy", "accuracy_2L", "accuracy_long")] == \
+        pytest.approx([1.0, 0.9, 0.0], abs=1e-6)
+    short = task.train_batch(jax.random.key(1), 0, 8)  # no row of 2L or 4L: NaN, not 0
+    found = task.metrics(np.zeros((8, 2), np.float32), short)
+    assert np.isnan(found["accuracy_long"]) and np.isnan(found["accuracy_2L"])
+    assert task.baselines == {"accuracy": 0.5, "accuracy_2L": 0.5, "accuracy_long": 0.5}
 
 
 def test_the_digits_baseline_is_the_commonest_training_digit_and_says_so():
@@ -79,7 +126,7 @@ def test_missing_data_packages_name_the_install_command(monkeypatch):
 def test_list_shows_every_shipped_experiment():
     listed = lt.list_experiments()
     assert set(listed) == {"adding", "charlm", "chorales", "copy", "digits", "fashion_rows",
-                           "forget_bias", "mnist1d", "variants"}
+                           "forget_bias", "mnist1d", "parity", "variants"}
     assert all(listed.values())
 
 
@@ -113,8 +160,12 @@ def stand_in_options(name: str, folder) -> dict:
     return {}
 
 
-# adding in the default tier; the others, each a few seconds of compiling, marked slow
-@pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name == "adding" else pytest.mark.slow)
+# adding and the generated tasks of the newer cells in the default tier; the others, each
+# a few seconds of compiling, marked slow
+FAST = ("adding", "parity")
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name in FAST else pytest.mark.slow)
                                   for name in experiments.shipped()])
 def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
     """Every variant's config builds and traces; the first variant trains end to end
