@@ -12,7 +12,8 @@ import pytest
 
 from lstm_jax import train as lt
 from lstm_jax.tasks import (MissingData, copy_baseline, copy_batch, copy_task, digits_task,
-                            from_arrays, parity_task)
+                            from_arrays, moving_digits_batch, moving_digits_task, parity_task,
+                            selective_copy_batch, selective_copy_task)
 from lstm_jax.train import experiments, reproduce
 from tests.helpers import extra_requirement
 from tests.test_datasets import write_idx
@@ -91,6 +92,73 @@ def test_parity_metrics_are_accuracies_per_group_of_lengths():
     assert task.baselines == {"accuracy": 0.5, "accuracy_2L": 0.5, "accuracy_long": 0.5}
 
 
+def test_selective_copy_hides_the_symbols_in_order_among_noise_at_varying_places():
+    xs, targets = (np.asarray(a) for a in selective_copy_batch(jax.random.key(0), 64, length=20,
+                                                               tokens=5, symbols=6))
+    assert xs.shape == targets.shape == (64, 25)
+    assert np.all(xs[:, 20:] == 7) and np.all(targets[:, :20] == 0)
+    for row, target in zip(xs, targets):
+        data = row[:20][row[:20] > 0]
+        assert len(data) == 5 and np.array_equal(data, target[20:])
+        assert np.all((data >= 1) & (data <= 6))
+    places = {tuple(np.flatnonzero(row[:20])) for row in xs}
+    assert len(places) > 50  # not the copy task's fixed places
+
+
+def test_selective_copy_scores_the_answer_steps_only():
+    task = selective_copy_task(length=20, tokens=5, symbols=6)
+    batch = task.train_batch(jax.random.key(1), 0, 16)
+    logits = np.zeros((16, 25, 8), np.float32)  # a uniform guess at the noise steps
+    logits[:, 20:] = 20 * np.eye(8, dtype=np.float32)[np.asarray(batch.targets[:, 20:])]
+    assert float(task.loss(logits, batch)) < 1e-6
+    assert float(task.metrics(logits, batch)["accuracy"]) == 1.0
+    logits[:, 20:, :] = 0.0
+    assert float(task.loss(logits, batch)) == pytest.approx(np.log(8), rel=1e-6)
+    assert task.baselines == {"accuracy": 1 / 6}
+    with pytest.raises(ValueError, match=r"^`tokens` must be between 1 and `length` \(4\), got 5$"):
+        selective_copy_task(length=4, tokens=5)
+
+
+def test_moving_digits_bounce_a_whole_digit_within_the_canvas():
+    images = jax.random.uniform(jax.random.key(2), (5, 8, 8)) + 0.1  # no blank pixel
+    frames = np.asarray(moving_digits_batch(jax.random.key(3), images, 32, 13, 30, speed=2))
+    assert frames.shape == (32, 30, 13, 13)
+    ink = frames > 0
+    assert np.all(ink.sum(axis=(2, 3)) == 64)  # the whole 8x8 digit in every frame
+    rows = ink.any(axis=3).argmax(axis=2)  # (B, T) the digit's top row
+    cols = ink.any(axis=2).argmax(axis=2)
+    for corner in (rows, cols):
+        assert corner.min() == 0 and corner.max() == 13 - 8  # it reaches both edges
+        steps = np.abs(np.diff(corner, axis=1))
+        assert np.all((steps >= 0) & (steps <= 2))
+        assert np.all(steps.max(axis=1) > 0)  # every digit moves
+    digits = {tuple(np.round(f[r:r + 8, c:c + 8], 5).ravel()) for f, r, c in
+              zip(frames[:, 0], rows[:, 0], cols[:, 0])}
+    own = {tuple(np.round(np.asarray(i), 5).ravel()) for i in images}
+    assert digits <= own
+
+
+def test_moving_digits_blank_the_frames_to_predict_and_score_them_alone():
+    task = moving_digits_task(canvas=12, frames_in=4, frames_out=3)
+    batch = task.eval_batches(jax.random.key(0), 8, 1)[0]
+    xs, targets = np.asarray(batch.xs), np.asarray(batch.targets)
+    assert xs.shape == targets.shape == (8, 7, 144)
+    np.testing.assert_array_equal(xs[:, :4], targets[:, :4])
+    assert not np.any(xs[:, 4:]) and np.all(targets[:, 4:].sum(axis=2) > 0)
+    guess = targets.copy()
+    guess[:, :4] = 5.0  # the frames read are not scored
+    assert float(task.loss(guess, batch)) == 0.0
+    last = np.repeat(targets[:, 3:4], 3, axis=1)
+    repeat = np.concatenate([targets[:, :4], last], axis=1)
+    assert float(task.metrics(repeat, batch)["mse"]) == pytest.approx(
+        np.mean((last - targets[:, 4:]) ** 2), rel=1e-5)
+    assert 0.0 < task.baselines["mse"] < 0.2
+    image = moving_digits_task(canvas=12, frames_in=4, frames_out=3, flat=False)
+    assert image.eval_batches(jax.random.key(0), 8, 1)[0].xs.shape == (8, 7, 12, 12, 1)
+    with pytest.raises(ValueError, match=r"^`canvas` must be larger than the digits' 8 pixels, got 8$"):
+        moving_digits_task(canvas=8)
+
+
 def test_the_digits_baseline_is_the_commonest_training_digit_and_says_so():
     task = digits_task()
     batches = task.eval_batches(None, 64, 1)
@@ -126,7 +194,8 @@ def test_missing_data_packages_name_the_install_command(monkeypatch):
 def test_list_shows_every_shipped_experiment():
     listed = lt.list_experiments()
     assert set(listed) == {"adding", "charlm", "chorales", "copy", "digits", "fashion_rows",
-                           "forget_bias", "mnist1d", "parity", "variants"}
+                           "forget_bias", "indrnn_adding", "mnist1d", "moving_digits", "parity",
+                           "selective_copy", "variants"}
     assert all(listed.values())
 
 
@@ -134,11 +203,19 @@ SMOKE = dict(steps=3, hidden_size=8, batch_size=16, eval_batches=1, log_every=1,
              checkpoint_every=3, warmup_steps=1)
 
 
+# shorter sequences and smaller frames for the smoke runs of the generated tasks
+SHORTER = {"parity": {"length": 5}, "selective_copy": {"length": 12, "tokens": 4},
+           "indrnn_adding": {"length": 30},
+           "moving_digits": {"canvas": 10, "frames_in": 3, "frames_out": 2}}
+
+
 def stand_in_options(name: str, folder) -> dict:
     """Task options that put a few examples the test writes in place of data from a
     Debian package or a slow first parse (the loaders meet the real data in
     test_datasets.py, test_text.py and test_chorales.py)."""
     rng = np.random.default_rng(0)
+    if name in SHORTER:
+        return SHORTER[name]
     if name == "fashion_rows":
         for prefix, n in (("train", 40), ("t10k", 20)):
             write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
@@ -162,7 +239,7 @@ def stand_in_options(name: str, folder) -> dict:
 
 # adding and the generated tasks of the newer cells in the default tier; the others, each
 # a few seconds of compiling, marked slow
-FAST = ("adding", "parity")
+FAST = ("adding", "parity", "selective_copy", "indrnn_adding", "moving_digits")
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name in FAST else pytest.mark.slow)
