@@ -39,3 +39,34 @@ def get_config() -> Config:
         eval_batches=8,  # 256 test sequences of the held-out digits
         checkpoint_every=500,
     )
+
+
+def frames_figure(runs: str, path: str, seed: int = 0, example: int = 0):
+    """True vs predicted frames of one test sequence, each variant's run with ``seed``
+    in ``runs/moving_digits/`` (as ``lstm-jax reproduce`` left them), saved to ``path``:
+    ``python -c "from lstm_jax.experiments.moving_digits import frames_figure;
+    frames_figure('runs', 'experiments/results/moving_digits_frames.png')"``."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from lstm_jax import train as lt
+    from lstm_jax.viz import plot_frames
+
+    rows, frames_in = {}, get_config().task_options["frames_in"]
+    for name in VARIANTS:
+        trained = lt.load(Path(runs) / "moving_digits" / f"{name}-seed{seed}")
+        keys = lt.run_keys(trained.config.seed)
+        batch = trained.task.eval_batches(keys.eval, trained.config.batch_size, 1)[0]
+        predicted = np.asarray(trained.model.apply(trained.params, batch.xs))[example]
+        side = int(round(np.sqrt(predicted[0].size)))
+        if not rows:
+            true = np.asarray(batch.targets)[example].reshape(-1, side, side)
+            rows["true"] = true[frames_in:]
+            rows["copy last"] = np.repeat(true[frames_in - 1:frames_in], len(true) - frames_in, 0)
+        rows[name] = predicted.reshape(-1, side, side)[frames_in:]
+    first = rows["true"]
+    fig = plot_frames(rows, title=f"moving_digits: the {len(first)} frames after the "
+                                  f"{frames_in} read (test digit, seed {seed})")
+    fig.savefig(path)
+    return path
