@@ -12,8 +12,10 @@ DESCRIPTION = "moving digits (8x8 digits bouncing on 16x16, 10 frames in, 10 out
 
 SEEDS = (0, 1)
 VARIANTS = {
-    "conv_lstm": {"cell": "conv_lstm", "hidden_size": 16, "task_options": {"flat": False},
-                  "cell_options": {"kernel_size": 5}},
+    # 8 channels, 3x3 kernels: 0.33 s per training step here (16 channels with 5x5
+    # kernels and batch 32 took 5.6 s), against 0.023 s for the FC-LSTM
+    "conv_lstm": {"cell": "conv_lstm", "hidden_size": 8, "task_options": {"flat": False},
+                  "cell_options": {"kernel_size": 3}},
     "fc_lstm": {},
 }
 REFERENCE = {
@@ -31,12 +33,12 @@ def get_config() -> Config:
         task_options={"canvas": 16, "frames_in": 10, "frames_out": 10, "flat": True},
         cell="lstm",
         hidden_size=256,  # FC-LSTM: 256 pixels in, 256 units
-        batch_size=32,
+        batch_size=16,
         steps=1500,
         learning_rate=2e-3,
         warmup_steps=100,
         eval_every=250,
-        eval_batches=8,  # 256 test sequences of the held-out digits
+        eval_batches=16,  # 256 test sequences of the held-out digits
         checkpoint_every=500,
     )
 
