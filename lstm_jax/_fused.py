@@ -89,10 +89,10 @@ def fused_scan(cell, params, carry0, xs_T, lengths, h_mask, resets_T=None, *, ho
             return cell.project_hidden(params, carry, h_mask)
 
         def body(acc, inputs):
-            d_carry, d_carry0, d_params, gx_T, gh_T = acc
-            carry, dy_t, t, reset_t = inputs
-            gh_t = gh_T[t]
-            gx_t = jnp.zeros_like(gh_t) if summed else gx_T[t]
+            d_carry, d_carry0, d_params = acc
+            carry, dy_t, t, reset_t, gx_t, gh_t = inputs
+            if summed:
+                gx_t = jnp.zeros_like(gh_t)
 
             def step(p, c, gx, gh):
                 return _loop.combine_step(cell, p, c, gx, gh, t, lengths, zone)[:2]
@@ -104,19 +104,20 @@ def fused_scan(cell, params, carry0, xs_T, lengths, h_mask, resets_T=None, *, ho
                 _, restart_vjp = jax.vjp(partial(_loop.restart, reset_t=reset_t), carry, carry)
                 d_start, d_prev = restart_vjp(d_prev)
                 d_carry0 = _add(d_carry0, d_start)
-            # step t's gate inputs are dead once read: their cotangents overwrite them in
-            # place, so the backward pass allocates no (T, B, G) buffer of its own. When
-            # combine reads gx_t + gh_t, dgx_t is dgh_t: it is written once.
-            gh_T = gh_T.at[t].set(dgh_t)
-            if not summed:
-                gx_T = gx_T.at[t].set(dgx_t)
-            return (d_prev, d_carry0, _add(d_params, d_params_t), gx_T, gh_T), None
+            # when combine reads gx_t + gh_t, dgx_t is dgh_t: it is returned once
+            return (d_prev, d_carry0, _add(d_params, d_params_t)), (
+                None if summed else dgx_t, dgh_t)
 
+        # the saved gate inputs are read as the scan's xs and their cotangents are its ys.
+        # (Overwriting each step's inputs with their cotangents in a carried buffer saved
+        # that buffer, but XLA then copied the whole (T, B, G) buffer at every step,
+        # O(T²): an IndRNN's training step at T = 1000 took 52 s instead of 0.013 s.)
         zero_params, zero_carry = jax.tree.map(jnp.zeros_like, (params, d_carry))
         steps = jnp.arange(xs_T.shape[0])
-        (d_first, d_carry0, d_params, dgx_T, dgh_T), _ = jax.lax.scan(
-            body, (d_carry, zero_carry, zero_params, gx_T, gh_T),
-            (carries, d_ys, steps, resets_T), reverse=True, unroll=unroll)
+        (d_first, d_carry0, d_params), (dgx_T, dgh_T) = jax.lax.scan(
+            body, (d_carry, zero_carry, zero_params),
+            (carries, d_ys, steps, resets_T, None if summed else gx_T, gh_T), reverse=True,
+            unroll=unroll)
         d_carry0 = _add(d_first, d_carry0)
         dgx_T = dgh_T if summed else dgx_T
         # the projections' weight gradients over the whole sequence, one call each: for a
