@@ -22,8 +22,10 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 # the test extras include everything the demo needs: both stamps are then up to date
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
+# jax2onnx without its pinned dependencies (lstm_jax/_extras.py NO_DEPS says why)
+$(TEST_STAMP): pyproject.toml lstm_jax/_extras.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --no-deps $$($(BIN)/python -c "from lstm_jax._extras import NO_DEPS; print(*NO_DEPS.values())")
 	touch $@ $(DEMO_STAMP)
 
 # pyproject.toml's addopts leave out the tests marked slow; -m "slow or not slow" puts them back

@@ -13,8 +13,8 @@ Shape letters used in every docstring:
 
 The layers, each depending only on those above it: ``cells`` (init and one step),
 ``initializers``, ``runner`` (``lax.scan`` over time), ``layers`` (bidirectional, stack),
-``interop`` (PyTorch and flax weights), ``nn`` (flax linen and nnx modules), ``tasks``
-(data), ``train`` (the optax loop and checkpoints).
+``interop`` (PyTorch and flax weights), ``nn`` (flax linen and nnx modules), ``exporting``
+(StableHLO and ONNX programs), ``tasks`` (data), ``train`` (the optax loop and checkpoints).
 """
 
 from typing import TYPE_CHECKING
@@ -56,6 +56,9 @@ _EXPORTS = {
     "SLSTMState": ("lstm_jax.cells", "SLSTMState"),
     "bidirectional": ("lstm_jax.layers", "bidirectional"),
     "conv_lstm": ("lstm_jax.cells", "conv_lstm"),
+    "export": ("lstm_jax.exporting", "export"),
+    "export_onnx": ("lstm_jax.exporting", "export_onnx"),
+    "export_step": ("lstm_jax.exporting", "export_step"),
     "gru": ("lstm_jax.cells", "gru"),
     "indrnn": ("lstm_jax.cells", "indrnn"),
     "lstm": ("lstm_jax.cells", "lstm"),
@@ -69,6 +72,7 @@ _EXPORTS = {
     "stack": ("lstm_jax.layers", "stack"),
     "truncated_bptt": ("lstm_jax.truncated", "truncated_bptt"),
     "cells": ("lstm_jax.cells", None),
+    "exporting": ("lstm_jax.exporting", None),
     "initializers": ("lstm_jax.initializers", None),
     "interop": ("lstm_jax.interop", None),
     "layers": ("lstm_jax.layers", None),
@@ -79,7 +83,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from lstm_jax import cells, initializers, interop, layers, nn, tasks, train, viz
+    from lstm_jax import cells, exporting, initializers, interop, layers, nn, tasks, train, viz
     from lstm_jax.cells import (
         KINDS,
         Cell,
@@ -115,6 +119,7 @@ if TYPE_CHECKING:
         simple,
         slstm,
     )
+    from lstm_jax.exporting import export, export_onnx, export_step
     from lstm_jax.layers import Directions, bidirectional, stack
     from lstm_jax.runner import RNNParams, rnn
     from lstm_jax.sampling import sample

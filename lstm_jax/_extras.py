@@ -15,19 +15,35 @@ from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
+# Installed with pip's --no-deps, so in no extra (the Makefile reads them here): jax2onnx
+# pins its own requirements against ours (orbax-checkpoint<0.11.37, and equinox,
+# netron, huggingface-hub it does not import to convert); the `onnx` extra has the
+# packages it needs.
+NO_DEPS = {"jax2onnx": "jax2onnx==0.17.1"}
+
 
 def pip_install(*names: str) -> str:
-    """``pip install REQ ...`` for the distributions ``names``, pinned as the extras pin them.
+    """``pip install REQ ...`` for the distributions ``names``, pinned as the extras pin them
+    (those of ``NO_DEPS`` in a second command, with --no-deps).
 
     >>> pip_install("scikit-learn")
     "pip install 'scikit-learn>=1.3'"
+    >>> pip_install("jax2onnx")
+    "pip install --no-deps 'jax2onnx==0.17.1'"
     """
-    return "pip install " + " ".join(f"'{requirement(name)}'" for name in names)  # quoted: >=
+    commands = []
+    for flag, group in (("", [n for n in names if n not in NO_DEPS]),
+                        ("--no-deps ", [n for n in names if n in NO_DEPS])):
+        if group:  # quoted: >=
+            commands.append(f"pip install {flag}" + " ".join(f"'{requirement(n)}'" for n in group))
+    return " && ".join(commands)
 
 
 def requirement(name: str) -> str:
-    """The requirement of distribution ``name`` in lstm_jax's extras, e.g.
-    ``"torch==2.13.0"``; ``name`` alone where no extra lists it."""
+    """The requirement of distribution ``name`` in lstm_jax's extras (or ``NO_DEPS``),
+    e.g. ``"torch==2.13.0"``; ``name`` alone where neither lists it."""
+    if name in NO_DEPS:
+        return NO_DEPS[name]
     for line in _extras_requirements():
         if _normalized(re.match(r"[A-Za-z0-9._-]+", line).group()) == _normalized(name):
             return line

@@ -80,22 +80,19 @@ def fused_scan(cell, params, carry0, xs_T, lengths, h_mask, resets_T=None, *, ho
         return (carry, ys_T), (params, xs_T, lengths, h_mask, resets_T, zone_key, carries,
                                gx_T, gh_T)
 
-    def scan_back(args, emit: bool):
-        """The backward scan over the saved steps, from the last: ``(d_carry after it,
-        d_carry0 from resets, d_params of combine, dgx_T or None, dgh_T)``. ``emit``: the
-        gate-input cotangents are the scan's stacked outputs, else written over the saved
-        gate inputs, which the scan carries."""
-        params, lengths, h_mask, resets_T, zone_key, carries, gx_T, gh_T, d_carry, d_ys = args
+    def run_bwd(residuals, cotangents):
+        params, xs_T, lengths, h_mask, resets_T, zone_key, carries, gx_T, gh_T = residuals
+        d_carry, d_ys = cotangents
         zone = _dropout.zone(zoneout, zone_key)
 
         def project_hidden(carry):
             return cell.project_hidden(params, carry, h_mask)
 
         def body(acc, inputs):
-            d_carry, d_carry0, d_params, stacks = acc
-            carry, dy_t, t, reset_t, saved_t = inputs
-            gx_t, gh_t = saved_t if emit else (None if summed else stacks[0][t], stacks[1][t])
-            gx_t = jnp.zeros_like(gh_t) if summed else gx_t
+            d_carry, d_carry0, d_params = acc
+            carry, dy_t, t, reset_t, gx_t, gh_t = inputs
+            if summed:
+                gx_t = jnp.zeros_like(gh_t)
 
             def step(p, c, gx, gh):
                 return _loop.combine_step(cell, p, c, gx, gh, t, lengths, zone)[:2]
@@ -107,44 +104,20 @@ def fused_scan(cell, params, carry0, xs_T, lengths, h_mask, resets_T=None, *, ho
                 _, restart_vjp = jax.vjp(partial(_loop.restart, reset_t=reset_t), carry, carry)
                 d_start, d_prev = restart_vjp(d_prev)
                 d_carry0 = _add(d_carry0, d_start)
-            # when combine reads gx_t + gh_t, dgx_t is dgh_t: it is kept once
-            d_gates = (None if summed else dgx_t, dgh_t)
-            d_params = _add(d_params, d_params_t)
-            if emit:
-                return (d_prev, d_carry0, d_params, None), d_gates
-            # step t's gate inputs are dead once read: their cotangents overwrite them in
-            # place, so the backward pass allocates no (T, B, G) buffer of its own
-            stacks = tuple(None if a is None else a.at[t].set(d) for a, d in zip(stacks, d_gates))
-            return (d_prev, d_carry0, d_params, stacks), None
+            # when combine reads gx_t + gh_t, dgx_t is dgh_t: it is returned once
+            return (d_prev, d_carry0, _add(d_params, d_params_t)), (
+                None if summed else dgx_t, dgh_t)
 
+        # the saved gate inputs are read as the scan's xs and their cotangents are its ys.
+        # (Overwriting each step's inputs with their cotangents in a carried buffer saved
+        # that buffer, but XLA then copied the whole (T, B, G) buffer at every step,
+        # O(T²): an IndRNN's training step at T = 1000 took 52 s instead of 0.013 s.)
         zero_params, zero_carry = jax.tree.map(jnp.zeros_like, (params, d_carry))
-        saved = (gx_T, gh_T)
-        (d_first, d_carry0, d_params, stacks), emitted = jax.lax.scan(
-            body, (d_carry, zero_carry, zero_params, None if emit else saved),
-            (carries, d_ys, jnp.arange(gh_T.shape[0]), resets_T, saved if emit else None),
-            reverse=True, unroll=unroll)
-        return (d_first, d_carry0, d_params, *(emitted if emit else stacks))
-
-    # Under vmap (models trained at once) the scan emits the cotangents: vmap would batch
-    # the in-place stacks as carries, model axis first, and write each step's slice with
-    # a bounds-checked scatter into (N, T, *batch, G); emitted, they stack (T, N, ...)
-    # as the saved steps do. Alone, the in-place scan is faster (benchmarks/NOTES.md,
-    # "Many models at once").
-    @jax.custom_batching.custom_vmap
-    def backward_scan(args):
-        return scan_back(args, emit=False)
-
-    @backward_scan.def_vmap
-    def _(axis_size, in_batched, args):
-        in_axes = jax.tree.map(lambda batched: 0 if batched else None, in_batched[0])
-        out = jax.vmap(partial(scan_back, emit=True), in_axes=(in_axes,))(args)
-        return out, jax.tree.map(lambda _: True, out)
-
-    def run_bwd(residuals, cotangents):
-        params, xs_T, lengths, h_mask, resets_T, zone_key, carries, gx_T, gh_T = residuals
-        d_carry, d_ys = cotangents
-        d_first, d_carry0, d_params, dgx_T, dgh_T = backward_scan(
-            (params, lengths, h_mask, resets_T, zone_key, carries, gx_T, gh_T, d_carry, d_ys))
+        steps = jnp.arange(xs_T.shape[0])
+        (d_first, d_carry0, d_params), (dgx_T, dgh_T) = jax.lax.scan(
+            body, (d_carry, zero_carry, zero_params),
+            (carries, d_ys, steps, resets_T, None if summed else gx_T, gh_T), reverse=True,
+            unroll=unroll)
         d_carry0 = _add(d_first, d_carry0)
         dgx_T = dgh_T if summed else dgx_T
         # the projections' weight gradients over the whole sequence, one call each: for a

@@ -30,7 +30,15 @@ def per_batch(mask: jax.Array, leaf: jax.Array) -> jax.Array:
 
 def time_index(T: int, lengths: jax.Array) -> jax.Array:
     """(T, *batch) array of t, shaped to compare with ``lengths`` (*batch,)."""
-    return jnp.arange(T).reshape((T,) + (1,) * lengths.ndim)
+    return steps(T).reshape((T,) + (1,) * lengths.ndim)
+
+
+def steps(T) -> jax.Array:
+    """(T,) int32 array of t. ``lax.iota`` rather than ``jnp.arange``: with a symbolic T
+    (an exported program's), jax2onnx 0.17.1 gave arange's length a placeholder of its
+    own, and scan then refused "different leading axis sizes:
+    JAX2ONNX_DYNAMIC_DIM_SENTINEL, T" (``lj.export_onnx``)."""
+    return jax.lax.iota(jnp.int32, T)
 
 
 def restart(carry0, carry, reset_t):
@@ -57,8 +65,10 @@ def masked(carry, new, y_t, step_gates, t, lengths, zone=None):
         return new, y_t, step_gates
     valid = t < lengths  # (*batch,)
     new = jax.tree.map(lambda n, o: jnp.where(per_batch(valid, n), n, o), new, carry)
+    # zeros of a's own dtype, not a literal 0: jax2onnx 0.17.1 made Where(float, int32)
+    # of the literal, which onnxruntime 1.32.0 refused to load ("TypeInferenceError")
     y_t, step_gates = jax.tree.map(
-        lambda a: jnp.where(per_batch(valid, a), a, 0).astype(a.dtype), (y_t, step_gates))
+        lambda a: jnp.where(per_batch(valid, a), a, jnp.zeros_like(a)), (y_t, step_gates))
     return new, y_t, step_gates
 
 
@@ -114,7 +124,7 @@ def run(cell, params, carry, xs_T, lengths=None, *, hoist: bool = False, unroll:
         return new, emit(y_t, step_gates, carry, gx_t, gh_t, new)
 
     T = xs_T.shape[0]
-    carry, outputs = _chunked(body, carry, (jnp.arange(T), inputs_T, resets_T), unroll, remat, T)
+    carry, outputs = _chunked(body, carry, (steps(T), inputs_T, resets_T), unroll, remat, T)
     return carry, outputs, inputs_T if hoist else None
 
 

@@ -1,4 +1,4 @@
-"""The ``lstm-jax`` command: train, evaluate, reproduce, sample, list and benchmark.
+"""The ``lstm-jax`` command: train, evaluate, reproduce, sample, export, list and benchmark.
 
 Intentionally kept short: the work lives in ``lstm_jax.train``. A mistake of the
 user's is one line ``lstm-jax: error: ...`` and exit status 2, reported before a run
@@ -267,6 +267,18 @@ def _sample(args, fields: list[str]) -> int:
     return 0
 
 
+def _export(args, fields: list[str]) -> int:
+    from lstm_jax.train import export  # light: jax loads once the arguments are checked
+
+    out = Path(args.out)
+    platforms = args.platforms.split(",") if args.platforms is not None else None
+    description = export.export_run(Path(args.run_dir), out, fmt=args.format,
+                                    platforms=platforms, batch=args.batch, time=args.time,
+                                    step=args.step)
+    print(export.summary(out, description))
+    return 0
+
+
 def _list(args, fields: list[str]) -> int:
     from lstm_jax import train as lt
 
@@ -345,6 +357,23 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--temperature", type=float, default=1.0, help="0 draws the likeliest")
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(run=_sample)
+    export = commands.add_parser(
+        "export", help="write a run's trained model as a StableHLO or ONNX file",
+        description="Export the whole model of a run (embedding, recurrent layers, readout) "
+                    "from its latest checkpoint; FILE.json beside it lists the inputs and "
+                    "outputs. examples/serve.py answers requests with a StableHLO file.")
+    export.add_argument("run_dir")
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    export.add_argument("--format", choices=("stablehlo", "onnx"), default="stablehlo",
+                        help="stablehlo (jax.export, read by jax alone) or onnx (jax2onnx, "
+                             "read by onnxruntime); default stablehlo")
+    export.add_argument("--platforms", metavar="P,P", help="StableHLO: lower for these, e.g. "
+                        "cpu,cuda (default: this machine's)")
+    export.add_argument("--batch", type=int, metavar="N", help="fix B (default: any)")
+    export.add_argument("--time", type=int, metavar="N", help="fix T (default: any)")
+    export.add_argument("--step", action="store_true", help="one step, (carry, x_t) -> "
+                        "(carry, predictions), for streaming, instead of whole sequences")
+    export.set_defaults(run=_export)
     commands.add_parser("list", help="list the experiments").set_defaults(run=_list)
     again = commands.add_parser(
         "reproduce", usage=REPRODUCE_USAGE, allow_abbrev=False,

@@ -288,6 +288,31 @@ def split(layer: Layer, tree) -> list[tuple]:
     return [tuple(t) if _two_way(row) else (t,) for row, t in zip(entries, trees)]
 
 
+def has_bidirectional(layer: Layer) -> bool:
+    """Whether ``layer`` or any layer inside it (a stack's, a truncated layer's) is
+    bidirectional, and so reads each whole sequence before its first output."""
+    if _two_way(layer):
+        return True
+    inner = [getattr(layer.config, "layer", None), *layer.sublayers]  # "layer": truncated_bptt's
+    return any(has_bidirectional(sub) for sub in inner if isinstance(sub, Layer))
+
+
+def first_cell(layer: Layer, params) -> tuple[Any, Any]:
+    """(the cell that reads ``layer``'s inputs, that cell's own params) from ``params``."""
+    while layer.cell is None:
+        inner = getattr(layer.config, "layer", None)  # truncated_bptt: its layer's params
+        layer, params = (inner, params) if inner is not None else (layer.sublayers[0], params[0])
+    if getattr(layer.config, "learn_initial_carry", False):
+        params = params.cell  # RNNParams(cell, initial_carry)
+    return layer.cell, params
+
+
+def input_size(layer: Layer, params) -> int | None:
+    """I, the number of input features ``layer``'s ``params`` expect, or None where its
+    first cell cannot say (a cell of your own without ``input_size``)."""
+    return protocol.input_size(*first_cell(layer, params))
+
+
 def join(layer: Layer, parts: list) -> Any:
     """The inverse of ``split``: rows of per-direction entries -> ``layer``'s tree."""
     trees = tuple(Directions(*p) if _two_way(row) else p[0] for row, p in zip(rows(layer), parts))

@@ -16,8 +16,9 @@ variational dropout, zoneout and per-step gate activations.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -389,6 +390,8 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
 
     resets_T: (T, *batch) bool in running order (``running_resets``), or None.
     """
+    if _exporting:
+        config = exported_config(config)
     cell = config.cell
     xs_T, h_mask, zone_key = _dropout.regularizers(
         key, xs_T, hidden(carry), input_dropout=config.input_dropout,
@@ -418,6 +421,33 @@ def _scan_cell(config: RNNConfig, params, xs_T, carry, lengths, key, return_gate
 
 
 BACKENDS = ("auto", "xla", "cudnn")
+
+_exporting = False  # set by ``exporting()`` while ``lj.export`` traces a layer
+
+
+@contextlib.contextmanager
+def exporting() -> Iterator[None]:
+    """Trace every layer with the plain XLA loop (``exported_config``) inside the block."""
+    global _exporting
+    before, _exporting = _exporting, True
+    try:
+        yield
+    finally:
+        _exporting = before
+
+
+def is_exporting() -> bool:
+    """Whether a layer is being traced for ``lj.export`` (inside ``exporting()``)."""
+    return _exporting
+
+
+def exported_config(config: RNNConfig) -> RNNConfig:
+    """``config`` as an exported program runs it: the loop of plain XLA operations that
+    every platform and ONNX can express. cuDNN is a custom call outside ``jax.export``'s
+    stable list, the fused backward pass a ``custom_vjp`` that converters do not read,
+    and the parallel scan is taken only where the user asked for it."""
+    return dataclasses.replace(config, backend="xla", fused_backward=False,
+                               parallel=config.parallel is True)
 
 
 def _cudnn_unsupported(config: RNNConfig) -> str | None:

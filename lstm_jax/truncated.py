@@ -9,10 +9,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import _checks
+from lstm_jax import _checks, runner
 from lstm_jax.cells import protocol
 from lstm_jax.cells.base import Layer
-from lstm_jax.layers import BidirectionalConfig, as_layer
+from lstm_jax.layers import as_layer, has_bidirectional
 from lstm_jax.runner import reverse_in_time
 
 Array = jax.Array
@@ -85,7 +85,7 @@ def truncated_bptt(layer: Any, *, chunk: int) -> Layer:
     """
     layer = as_layer(layer)
     chunk = _checks.positive_int("chunk", chunk)
-    if _has_bidirectional(layer):
+    if has_bidirectional(layer):
         raise ValueError(
             "truncated_bptt cannot chunk a bidirectional layer: its backward half runs "
             "from the end of each sequence, so no carry can pass from one chunk to the "
@@ -103,7 +103,9 @@ def truncated_bptt(layer: Any, *, chunk: int) -> Layer:
             raise ValueError(f"`xs` must have shape {layout} or (T, I), got shape {xs.shape}")
         xs_T = _time_first(xs, layer.time_major)  # (T, *batch, I)
         T, batch_shape = xs_T.shape[0], xs_T.shape[1:-1]
-        if T <= chunk:
+        # an exported program runs forward only, where the chunks change nothing, and its T
+        # may be symbolic (lj.export)
+        if runner.is_exporting() or T <= chunk:
             return layer.apply(params, xs, seq_lengths=seq_lengths, carry=carry,
                                reverse=reverse, key=key, return_gates=return_gates)
         lengths = _checks.lengths(seq_lengths, batch_shape, T)
@@ -119,14 +121,6 @@ def truncated_bptt(layer: Any, *, chunk: int) -> Layer:
         return (carry, ys, gates) if return_gates else (carry, ys)
 
     return Layer(layer.init, apply, layer.initial_carry, layer.output_size, config)
-
-
-def _has_bidirectional(layer: Layer) -> bool:
-    """Whether ``layer`` or any layer inside it is bidirectional."""
-    if isinstance(layer.config, BidirectionalConfig):
-        return True
-    inner = [getattr(layer.config, "layer", None), *layer.sublayers]
-    return any(_has_bidirectional(sub) for sub in inner if isinstance(sub, Layer))
 
 
 def _time_first(a: Array, time_major: bool) -> Array:

@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 
 DPI = 90  # small PNGs in committed notebooks
 
-__all__ = ["DPI", "plot_activations", "plot_bars", "plot_heatmaps", "plot_lines", "plot_parity"]
+__all__ = ["DPI", "plot_activations", "plot_bars", "plot_frames", "plot_heatmaps", "plot_lines",
+           "plot_parity"]
 
 
 def _figure(ax, figsize):
@@ -279,4 +280,32 @@ def plot_parity(
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], loc="upper left", fontsize=8)
     _label(ax, title, xlabel, ylabel)
+    return fig
+
+
+def plot_frames(rows: Mapping[str, np.ndarray], *, title: str) -> Figure:
+    """Frame sequences one above the other: ``rows`` maps a label (e.g. "true",
+    "conv_lstm") to frames (T, H, W) of one sequence, drawn left to right in gray on
+    the same scale (0 black, the largest value of all rows white).
+
+    >>> frames = np.zeros((4, 6, 6)); frames[:, 2:4, 2:4] = 1.0
+    >>> fig = plot_frames({"true": frames, "copy": frames[::-1]}, title="Moving digits")
+    >>> len(fig.axes), fig.axes[4].get_ylabel()
+    (8, 'copy')
+    """
+    steps = {np.shape(frames)[0] for frames in rows.values()}
+    if len(steps) != 1:
+        raise ValueError(f"every row needs the same number of frames, got {sorted(steps)}")
+    (count,) = steps
+    top = max(float(np.max(frames)) for frames in rows.values()) or 1.0
+    fig = Figure(figsize=(0.9 * count + 0.8, 0.95 * len(rows) + 0.4), dpi=DPI,
+                 layout="constrained")
+    axes = fig.subplots(len(rows), count, squeeze=False)
+    for row, (label, frames) in zip(axes, rows.items()):
+        for t, ax in enumerate(row):
+            ax.imshow(np.clip(frames[t], 0.0, None), cmap="gray", vmin=0.0, vmax=top)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(label)
+    fig.suptitle(title)
     return fig

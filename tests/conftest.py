@@ -1,6 +1,7 @@
 """Test-wide settings: strict rank promotion, full float32 matmuls, deterministic hypothesis
 runs, a persistent compilation cache, and one finished training run shared by the tests."""
 
+import gc
 import os
 from pathlib import Path
 
@@ -40,6 +41,33 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("lstm_jax")
+# jax's traces and caches keep many Python objects alive; the cyclic GC's default
+# thresholds then spend ~10% of the suite's CPU time walking them again and again
+gc.set_threshold(100_000, 50, 100)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m filter reads the marks
+def pytest_collection_modifyitems(items):
+    """The default tier runs every test once: a parametrized test there runs its first
+    case, and its other cases are marked ``slow``, so ``make test-all`` (and CI) runs them
+    all. Compiling each case's programs is most of the suite's time."""
+    first_cases = set()
+    for item in items:
+        if not hasattr(item, "callspec"):
+            continue
+        test = (item.path, item.cls, item.originalname)
+        if test in first_cases:
+            item.add_marker(pytest.mark.slow)
+        first_cases.add(test)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_programs_per_module():
+    """jax's in-memory caches emptied after each test module: a worker's memory then stays
+    bounded (it grew past 4 GB per xdist worker), and so does the cyclic GC's work."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -63,3 +91,4 @@ def finished_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finished") / "run"
     assert cli.main(["train", "adding", "--out", str(out), *FINISHED]) == 0
     return out
+

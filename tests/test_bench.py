@@ -65,6 +65,7 @@ def test_bench_is_a_sub_command(tmp_path):
     assert sections("--own-cell") == ["own_cell"]
     assert sections("--loop") == ["loop"]
     assert sections("--many") == ["many"]
+    assert sections("--stream") == ["stream"]
 
 
 def test_parallel_in_time_rows_measure_and_render(tmp_path):
@@ -107,6 +108,27 @@ def test_own_cell_rows_measure_and_render(tmp_path):
     assert "| case | (B, T, I, H) | capabilities ms | autodiff ms | step_only ms | / autodiff | / step_only |" in text
     assert "| lstm | 2, 6, 3, 4 |" in text and "of the step-only time" in text
     assert "Load average at the start" in text
+
+
+def test_streaming_contenders_step_alike_and_render(tmp_path):
+    """The exported step, apply over one step and torch's nn.LSTM, fed the same inputs one
+    step at a time, give the same ys; their µs per step render as the streaming section."""
+    outputs = {name: run() for name, run in bench.stream_contenders((2, 3, 4), steps=5).items()}
+    assert list(outputs) == ["exported step", "apply T=1", "torch", "torch 1 thread"]
+    for name in ("apply T=1", "torch", "torch 1 thread"):
+        np.testing.assert_allclose(outputs[name], outputs["exported step"], atol=1e-6)
+    assert outputs["torch"].shape == (5, 2, 4)
+    report = bench.measure_stream([(2, 3, 4)], reps=2, steps=3, log=lambda line: None)
+    assert [(r["shape"], r["contender"]) for r in report["rows"]] == [
+        ([2, 3, 4], name) for name in outputs]
+    assert all(r["us_per_step"] > 0 for r in report["rows"])
+    bench.write_jsonl(main_report([]), tmp_path / "results.jsonl")
+    bench.write_jsonl(report, tmp_path / "stream.jsonl")
+    text = render.write(tmp_path).read_text()
+    assert "\n## Streaming: one step at a time\n" in text and "threads (one per core" in text
+    assert ("| (B, I, H) | exported step µs | apply T=1 µs | torch µs | torch 1 thread µs | "
+            "/ apply T=1 | / torch | / torch 1 thread |") in text
+    assert "| 2, 3, 4 | " in text
 
 
 LOOP_ROW = {"experiment": "adding", "steps": 500, "batch_size": 64, "log_every": 50,

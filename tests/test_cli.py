@@ -87,6 +87,7 @@ def test_option_values_need_no_quoting_and_merge_into_the_experiments(tmp_path):
     assert config.rnn_options == {"learn_initial_carry": True, "fused_backward": False}
 
 
+@pytest.mark.slow  # a fast sibling covers its path
 def test_default_run_directory_is_under_runs(tmp_path):
     with_progress = [flag for flag in SMALL if flag != "--no-progress"]
     result = run_cli("train", "adding", "--steps", "4", "--log-every", "2", *with_progress,
@@ -165,7 +166,9 @@ def test_bench_without_torch_is_a_one_line_error(monkeypatch, capsys):
 QUICK_COMMANDS = [["--help"], ["train", "--help"], ["train", "adding", "--help"],
                   ["eval", "--help"], ["reproduce", "--help"], ["sample", "--help"], ["frob"],
                   ["train"], ["train", "nope"], ["train", "adding", "--hiden-size", "3"], ["eval"],
-                  ["train", "adding", "--seeds", "0,0"], ["train", "adding", "--seeds", "0", "--seed", "1"]]
+                  ["train", "adding", "--seeds", "0,0"], ["train", "adding", "--seeds", "0", "--seed", "1"],
+                  ["export", "--help"], ["export", "run"], ["export", "run", "--out", "f", "--step",
+                                                            "--time", "3"]]
 
 
 def test_help_and_argument_errors_need_no_jax_orbax_or_bench(monkeypatch, capsys):

@@ -12,7 +12,8 @@ import pytest
 
 from lstm_jax import train as lt
 from lstm_jax.tasks import (MissingData, copy_baseline, copy_batch, copy_task, digits_task,
-                            from_arrays)
+                            from_arrays, moving_digits_batch, moving_digits_task, parity_task,
+                            selective_copy_batch, selective_copy_task)
 from lstm_jax.train import experiments, reproduce
 from tests.helpers import extra_requirement
 from tests.test_datasets import write_idx
@@ -42,6 +43,120 @@ def test_copy_memoryless_predictor_scores_the_baseline():
     logits[:, :-10, 0] = 0.0  # blank, surely
     logits[:, -10:, 1:9] = 0.0  # then any of the 8 symbols, uniformly
     assert float(task.loss(logits, batch)) == pytest.approx(task.baselines["loss"], rel=1e-5)
+
+
+def _parity_of_valid_bits(xs, seq_lengths):
+    """NumPy reference: each row's parity, counted bit by bit up to its length."""
+    return np.array([sum(int(b) for b in row[:n]) % 2 for row, n in zip(xs, seq_lengths)])
+
+
+def test_parity_training_batches_are_bits_of_lengths_1_to_L_padded_with_zeros():
+    task = parity_task(length=12)
+    batch = task.train_batch(jax.random.key(3), 5, 256)
+    xs, n = np.asarray(batch.xs), np.asarray(batch.seq_lengths)
+    assert xs.shape == (256, 12) and set(np.unique(xs)) <= {0, 1}
+    assert n.min() == 1 and n.max() == 12 and len(np.unique(n)) == 12
+    assert not np.any(xs[np.arange(12)[None, :] >= n[:, None]])
+    np.testing.assert_array_equal(batch.targets, _parity_of_valid_bits(xs, n))
+    assert 0.4 < xs[np.arange(12)[None, :] < n[:, None]].mean() < 0.6
+
+
+def test_parity_evaluation_batches_hold_training_lengths_2L_and_4L_in_thirds():
+    task = parity_task(length=10)
+    batches = task.eval_batches(jax.random.key(0), 30, 2)
+    assert not np.array_equal(batches[0].xs, batches[1].xs)
+    for batch in batches:
+        xs, n = np.asarray(batch.xs), np.asarray(batch.seq_lengths)
+        assert xs.shape == (30, 40)
+        assert np.all(n[0::3] <= 10) and np.all(n[1::3] == 20) and np.all(n[2::3] == 40)
+        assert not np.any(xs[np.arange(40)[None, :] >= n[:, None]])
+        np.testing.assert_array_equal(batch.targets, _parity_of_valid_bits(xs, n))
+        assert 0.35 < xs[2::3].mean() < 0.65  # the long rows are random bits to their end
+
+
+def test_parity_metrics_are_accuracies_per_group_of_lengths():
+    task = parity_task(length=10)
+    batch = task.eval_batches(jax.random.key(1), 30, 1)[0]
+    right = np.eye(2, dtype=np.float32)[np.asarray(batch.targets)]  # (B, 2) logits
+    assert {k: float(v) for k, v in task.metrics(right, batch).items()} == {
+        "accuracy": 1.0, "accuracy_2L": 1.0, "accuracy_long": 1.0}
+    wrong_long = right.copy()
+    wrong_long[2::3] = right[2::3, ::-1]
+    wrong_long[1] = right[1, ::-1]  # one of the ten 2L rows
+    found = task.metrics(wrong_long, batch)
+    assert [float(found[k]) for k in ("accuracy", "accuracy_2L", "accuracy_long")] == \
+        pytest.approx([1.0, 0.9, 0.0], abs=1e-6)
+    short = task.train_batch(jax.random.key(1), 0, 8)  # no row of 2L or 4L: NaN, not 0
+    found = task.metrics(np.zeros((8, 2), np.float32), short)
+    assert np.isnan(found["accuracy_long"]) and np.isnan(found["accuracy_2L"])
+    assert task.baselines == {"accuracy": 0.5, "accuracy_2L": 0.5, "accuracy_long": 0.5}
+
+
+def test_selective_copy_hides_the_symbols_in_order_among_noise_at_varying_places():
+    xs, targets = (np.asarray(a) for a in selective_copy_batch(jax.random.key(0), 64, length=20,
+                                                               tokens=5, symbols=6))
+    assert xs.shape == targets.shape == (64, 25)
+    assert np.all(xs[:, 20:] == 7) and np.all(targets[:, :20] == 0)
+    for row, target in zip(xs, targets):
+        data = row[:20][row[:20] > 0]
+        assert len(data) == 5 and np.array_equal(data, target[20:])
+        assert np.all((data >= 1) & (data <= 6))
+    places = {tuple(np.flatnonzero(row[:20])) for row in xs}
+    assert len(places) > 50  # not the copy task's fixed places
+
+
+def test_selective_copy_scores_the_answer_steps_only():
+    task = selective_copy_task(length=20, tokens=5, symbols=6)
+    batch = task.train_batch(jax.random.key(1), 0, 16)
+    logits = np.zeros((16, 25, 8), np.float32)  # a uniform guess at the noise steps
+    logits[:, 20:] = 20 * np.eye(8, dtype=np.float32)[np.asarray(batch.targets[:, 20:])]
+    assert float(task.loss(logits, batch)) < 1e-6
+    assert float(task.metrics(logits, batch)["accuracy"]) == 1.0
+    logits[:, 20:, :] = 0.0
+    assert float(task.loss(logits, batch)) == pytest.approx(np.log(8), rel=1e-6)
+    assert task.baselines == {"accuracy": 1 / 6}
+    with pytest.raises(ValueError, match=r"^`tokens` must be between 1 and `length` \(4\), got 5$"):
+        selective_copy_task(length=4, tokens=5)
+
+
+def test_moving_digits_bounce_a_whole_digit_within_the_canvas():
+    images = jax.random.uniform(jax.random.key(2), (5, 8, 8)) + 0.1  # no blank pixel
+    frames = np.asarray(moving_digits_batch(jax.random.key(3), images, 32, 13, 30, speed=2))
+    assert frames.shape == (32, 30, 13, 13)
+    ink = frames > 0
+    assert np.all(ink.sum(axis=(2, 3)) == 64)  # the whole 8x8 digit in every frame
+    rows = ink.any(axis=3).argmax(axis=2)  # (B, T) the digit's top row
+    cols = ink.any(axis=2).argmax(axis=2)
+    for corner in (rows, cols):
+        assert corner.min() == 0 and corner.max() == 13 - 8  # it reaches both edges
+        steps = np.abs(np.diff(corner, axis=1))
+        assert np.all((steps >= 0) & (steps <= 2))
+        assert np.all(steps.max(axis=1) > 0)  # every digit moves
+    digits = {tuple(np.round(f[r:r + 8, c:c + 8], 5).ravel()) for f, r, c in
+              zip(frames[:, 0], rows[:, 0], cols[:, 0])}
+    own = {tuple(np.round(np.asarray(i), 5).ravel()) for i in images}
+    assert digits <= own
+
+
+def test_moving_digits_blank_the_frames_to_predict_and_score_them_alone():
+    task = moving_digits_task(canvas=12, frames_in=4, frames_out=3)
+    batch = task.eval_batches(jax.random.key(0), 8, 1)[0]
+    xs, targets = np.asarray(batch.xs), np.asarray(batch.targets)
+    assert xs.shape == targets.shape == (8, 7, 144)
+    np.testing.assert_array_equal(xs[:, :4], targets[:, :4])
+    assert not np.any(xs[:, 4:]) and np.all(targets[:, 4:].sum(axis=2) > 0)
+    guess = targets.copy()
+    guess[:, :4] = 5.0  # the frames read are not scored
+    assert float(task.loss(guess, batch)) == 0.0
+    last = np.repeat(targets[:, 3:4], 3, axis=1)
+    repeat = np.concatenate([targets[:, :4], last], axis=1)
+    assert float(task.metrics(repeat, batch)["mse"]) == pytest.approx(
+        np.mean((last - targets[:, 4:]) ** 2), rel=1e-5)
+    assert 0.0 < task.baselines["mse"] < 0.2
+    image = moving_digits_task(canvas=12, frames_in=4, frames_out=3, flat=False)
+    assert image.eval_batches(jax.random.key(0), 8, 1)[0].xs.shape == (8, 7, 12, 12, 1)
+    with pytest.raises(ValueError, match=r"^`canvas` must be larger than the digits' 8 pixels, got 8$"):
+        moving_digits_task(canvas=8)
 
 
 def test_the_digits_baseline_is_the_commonest_training_digit_and_says_so():
@@ -79,7 +194,8 @@ def test_missing_data_packages_name_the_install_command(monkeypatch):
 def test_list_shows_every_shipped_experiment():
     listed = lt.list_experiments()
     assert set(listed) == {"adding", "charlm", "chorales", "copy", "digits", "fashion_rows",
-                           "forget_bias", "mnist1d", "variants"}
+                           "forget_bias", "indrnn_adding", "mnist1d", "moving_digits", "parity",
+                           "selective_copy", "variants"}
     assert all(listed.values())
 
 
@@ -87,11 +203,19 @@ SMOKE = dict(steps=3, hidden_size=8, batch_size=16, eval_batches=1, log_every=1,
              checkpoint_every=3, warmup_steps=1)
 
 
+# shorter sequences and smaller frames for the smoke runs of the generated tasks
+SHORTER = {"parity": {"length": 5}, "selective_copy": {"length": 12, "tokens": 4},
+           "indrnn_adding": {"length": 30},
+           "moving_digits": {"canvas": 10, "frames_in": 3, "frames_out": 2}}
+
+
 def stand_in_options(name: str, folder) -> dict:
     """Task options that put a few examples the test writes in place of data from a
     Debian package or a slow first parse (the loaders meet the real data in
     test_datasets.py, test_text.py and test_chorales.py)."""
     rng = np.random.default_rng(0)
+    if name in SHORTER:
+        return SHORTER[name]
     if name == "fashion_rows":
         for prefix, n in (("train", 40), ("t10k", 20)):
             write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
@@ -113,8 +237,12 @@ def stand_in_options(name: str, folder) -> dict:
     return {}
 
 
-# adding in the default tier; the others, each a few seconds of compiling, marked slow
-@pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name == "adding" else pytest.mark.slow)
+# adding and the generated tasks of the newer cells in the default tier; the others, each
+# a few seconds of compiling, marked slow
+FAST = ("adding", "parity", "selective_copy", "indrnn_adding", "moving_digits")
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name in FAST else pytest.mark.slow)
                                   for name in experiments.shipped()])
 def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
     """Every variant's config builds and traces; the first variant trains end to end

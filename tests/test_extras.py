@@ -11,9 +11,16 @@ from lstm_jax import _extras
 from tests.helpers import extra_requirement
 
 
-@pytest.mark.parametrize("name", ["scikit-learn", "mnist1d", "music21", "torch"])
+@pytest.mark.parametrize("name", ["scikit-learn", "mnist1d", "music21", "torch", "onnx",
+                                  "onnxruntime"])
 def test_a_hint_names_the_package_as_the_extras_pin_it(name):
     assert _extras.pip_install(name) == f"pip install '{extra_requirement(name)}'"
+
+
+def test_a_package_installed_without_its_dependencies_gets_a_command_of_its_own():
+    assert _extras.requirement("jax2onnx") == _extras.NO_DEPS["jax2onnx"] == "jax2onnx==0.17.1"
+    assert _extras.pip_install("torch", "jax2onnx") == (
+        f"pip install '{extra_requirement('torch')}' && pip install --no-deps 'jax2onnx==0.17.1'")
 
 
 def test_a_source_checkout_reads_pyproject_toml(monkeypatch):

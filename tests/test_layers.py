@@ -187,3 +187,18 @@ def test_one_table_of_cell_kinds():
         cell = entry.factory(H)
         assert cell.config.kind == kind
         assert isinstance(cell.init(jax.random.key(0), I), entry.params)
+
+
+def test_input_size_and_has_bidirectional_see_inside_stacks_and_truncated_layers():
+    from lstm_jax.layers import first_cell, has_bidirectional, input_size
+
+    inner = lj.rnn(lj.gru(4), learn_initial_carry=True)
+    model = lj.stack([lj.truncated_bptt(lj.stack([inner, lj.lstm(3)]), chunk=2), lj.lstm(2)])
+    params = model.init(jax.random.key(0), input_size=5)
+    assert input_size(model, params) == 5
+    cell, cell_params = first_cell(model, params)
+    assert cell is inner.cell and cell_params is params[0][0].cell  # RNNParams unwrapped
+    assert not has_bidirectional(model)
+    assert has_bidirectional(lj.stack([lj.lstm(3), lj.bidirectional(lj.gru(2))]))
+    assert input_size(lj.bidirectional(lj.gru(2)), lj.bidirectional(lj.gru(2)).init(
+        jax.random.key(0), 7)) == 7

@@ -270,6 +270,7 @@ def test_a_merge_of_unequal_sizes_is_refused_when_they_are_known(setup):
         layer.apply(params, xs)
 
 
+@pytest.mark.slow  # a fast sibling covers its path
 def test_truncated_bptt(setup):
     cell, params, xs = setup
     full = lj.rnn(cell)
@@ -364,6 +365,7 @@ class SplitLeaky(Leaky):
         return {"h": h, "m": m}, y, {"h": h}
 
 
+@pytest.mark.slow
 def test_a_users_projections_run_the_fused_pass_and_every_option(setup):
     _, params, xs = setup
     cell = SplitLeaky()
@@ -411,6 +413,7 @@ TRAIN = dict(task="adding", task_options={"length": 8}, hidden_size=8, batch_siz
              checkpoint_every=30)
 
 
+@pytest.mark.slow  # a fast sibling covers its path
 def test_training_a_model_around_ones_own_cell(tmp_path):
     from lstm_jax import train as lt
     from lstm_jax.tasks import get_task

@@ -166,6 +166,8 @@ def test_a_row_of_an_experiment_with_its_own_task_records_it_and_continues(tmp_p
 @pytest.mark.parametrize("metric, value, mean, words", [
     ("accuracy", 0.91, 0.895, "gru: 0.895 against the published 0.91, short of it by 1.50 points"),
     ("accuracy", 0.91, 0.92, "gru: 0.92 against the published 0.91, at or better than it by 1.00 points"),
+    ("accuracy_long", 0.5, 0.625, "gru: 0.625 against the published 0.5, at or better than it by 12.50 points"),
+    ("accuracy_long", 0.9, 0.5, "gru: 0.5 against the published 0.9, short of it by 40.00 points"),
     ("bpc", 1.5, 1.4, "gru: 1.4 against the published 1.5, at or better than it by 0.10"),
     ("bpc", 1.5, 1.75, "gru: 1.75 against the published 1.5, short of it by 0.25"),
 ])

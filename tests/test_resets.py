@@ -141,6 +141,7 @@ def test_check_grads_of_the_fused_backward_pass_with_resets():
     check_grads(f, (params, carry0, xs), order=1, modes=["rev"], atol=5e-3, rtol=5e-3)
 
 
+@pytest.mark.slow  # a fast sibling covers its path
 def test_parallel_scan_equals_stepping_with_resets():
     """min_gru's segmented associative scan: outputs and all states, from a carry0 with
     negative entries. (Reversal happens before the loop, the same for both.)"""

@@ -53,6 +53,7 @@ def test_seeds_trained_at_once_equal_their_runs_alone(tmp_path):
     assert not np.allclose(*(jax_leaves(r["state"].params)[0] for r in together))  # two models
 
 
+@pytest.mark.slow
 def test_an_interrupted_group_checkpoints_every_seed_and_resumes_bit_identical(tmp_path, monkeypatch):
     config = dataclasses.replace(TINY, checkpoint_every=10, keep_checkpoints=10)
     with monkeypatch.context() as patch:

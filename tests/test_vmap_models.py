@@ -1,8 +1,7 @@
 """Models at once: ``lj.rnn`` under ``jax.vmap`` over a leading model axis (params,
 inputs and keys stacked, as ``lstm-jax train --seeds`` runs them) gives every model the
-outputs and gradients it has alone, within float rounding. The fused backward pass
-batches its own way under vmap (``_fused``: a ``custom_vmap`` that emits the gate-input
-cotangents), so these cover both of its scans."""
+outputs and gradients it has alone, within float rounding, through the fused backward
+pass (``_fused``) that vmap batches."""
 
 import jax
 import jax.numpy as jnp

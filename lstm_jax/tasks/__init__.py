@@ -13,12 +13,17 @@ from lstm_jax.tasks.copy import copy_baseline, copy_batch, copy_task
 from lstm_jax.tasks.digits import MissingData, digits_task
 from lstm_jax.tasks.fashion import fashion_rows_task
 from lstm_jax.tasks.mnist1d import mnist1d_task
+from lstm_jax.tasks.moving_digits import moving_digits_batch, moving_digits_task
+from lstm_jax.tasks.parity import parity_batch, parity_task
+from lstm_jax.tasks.selective_copy import selective_copy_batch, selective_copy_task
 from lstm_jax.tasks.text import char_task
 
 TASKS: dict[str, Callable[..., Task]] = {"adding": adding_task, "chars": char_task,
                                          "chorales": chorales_task, "copy": copy_task,
                                          "digits": digits_task, "fashion_rows": fashion_rows_task,
-                                         "mnist1d": mnist1d_task}
+                                         "mnist1d": mnist1d_task, "moving_digits": moving_digits_task,
+                                         "parity": parity_task,
+                                         "selective_copy": selective_copy_task}
 
 
 def get_task(name: str, **options) -> Task:
@@ -30,4 +35,6 @@ def get_task(name: str, **options) -> Task:
 
 __all__ = ["Batch", "MissingData", "READOUTS", "TASKS", "Task", "adding_batch", "adding_task",
            "char_task", "chorales_task", "copy_baseline", "copy_batch", "copy_task", "digits_task",
-           "fashion_rows_task", "from_arrays", "generated", "get_task", "mnist1d_task"]
+           "fashion_rows_task", "from_arrays", "generated", "get_task", "mnist1d_task",
+           "moving_digits_batch", "moving_digits_task",
+           "parity_batch", "parity_task", "selective_copy_batch", "selective_copy_task"]

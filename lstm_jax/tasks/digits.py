@@ -17,13 +17,20 @@ class MissingData(ValueError):
     """An experiment's data comes from a package that is not installed."""
 
 
-def digits_task(test_fraction: float = 0.2) -> Task:
-    """Classify each digit from its 64 pixels in reading order (values scaled to [0, 1])."""
+def load_images(task: str) -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits in scikit-learn's order: (N, 64) float32 pixels in [0, 1] and
+    (N,) int32 labels; ``task`` names the task that needs them in the error when
+    scikit-learn is missing."""
     try:
         from sklearn.datasets import load_digits
     except ModuleNotFoundError:
-        raise MissingData(f"the digits task needs scikit-learn: {pip_install('scikit-learn')}") from None
+        raise MissingData(f"the {task} task needs scikit-learn: {pip_install('scikit-learn')}") from None
     digits = load_digits()
-    xs = (digits.images.reshape(-1, 64, 1) / 16.0).astype(np.float32)
-    return from_arrays(xs, digits.target.astype(np.int32), test_fraction=test_fraction,
+    return (digits.images.reshape(-1, 64) / 16.0).astype(np.float32), digits.target.astype(np.int32)
+
+
+def digits_task(test_fraction: float = 0.2) -> Task:
+    """Classify each digit from its 64 pixels in reading order (values scaled to [0, 1])."""
+    pixels, labels = load_images("digits")
+    return from_arrays(pixels.reshape(-1, 64, 1), labels, test_fraction=test_fraction,
                        name="digits")

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from lstm_jax import _checks
 from lstm_jax.cells import KINDS
 from lstm_jax.cells.base import Layer, add_bias
-from lstm_jax.layers import bidirectional, levels, output_size, stack
+from lstm_jax.layers import bidirectional, has_bidirectional, output_size, stack
 from lstm_jax.runner import rnn
 from lstm_jax.tasks import Task
 from lstm_jax.train.config import Config
@@ -127,6 +127,5 @@ def build_model(config: Config, task: Task, layer: Layer | None = None) -> Model
     def step(params, carry, xs):
         return run(params, xs, carry=carry)
 
-    streams = read is READ["every"] and not any(
-        len(row) > 1 for row in levels(layer))  # a bidirectional layer reads the whole sequence
+    streams = read is READ["every"] and not has_bidirectional(layer)  # it reads whole sequences
     return Model(init, apply, step if streams else None)

@@ -43,7 +43,7 @@ from lstm_jax.train.experiments import Experiment, load as load_experiment
 if TYPE_CHECKING:
     from lstm_jax.tasks import Task
 
-HIGHER_IS_BETTER = frozenset({"accuracy", "recall"})
+HIGHER_IS_BETTER = frozenset({"accuracy", "recall"})  # and their variants: accuracy_long, ...
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
 TABLE_NAME = "RESULTS.md"
 
@@ -362,6 +362,16 @@ def read_summaries(results_dir: Path) -> list[dict]:
     return summaries
 
 
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger ``metric`` is better: accuracy and recall, also measured on part of
+    the data (``accuracy_long``, ``recall_2``); every other metric is a loss or an error.
+
+    >>> higher_is_better("accuracy_long"), higher_is_better("loss"), higher_is_better("mse")
+    (True, False, False)
+    """
+    return metric.split("_")[0] in HIGHER_IS_BETTER
+
+
 # ---- the figure ----------------------------------------------------------------------------
 
 def _panel(run_or_variant: dict) -> str:
@@ -403,7 +413,7 @@ def plot_summary(summary: dict, path: Path) -> Path:
         if "value" in ref and ref.get("variant") in names:
             ax.axhline(ref["value"], linestyle=":", color="black",
                        label=f"published {ref['variant']} {ref['value']:.4g}")
-        lower_better = metric not in HIGHER_IS_BETTER
+        lower_better = not higher_is_better(metric)
         if lower_better and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()
                                 if math.isfinite(v)):
             ax.set_yscale("log")
@@ -443,8 +453,9 @@ def gap(summary: dict) -> str | None:
     mean = summary["variants"][ref["variant"]]["mean"].get(metric)
     if mean is None:
         return None
-    better = mean >= published if metric in HIGHER_IS_BETTER else mean <= published
-    scale, unit = (100, " points") if metric in HIGHER_IS_BETTER and published <= 1 else (1, "")
+    higher = higher_is_better(metric)
+    better = mean >= published if higher else mean <= published
+    scale, unit = (100, " points") if higher and published <= 1 else (1, "")
     difference = abs(mean - published) * scale
     verdict = "at or better than" if better else "short of"
     return (f"{ref['variant']}: {_number(mean)} against the published {_number(published)}, "
