@@ -713,7 +713,7 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
     is (way "vmapped, malloc as is", its ratio to that process's sequential time); then
     for each cell and count the separate processes (``separate_processes_ms``), their
     ratio to the first process's ``sequential`` time."""
-    load = [round(x, 2) for x in os.getloadavg()]
+    started = {**machine(), "flags": _machine.cpu(all_flags=True)["flags"], "devices": _cores()}
     spec = {"cells": list(cells), "counts": list(counts), "reps": reps,
             "shape": list(shape) if shape else None}
     rows = _many_process(**spec, kept=True, split=True)
@@ -729,8 +729,8 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
             log(f"{cell} x{models} train: {models} processes at once {ms:.1f} ms a step "
                 f"(x{ms / sequential:.2f})")
     after = [round(x, 2) for x in os.getloadavg()]
-    return {"machine": {**machine(), "flags": _machine.cpu(all_flags=True)["flags"],
-                        "devices": _cores(), "load": load, "load_after": after}, "rows": rows}
+    return {"machine": {**started, "load": started["load_average"], "load_after": after},
+            "rows": rows}
 
 
 # ---- streaming: one step at a time, as an online server runs ---------------------------
