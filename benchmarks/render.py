@@ -188,6 +188,24 @@ def parallel_ratios(rows: list[dict], mode: str) -> list[float]:
     return ratios_to(rows, mode, "parallel", "sequential")
 
 
+def load_before_after(m: dict) -> str:
+    """" Load average a / b / c before and d / e / f after ...": a report's ``load`` and
+    ``load_after``, the machine being shared."""
+    loaded = max(m["load"] + m["load_after"]) > m["cpu_count"]
+    return (f" Load average {' / '.join(map(str, m['load']))} before and "
+            f"{' / '.join(map(str, m['load_after']))} after (1, 5, 15 min) on {m['cpu_count']} "
+            f"cores" + (": a shared, loaded machine." if loaded else "."))
+
+
+def loaded_section_head(title: str, m: dict, command: str, after: str) -> list[str]:
+    """A section's title, machine line with ``load_before_after``, command (``command``
+    unless the report names its own, then ``after``) and CPU flags when recorded."""
+    return [f"## {title}", "", measured_on(m) + load_before_after(m),
+            f"Command: `{m.get('command', command)}`{after}", "",
+            *([f"<details><summary>CPU flags</summary>\n\n{m['flags']}\n\n</details>", ""]
+              if m.get("flags") else [])]
+
+
 LOOP_TARGET = 0.95  # lstm-jax train steps/s over the bare loop's, at least (CPU)
 
 
@@ -196,16 +214,8 @@ def render_loop(report: dict) -> list[str]:
     machine is shared), a table of steps/s and the ratio against its target."""
     rows, m = report["rows"], report["machine"]
     lines = [
-        "## The training loop: `lstm-jax train` against a bare step loop",
-        "",
-        measured_on(m) + f" Load average {' / '.join(map(str, m['load']))} before and "
-        f"{' / '.join(map(str, m['load_after']))} after (1, 5, 15 min) on {m['cpu_count']} "
-        f"cores" + (": a shared, loaded machine." if max(m["load"] + m["load_after"])
-                    > m["cpu_count"] else "."),
-        f"Command: `{m.get('command', 'lstm-jax bench --loop')}`, in one process of its own.",
-        "",
-        *([f"<details><summary>CPU flags</summary>\n\n{m['flags']}\n\n</details>", ""]
-          if m.get("flags") else []),
+        *loaded_section_head("The training loop: `lstm-jax train` against a bare step loop", m,
+                             "lstm-jax bench --loop", ", in one process of its own."),
         "`lstm-jax train` is the command's loop (`lstm_jax.train.loop.run` in a new run "
         "directory): batches, metrics.jsonl and TensorBoard lines, orbax checkpoints and "
         "evaluations at the experiment's default intervals, the final evaluation and the "
@@ -273,14 +283,61 @@ def render_stream(report: dict) -> list[str]:
     return lines + [""]
 
 
+MANY_TARGETS = {"vmapped": {4: 1.0}, "sharded": {2: 0.6, 4: 0.55}}  # way -> {N: ratio at most}
+
+
+def render_many(report: dict) -> list[str]:
+    """The many-models section: its machine line with the load, one table of times and
+    ratios to the sequential runs, ✗ past ``MANY_TARGETS``."""
+    rows, m = report["rows"], report["machine"]
+    ways = [way for way in bench.MANY_WAYS if any(r["way"] == way for r in rows)]
+    lines = [
+        *loaded_section_head("Many models at once", m, "lstm-jax bench --many", "."),
+        "N runs of the adding experiment's model (one layer, H = 64, B = 64, T = 100, "
+        "Adam), seeds 0..N-1. `train` is one training step of all N (`make_train_step`), "
+        "`forward` the model's outputs alone. `sequential`: the one-model step called N "
+        "times; `vmapped`: one call of it `jax.vmap`-ed over the N models stacked, on one "
+        "CPU device (what `lstm-jax train --seeds` runs); `sharded`: the same with the "
+        f"model axis split over {m.get('devices', '?')} CPU devices (`jax_num_cpu_devices`, "
+        "one per core; N a multiple of them); these three in one process, interleaved, "
+        "medians, with malloc keeping freed buffers as `lstm-jax train --seeds` sets it "
+        "(`keep_freed_memory`). `vmapped, malloc as is`: the same in a process with glibc's "
+        "defaults (as in a Python session), against that process's own sequential time. "
+        "`processes`: N processes of one run each, started together after their warm-up, "
+        "the span of their steps over the step count. Ratios are time / sequential time: "
+        "below 1 is faster than running the N one after the other. "
+        "Targets: vmapped ≤ 1.0 at N = 4; sharded ≤ 0.6 at N = 2 and ≤ 0.55 at N = 4 on 2 "
+        "cores (issue 22). What limits them: NOTES.md, \"Many models at once\".",
+        "",
+        "| cell | N | mode | " + " | ".join(f"{way} ms" for way in ways) + " | "
+        + " | ".join(f"{way} / sequential" for way in ways[1:]) + " |",
+        "|" + "---|" * (3 + 2 * len(ways) - 1),
+    ]
+    found = {(r["cell"], r["models"], r["mode"], r["way"]): r for r in rows}
+    for cell, models, mode in dict.fromkeys((r["cell"], r["models"], r["mode"]) for r in rows):
+        got = {way: found.get((cell, models, mode, way)) for way in ways}
+        cells = [cell, str(models), mode]
+        cells += [f"{got[way]['ms']:.1f}" if got[way] else "—" for way in ways]
+        for way in ways[1:]:
+            if got[way] is None:
+                cells.append("—")
+                continue
+            target = MANY_TARGETS.get(way, {}).get(models)
+            mark = " ✗" if target is not None and got[way]["ratio"] > target else ""
+            cells.append(f"{got[way]['ratio']:.2f}{mark}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + ["", "✗: the ratio misses its target.", ""]
+
+
 def write(folder: Path, command: str | None = None) -> Path:
     """Render ``folder``'s reports (``bench.REPORTS``: results.jsonl, and parallel.jsonl,
-    own_cell.jsonl, loop.jsonl and stream.jsonl when there are) into ``folder/RESULTS.md``;
+    own_cell.jsonl, loop.jsonl, stream.jsonl and many.jsonl when there are) into
+    ``folder/RESULTS.md``;
     return its path."""
     report = bench.read_jsonl(folder / bench.REPORTS["main"])
     sections = {section: bench.read_jsonl(folder / name) if (folder / name).exists() else None
                 for section, name in bench.REPORTS.items()
-                if section not in ("main", "loop", "stream")}
+                if section not in ("main", "loop", "stream", "many")}
     command = command or report["machine"].get("command", "python benchmarks/run.py")
     text = render(report, command, **sections)
     loop_file = folder / bench.REPORTS["loop"]
@@ -289,6 +346,9 @@ def write(folder: Path, command: str | None = None) -> Path:
     stream_file = folder / bench.REPORTS["stream"]
     if stream_file.exists():
         text += "\n" + "\n".join(render_stream(bench.read_jsonl(stream_file)))
+    many_file = folder / bench.REPORTS["many"]
+    if many_file.exists():
+        text += "\n" + "\n".join(render_many(bench.read_jsonl(many_file)))
     path = folder / "RESULTS.md"
     path.write_text(text)
     return path

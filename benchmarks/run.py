@@ -1,6 +1,6 @@
 """Run the benchmark suite (``lstm-jax bench``) and regenerate benchmarks/RESULTS.md.
 
-    python benchmarks/run.py [--reps 10] [--quick] [--parallel | --loop] [--out benchmarks] [--render]
+    python benchmarks/run.py [--reps 10] [--quick] [--parallel | --loop | --many] [--out benchmarks] [--render]
 """
 
 import argparse

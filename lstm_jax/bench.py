@@ -8,13 +8,15 @@ stepped (``parallel=False``) and against ``lj.gru``. A third, "own cells", times
 LSTM through its capabilities (``lj.rnn(lj.lstm(H))``: the fused backward pass) against
 the same cell given to ``lj.rnn`` as its three callables only, as a user's own cell
 runs (``step_only_contenders``). A fourth (``--loop``) times the training loop of
-``lstm-jax train`` against a bare jitted step loop, and a fifth (``--stream``) µs per step
-of an exported step fed one step at a time (``stream_contenders``). Contenders are timed in interleaved
-rounds, so a slow spell of a shared machine hits all of them alike; the figure kept is
-the median of all repetitions after warm-up. ``lstm-jax bench`` writes the report as
+``lstm-jax train`` against a bare jitted step loop, a fifth (``--stream``) µs per step
+of an exported step fed one step at a time (``stream_contenders``), and a sixth
+(``--many``) N models trained at once (vmapped, split over CPU devices, as N processes)
+against N sequential steps. Contenders are timed in interleaved rounds, so a slow
+spell of a shared machine hits all of them alike; the figure kept is the median of
+all repetitions after warm-up. ``lstm-jax bench`` writes the report as
 ``results.jsonl``, the parallel section as ``parallel.jsonl``, the own-cell section as
-``own_cell.jsonl``, the loop's as ``loop.jsonl`` and the stream's as ``stream.jsonl``
-(``REPORTS``); the repository's
+``own_cell.jsonl``, the loop's as ``loop.jsonl``, the stream's as ``stream.jsonl``
+and the many models' as ``many.jsonl`` (``REPORTS``); the repository's
 ``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the project's
 targets (``benchmarks/render.py``).
 
@@ -32,6 +34,8 @@ import platform
 import tempfile
 from pathlib import Path
 import statistics
+import subprocess
+import sys
 import time
 import types
 from typing import Callable, NamedTuple
@@ -596,6 +600,231 @@ def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STE
                         "torch_threads": max(1, os.cpu_count() or 1)}, "rows": rows}
 
 
+# ---- many models at once: N trainings as one vmapped program ----------------------------
+
+MANY_COUNTS = (1, 2, 4, 8)
+MANY_CELLS = ("lstm", "gru")
+MANY_STEPS = 20  # steps each separate process times
+MANY_WAYS = ("sequential", "vmapped", "vmapped, malloc as is", "sharded", "processes")
+
+
+def many_config(cell: str, shape: tuple[int, int, int] | None = None):
+    """The adding experiment's config (LSTM H=64, B=64, T=100, Adam) with ``cell``;
+    ``shape`` (B, T, H) replaces its sizes (the tests' tiny runs)."""
+    from lstm_jax.train import experiments
+
+    config = dataclasses.replace(experiments.load("adding").config(), cell=cell)
+    if shape is None:
+        return config
+    B, T, H = shape
+    return dataclasses.replace(config, batch_size=B, hidden_size=H, task_options={"length": T})
+
+
+def many_contenders(config, models: int, devices=None) -> dict[str, dict[str, Callable[[], object]]]:
+    """``{mode: {way: run}}`` for ``models`` runs of ``config`` (seeds 0..models-1), mode
+    "forward" (the model's outputs) or "train" (one training step, which updates the
+    states kept here). Each run does the work of all the models once and waits for it.
+
+    ``sequential`` calls the one-model function once per model, ``vmapped`` calls it
+    ``jax.vmap``-ed once on the models stacked (as ``lstm-jax train --seeds`` does), on the
+    first of ``devices``; ``sharded`` (only with several ``devices`` and models) is
+    ``vmapped`` with the model axis split over them (``ModelParallel``).
+    """
+    from lstm_jax.train import loop, sharding
+    from lstm_jax.train.steps import init_state, make_train_step
+
+    devices = list(jax.devices() if devices is None else devices)
+    prepared = loop.prepare(config, experiment="adding")
+    model, task, optimizer = prepared.model, prepared.task, prepared.optimizer
+    keys = [loop.run_keys(seed) for seed in range(models)]
+    batches = [task.train_batch(k.data, 0, config.batch_size) for k in keys]
+    first = jax.sharding.SingleDeviceSharding(devices[0])
+    put = lambda tree: jax.device_put(tree, first)
+    states = [put(init_state(model, optimizer, k.init)) for k in keys]
+    batches = [put(b) for b in batches]
+    stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
+    forward = lambda params, batch: model.apply(params, batch.xs, batch.seq_lengths)
+    one = {"forward": jax.jit(forward), "train": make_train_step(model, task, optimizer)}
+    many = {"forward": jax.jit(jax.vmap(forward)),
+            "train": make_train_step(model, task, optimizer, models=True)}
+    placements = {"vmapped": put}
+    split = sharding.ModelParallel(models, devices)
+    if split.size > 1:
+        placements["sharded"] = split.place_state
+    stacked = {way: [place(stack(states)), place(stack(batches))] for way, place in placements.items()}
+
+    def sequential(mode):
+        def run():
+            outputs = []
+            for k in range(models):
+                if mode == "train":
+                    states[k], metrics = one["train"](states[k], batches[k])
+                    outputs.append(metrics)
+                else:
+                    outputs.append(one["forward"](states[k].params, batches[k]))
+            return jax.block_until_ready(outputs)
+        return run
+
+    def together(mode, way):
+        held = stacked[way]
+
+        def run():
+            if mode == "train":
+                held[0], metrics = many["train"](held[0], held[1])
+                return jax.block_until_ready(metrics)
+            return jax.block_until_ready(many["forward"](held[0].params, held[1]))
+        return run
+
+    return {mode: {"sequential": sequential(mode), **{way: together(mode, way) for way in stacked}}
+            for mode in ("forward", "train")}
+
+
+def interleaved_ms(runs: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """``{name: median ms}`` of each of ``runs`` (which wait for their results) over
+    ``reps`` rounds after a warm-up call each, the order of a round alternating."""
+    times = {name: [] for name in runs}
+    for run in runs.values():
+        run()
+    for rep in range(reps):
+        for name in list(runs)[:: 1 if rep % 2 == 0 else -1]:
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(1e3 * (time.perf_counter() - start))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def many_rows(config, counts=MANY_COUNTS, devices=None, reps: int = 10, log=print) -> list[dict]:
+    """Rows ``{"cell", "models", "mode", "way", "ms", "ratio"}`` of ``many_contenders``
+    for each number of models in ``counts``: the median of ``reps`` interleaved timings
+    after a warm-up call (which compiles), ratio to ``sequential`` of the same count and
+    mode."""
+    rows = []
+    for models in counts:
+        contenders = many_contenders(config, models, devices)
+        for mode, ways in contenders.items():
+            ms = interleaved_ms(ways, reps)
+            rows += [{"cell": config.cell, "models": models, "mode": mode, "way": way,
+                      "ms": round(v, 4), "ratio": round(v / ms["sequential"], 3)}
+                     for way, v in ms.items()]
+            log(f"{config.cell} x{models} {mode}: " + ", ".join(
+                f"{way} {v:.1f} ms (x{v / ms['sequential']:.2f})" for way, v in ms.items()))
+    return rows
+
+
+def _many_worker(spec: str) -> None:
+    """``many_rows`` in a process of its own, with one jax CPU device per core (set before
+    jax starts) and, with "kept", malloc keeping freed buffers as ``lstm-jax train
+    --seeds`` sets it (``_machine.keep_freed_memory``); prints the rows as one JSON
+    line. ``spec``: JSON of {"cells", "counts", "reps", "shape", "kept", "split"}; without
+    "split", on the first device only."""
+    options = json.loads(spec)
+    if options["kept"]:
+        _machine.keep_freed_memory()
+    jax.config.update("jax_num_cpu_devices", _cores())
+    devices = jax.devices() if options["split"] else jax.devices()[:1]
+    rows = []
+    for cell in options["cells"]:
+        shape = options["shape"] and tuple(options["shape"])
+        rows += many_rows(many_config(cell, shape), options["counts"], devices, options["reps"],
+                          log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(rows))
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _python(code: str, **popen) -> subprocess.Popen:
+    """``python -c code`` importing this copy of lstm_jax, stdout piped."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            text=True, **popen)
+
+
+def _separate_worker(cell: str, seed: int, steps: int, shape) -> None:
+    """One run of ``many_config(cell, shape)`` alone in this process: compile and warm up,
+    print "ready", wait for a line on stdin, train ``steps`` steps and print the wall-clock
+    start and end (``time.time()``) as JSON."""
+    from lstm_jax.train import loop
+    from lstm_jax.train.steps import init_state, make_train_step
+
+    config = dataclasses.replace(many_config(cell, shape and tuple(shape)), seed=seed)
+    prepared = loop.prepare(config, experiment="adding")
+    step = make_train_step(prepared.model, prepared.task, prepared.optimizer)
+    state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
+    batch = prepared.task.train_batch(prepared.keys.data, 0, config.batch_size)
+    state, _ = jax.block_until_ready(step(state, batch))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.time()
+    for _ in range(steps):
+        state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    print(json.dumps({"start": start, "end": time.time()}), flush=True)
+
+
+def separate_processes_ms(cell: str, models: int, steps: int = MANY_STEPS, shape=None) -> float:
+    """Milliseconds per step of all ``models`` runs, each in a process of its own, all
+    training at once: ``models`` processes compile and warm up, then start together and
+    train ``steps`` steps each; the span from the first start to the last end, over
+    ``steps``."""
+    code = (f"from lstm_jax import bench; bench._separate_worker({cell!r}, {{seed}}, {steps}, "
+            f"{list(shape) if shape else None})")
+    workers = [_python(code.format(seed=seed), stdin=subprocess.PIPE) for seed in range(models)]
+    try:
+        for worker in workers:
+            if worker.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a benchmark process of {cell} x{models} failed")
+        for worker in workers:
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        spans = [json.loads(worker.stdout.readline()) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:  # done after its last line, or failed: it is not needed
+                worker.kill()
+            worker.wait()
+    return 1e3 * (max(s["end"] for s in spans) - min(s["start"] for s in spans)) / steps
+
+
+def _many_process(**spec) -> list[dict]:
+    """The rows of ``_many_worker(spec)``, run in a new process."""
+    worker = _python(f"from lstm_jax import bench; bench._many_worker({json.dumps(spec)!r})")
+    output, _ = worker.communicate()
+    if worker.returncode:
+        raise RuntimeError(f"the many-models benchmark process failed (exit {worker.returncode})")
+    return json.loads(output.splitlines()[-1])
+
+
+def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=None,
+                 steps: int = MANY_STEPS, log=print) -> dict:
+    """The many-models section; return {"machine", "rows"}. ``many_rows`` runs in a
+    process with one CPU device per core and malloc as ``lstm-jax train --seeds`` sets it
+    (``_many_worker``); a second process measures ``vmapped`` with glibc's malloc as it
+    is (way "vmapped, malloc as is", its ratio to that process's sequential time); then
+    for each cell and count the separate processes (``separate_processes_ms``), their
+    ratio to the first process's ``sequential`` time."""
+    load = [round(x, 2) for x in os.getloadavg()]
+    spec = {"cells": list(cells), "counts": list(counts), "reps": reps,
+            "shape": list(shape) if shape else None}
+    rows = _many_process(**spec, kept=True, split=True)
+    rows += [{**r, "way": "vmapped, malloc as is"}
+             for r in _many_process(**spec, kept=False, split=False) if r["way"] == "vmapped"]
+    for cell in cells:
+        for models in counts:
+            ms = separate_processes_ms(cell, models, steps, shape)
+            sequential = next(r["ms"] for r in rows if (r["cell"], r["models"], r["mode"], r["way"])
+                              == (cell, models, "train", "sequential"))
+            rows.append({"cell": cell, "models": models, "mode": "train", "way": "processes",
+                         "ms": round(ms, 4), "ratio": round(ms / sequential, 3)})
+            log(f"{cell} x{models} train: {models} processes at once {ms:.1f} ms a step "
+                f"(x{ms / sequential:.2f})")
+    after = [round(x, 2) for x in os.getloadavg()]
+    return {"machine": {**machine(), "flags": _machine.cpu(all_flags=True)["flags"],
+                        "devices": _cores(), "load": load, "load_after": after}, "rows": rows}
+
 def format_case(case: Case, rows: list[dict]) -> str:
     ms = {(r["contender"], r["mode"]): r["ms"] for r in rows}
     parts = []
@@ -631,7 +860,8 @@ def read_jsonl(path) -> dict:
 
 
 REPORTS = {"main": "results.jsonl", "parallel": "parallel.jsonl",  # section -> file in --out
-           "own_cell": "own_cell.jsonl", "loop": "loop.jsonl", "stream": "stream.jsonl"}
+           "own_cell": "own_cell.jsonl", "loop": "loop.jsonl", "stream": "stream.jsonl",
+           "many": "many.jsonl"}
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("benchmarks")):
@@ -655,6 +885,11 @@ def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("ben
                         help="only the streaming section: µs per step of an LSTM exported "
                              "with lj.export_step, of apply over one step, and of "
                              "torch.nn.LSTM, fed one step at a time")
+    parser.add_argument("--many", action="store_true",
+                        help="only the many-models section: a training step (and the forward) "
+                             "of the adding model, LSTM and GRU, for N = 1, 2, 4, 8 models one "
+                             "after the other, vmapped on one CPU device, vmapped and split over "
+                             "a CPU device per core, and as N processes at once")
     parser.add_argument("--out", type=Path, default=default_out,
                         help=f"folder for {' and '.join(REPORTS.values())} (default {default_out})")
 
@@ -669,6 +904,9 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
         return {"loop": lambda: measure_loop(loop_cases(names), rounds=max(1, args.reps // 2))}
     if args.stream:
         return {"stream": lambda: measure_stream(pick(STREAM_SHAPES), reps=args.reps)}
+    if args.many:
+        counts = MANY_COUNTS[:2] if args.quick else MANY_COUNTS
+        return {"many": lambda: measure_many(counts=counts, reps=args.reps)}
     if not only:
         main_cases = pick(gpu_cases() if args.gpu else default_cases())
         chosen["main"] = lambda: measure_all(main_cases, reps=args.reps)
@@ -682,8 +920,9 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
 def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
     """``lstm-jax bench``: measure, print a line per case, write each section's report
     (``REPORTS``) in ``args.out``."""
-    flags = "".join(f" --{flag.replace('_', '-')}" for flag in ("gpu", "parallel", "own_cell", "loop",
-                                                                "stream", "quick")
+    flags = "".join(f" --{flag.replace('_', '-')}"
+                    for flag in ("gpu", "parallel", "own_cell", "loop", "stream", "many",
+                                 "quick")
                     if getattr(args, flag))
     flags += f" --reps {args.reps}" if args.reps != 10 else ""
     args.out.mkdir(parents=True, exist_ok=True)

@@ -120,12 +120,17 @@ def _first_run_dir(out: Path, seeds: list[int] | None) -> Path:
 
 def _use_every_core() -> list | None:
     """One jax CPU device per core available to this process, set before jax starts, so
-    that runs trained at once are split over the cores (``ModelParallel``). Returns the
+    that runs trained at once are split over the cores (``ModelParallel``), and malloc
+    set to keep the large buffers XLA frees (``_machine.keep_freed_memory``: the
+    temporaries of runs trained at once are too large for glibc to reuse). Returns the
     devices of a run trained alone: the first (a CPU device split this way is no faster
     for one run's batch), or None (all) where jax had already started (``main`` called
     from Python) or runs on an accelerator."""
     import os
 
+    from lstm_jax import _machine
+
+    _machine.keep_freed_memory()
     import jax
 
     try:

@@ -65,6 +65,7 @@ def test_bench_is_a_sub_command(tmp_path):
     assert sections("--own-cell") == ["own_cell"]
     assert sections("--loop") == ["loop"]
     assert sections("--stream") == ["stream"]
+    assert sections("--many") == ["many"]
 
 
 def test_parallel_in_time_rows_measure_and_render(tmp_path):
@@ -171,3 +172,61 @@ def test_training_loop_contenders_train_alike_and_are_timed():
     assert (row["experiment"], row["steps"], row["batch_size"], row["rounds"]) == ("adding", 20, 16, 2)
     assert row["loop steps/s"] > row["all-in steps/s"] > 0 and row["bare steps/s"] > 0
     assert len(row["ratios"]) == len(row["all-in ratios"]) == 2
+
+
+def test_many_models_rows_measure_and_render(tmp_path):
+    """``lstm-jax bench --many`` at a tiny size: the ways of running N models train them
+    alike (the vmapped step's states are the sequential ones'), every row's ratio is to
+    the sequential time of its N and mode, and the section renders below the results."""
+    config = bench.many_config("gru", (4, 5, 3))
+    assert (config.cell, config.hidden_size, config.batch_size, config.task_options) == (
+        "gru", 3, 4, {"length": 5})
+    assert bench.many_config("lstm").hidden_size == 64  # the adding experiment's defaults
+    contenders = bench.many_contenders(config, 2, devices=jax.devices()[:1])
+    assert {mode: list(ways) for mode, ways in contenders.items()} == {
+        "forward": ["sequential", "vmapped"], "train": ["sequential", "vmapped"]}
+    sequential = [contenders["train"]["sequential"]() for _ in range(2)][-1]
+    vmapped = [contenders["train"]["vmapped"]() for _ in range(2)][-1]
+    for k in range(2):  # the second step's metrics of each model, each way
+        assert_trees_close(jax.tree.map(lambda a, k=k: a[k], vmapped), sequential[k], atol=1e-5)
+    outputs = contenders["forward"]["vmapped"]()
+    assert outputs.shape == (2, 4, 1)  # (N, B, 1): the adding model's predictions
+    rows = bench.many_rows(config, counts=(2,), devices=jax.devices()[:1], reps=2,
+                           log=lambda line: None)
+    assert [(r["models"], r["mode"], r["way"]) for r in rows] == [
+        (2, mode, way) for mode in ("forward", "train") for way in ("sequential", "vmapped")]
+    ms = {(r["models"], r["mode"], r["way"]): r["ms"] for r in rows}
+    for r in rows:
+        assert r["ms"] > 0
+        assert r["ratio"] == pytest.approx(r["ms"] / ms[(r["models"], r["mode"], "sequential")],
+                                           rel=2e-2)  # both rounded
+    rows += [{"cell": "gru", "models": 2, "mode": "train", "way": "sharded", "ms": 1.0,
+              "ratio": 0.61}, {"cell": "gru", "models": 2, "mode": "train", "way": "processes",
+                               "ms": 2.0, "ratio": 1.5}]
+    bench.write_jsonl(main_report([]), tmp_path / "results.jsonl")
+    machine = {**bench.machine(), "flags": "fpu avx2", "devices": 2, "load": [1.0, 2.0, 3.0],
+               "load_after": [1.5, 2.0, 3.0]}
+    bench.write_jsonl({"machine": machine, "rows": rows}, tmp_path / "many.jsonl")
+    text = render.write(tmp_path).read_text()
+    assert "\n\n## Many models at once\n" in text and "split over 2 CPU devices" in text
+    assert ("| cell | N | mode | sequential ms | vmapped ms | sharded ms | processes ms | "
+            "vmapped / sequential | sharded / sequential | processes / sequential |") in text
+    train_2 = next(r for r in rows if (r["models"], r["mode"], r["way"]) == (2, "train", "vmapped"))
+    assert (f"| gru | 2 | train | {ms[(2, 'train', 'sequential')]:.1f} | {train_2['ms']:.1f} | "
+            f"1.0 | 2.0 | {train_2['ratio']:.2f} | 0.61 ✗ | 1.50 |") in text
+    assert f"| gru | 2 | forward | {ms[(2, 'forward', 'sequential')]:.1f} | " in text
+    assert "| — | — |" in text  # forward: neither sharded nor processes measured
+
+
+@pytest.mark.slow
+def test_many_models_section_runs_its_processes(tmp_path):
+    """The whole section at a tiny size: a process with a CPU device per core (sharded
+    rows where the cores divide N), then N processes at once."""
+    report = bench.measure_many(cells=("lstm",), counts=(1, 2), reps=2, shape=(4, 5, 3),
+                                steps=2, log=lambda line: None)
+    ways = {(r["models"], r["mode"], r["way"]) for r in report["rows"]}
+    assert {(1, "train", "processes"), (2, "train", "processes"), (2, "forward", "vmapped"),
+            (2, "train", "sequential")} <= ways
+    assert ((2, "train", "sharded") in ways) == (report["machine"]["devices"] % 2 == 0)
+    assert all(r["ms"] > 0 for r in report["rows"])
+    assert report["machine"]["load"] and report["machine"]["load_after"]

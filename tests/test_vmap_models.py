@@ -1,0 +1,65 @@
+"""Models at once: ``lj.rnn`` under ``jax.vmap`` over a leading model axis (params,
+inputs and keys stacked, as ``lstm-jax train --seeds`` runs them) gives every model the
+outputs and gradients it has alone, within float rounding. The fused backward pass
+batches its own way under vmap (``_fused``: a ``custom_vmap`` that emits the gate-input
+cotangents), so these cover both of its scans."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import lstm_jax as lj
+from tests.helpers import B, H, I, T, assert_trees_close, inputs, perturbed
+
+N = 3  # models
+LENGTHS = jnp.array([T, 2, 0])  # (B,): a full sequence, a short one, an empty one
+RESETS = jnp.zeros((B, T), bool).at[0, 3].set(True)
+
+CASES = {  # name: (layer, apply's options); zoneout and recurrent dropout draw from a key
+    "lstm layer-norm, hoisted, resets": (lj.rnn(lj.lstm(H, layer_norm=True), hoist=True),
+                                         {"resets": RESETS}),
+    "gru zoneout, recurrent dropout, padded, reversed": (
+        lj.rnn(lj.gru(H), zoneout=0.3, recurrent_dropout=0.2),
+        {"seq_lengths": LENGTHS, "reverse": True}),
+}
+
+
+def loss(layer, options, params, xs, key):
+    """A scalar reading every output and the final carry, unevenly."""
+    carry, ys = layer.apply(params, xs, key=key, **options)
+    weights = jnp.linspace(0.5, 1.5, ys.size).reshape(ys.shape)
+    return jnp.sum(weights * ys) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_vmap_over_models_gives_each_models_outputs_and_gradients(name):
+    layer, options = CASES[name]
+    assert lj.runner.choose_loop(layer.config, "cpu", resets="resets" in options) == "fused"
+    params = [perturbed(layer.init(jax.random.key(k), I), jax.random.key(10 + k)) for k in range(N)]
+    xs = [inputs(seed=20 + k) for k in range(N)]
+    keys = [jax.random.key(30 + k) for k in range(N)]
+    stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
+    value_and_grad = jax.jit(jax.value_and_grad(lambda p, x, k: loss(layer, options, p, x, k),
+                                                argnums=(0, 1)))
+    alone = [value_and_grad(p, x, k) for p, x, k in zip(params, xs, keys)]
+    at_once = jax.jit(jax.vmap(value_and_grad))(stack(params), stack(xs), stack(keys))
+    assert_trees_close(at_once, stack(alone), atol=1e-5, rtol=1e-5)
+    apply = jax.jit(lambda p, x, k: layer.apply(p, x, key=k, **options))
+    assert_trees_close(jax.jit(jax.vmap(apply))(stack(params), stack(xs), stack(keys)),
+                       stack([apply(p, x, k) for p, x, k in zip(params, xs, keys)]),
+                       atol=1e-6, rtol=1e-6)
+
+
+def test_vmap_over_inputs_alone_and_vmap_of_vmap():
+    """One model's params shared by the batched calls (the vmap rule's unbatched
+    arguments), and a model axis inside another (a sweep of seeds)."""
+    layer, options = lj.rnn(lj.lstm(H)), {}
+    params = perturbed(layer.init(jax.random.key(0), I), jax.random.key(1))
+    xs = jnp.stack([inputs(seed=20 + k) for k in range(N)])
+    grad = jax.jit(jax.grad(lambda p, x: loss(layer, options, p, x, None), argnums=(0, 1)))
+    shared = jax.jit(jax.vmap(grad, in_axes=(None, 0)))(params, xs)
+    alone = [grad(params, x) for x in xs]
+    assert_trees_close(shared, jax.tree.map(lambda *a: jnp.stack(a), *alone))
+    nested = jax.jit(jax.vmap(jax.vmap(grad, in_axes=(None, 0)), in_axes=(None, 0)))(
+        params, jnp.stack([xs, xs[::-1]]))
+    assert_trees_close(jax.tree.map(lambda a: a[1, ::-1], nested), shared)
