@@ -243,6 +243,46 @@ def render_loop(report: dict) -> list[str]:
     return lines + ["", "✗: the ratio misses its target.", ""]
 
 
+def render_stream(report: dict) -> list[str]:
+    """The streaming section: its own machine line (load average, torch's threads) and
+    µs per step of each contender, with the exported step's time over the others'."""
+    rows, m = report["rows"], report["machine"]
+    us = {(tuple(r["shape"]), r["contender"]): r["us_per_step"] for r in rows}
+    shapes = list(dict.fromkeys(tuple(r["shape"]) for r in rows))
+    others = [c for c in dict.fromkeys(r["contender"] for r in rows) if c != "exported step"]
+    lines = [
+        "## Streaming: one step at a time",
+        "",
+        measured_on(m) + f" After: {', '.join(map(str, m['load_after']))}.",
+        f"Command: `{m.get('command', 'lstm-jax bench --stream')}`, in one process of its own.",
+        "",
+        "One LSTM layer, the same weights, fed x_t (B, I) one call at a time, each y_t "
+        "fetched before the next call, as an online server runs: `exported step` is "
+        "`lj.export_step` serialised, read back with `jax.export.deserialize` and its `call` "
+        "jitted (README, \"Take a model out\"); `apply T=1` is `jax.jit` of `layer.apply` "
+        "over one step with the carry; `torch` is `torch.nn.LSTM` with the same weights "
+        f"(`lj.interop.to_torch`), one step per call under `no_grad`, on {m['torch_threads']} "
+        "threads (one per core, as jax's CPU client), and `torch 1 thread` the same on one "
+        "thread. µs per step: the "
+        f"median of {rows[0]['reps']} runs of {rows[0]['steps']} steps, the contenders "
+        "interleaved. At these sizes a step is mostly the cost of a call, not of its "
+        "arithmetic." + (" On a machine this loaded, torch's threads wait for each other "
+                         "at every step (the `torch` column); `torch 1 thread` shows its "
+                         "speed without them." if max(m["load_average"] + m["load_after"])
+                         > m["cpu_count"] else ""),
+        "",
+        "| (B, I, H) | exported step µs | " + " | ".join(f"{c} µs" for c in others) + " | "
+        + " | ".join(f"/ {c}" for c in others) + " |",
+        "|" + "---|" * (2 + 2 * len(others)),
+    ]
+    for shape in shapes:
+        mine = us[(shape, "exported step")]
+        lines.append(f"| {', '.join(map(str, shape))} | {mine:.1f} | "
+                     + " | ".join(f"{us[(shape, c)]:.1f}" for c in others) + " | "
+                     + " | ".join(f"{mine / us[(shape, c)]:.2g}" for c in others) + " |")
+    return lines + [""]
+
+
 MANY_TARGETS = {"vmapped": {4: 1.0}, "sharded": {2: 0.6, 4: 0.55}}  # way -> {N: ratio at most}
 
 
@@ -289,50 +329,11 @@ def render_many(report: dict) -> list[str]:
     return lines + ["", "✗: the ratio misses its target.", ""]
 
 
-def render_stream(report: dict) -> list[str]:
-    """The streaming section: its own machine line (load average, torch's threads) and
-    µs per step of each contender, with the exported step's time over the others'."""
-    rows, m = report["rows"], report["machine"]
-    us = {(tuple(r["shape"]), r["contender"]): r["us_per_step"] for r in rows}
-    shapes = list(dict.fromkeys(tuple(r["shape"]) for r in rows))
-    others = [c for c in dict.fromkeys(r["contender"] for r in rows) if c != "exported step"]
-    lines = [
-        "## Streaming: one step at a time",
-        "",
-        measured_on(m) + f" After: {', '.join(map(str, m['load_after']))}.",
-        f"Command: `{m.get('command', 'lstm-jax bench --stream')}`, in one process of its own.",
-        "",
-        "One LSTM layer, the same weights, fed x_t (B, I) one call at a time, each y_t "
-        "fetched before the next call, as an online server runs: `exported step` is "
-        "`lj.export_step` serialised, read back with `jax.export.deserialize` and its `call` "
-        "jitted (README, \"Take a model out\"); `apply T=1` is `jax.jit` of `layer.apply` "
-        "over one step with the carry; `torch` is `torch.nn.LSTM` with the same weights "
-        f"(`lj.interop.to_torch`), one step per call under `no_grad`, on {m['torch_threads']} "
-        "threads (one per core, as jax's CPU client), and `torch 1 thread` the same on one "
-        "thread. µs per step: the "
-        f"median of {rows[0]['reps']} runs of {rows[0]['steps']} steps, the contenders "
-        "interleaved. At these sizes a step is mostly the cost of a call, not of its "
-        "arithmetic." + (" On a machine this loaded, torch's threads wait for each other "
-                         "at every step (the `torch` column); `torch 1 thread` shows its "
-                         "speed without them." if max(m["load_average"] + m["load_after"])
-                         > m["cpu_count"] else ""),
-        "",
-        "| (B, I, H) | exported step µs | " + " | ".join(f"{c} µs" for c in others) + " | "
-        + " | ".join(f"/ {c}" for c in others) + " |",
-        "|" + "---|" * (2 + 2 * len(others)),
-    ]
-    for shape in shapes:
-        mine = us[(shape, "exported step")]
-        lines.append(f"| {', '.join(map(str, shape))} | {mine:.1f} | "
-                     + " | ".join(f"{us[(shape, c)]:.1f}" for c in others) + " | "
-                     + " | ".join(f"{mine / us[(shape, c)]:.2g}" for c in others) + " |")
-    return lines + [""]
-
-
 def write(folder: Path, command: str | None = None) -> Path:
     """Render ``folder``'s reports (``bench.REPORTS``: results.jsonl, and parallel.jsonl,
     own_cell.jsonl, loop.jsonl, stream.jsonl and many.jsonl when there are) into
-    ``folder/RESULTS.md``; return its path."""
+    ``folder/RESULTS.md``;
+    return its path."""
     report = bench.read_jsonl(folder / bench.REPORTS["main"])
     sections = {section: bench.read_jsonl(folder / name) if (folder / name).exists() else None
                 for section, name in bench.REPORTS.items()

@@ -9,15 +9,16 @@ LSTM through its capabilities (``lj.rnn(lj.lstm(H))``: the fused backward pass) 
 the same cell given to ``lj.rnn`` as its three callables only, as a user's own cell
 runs (``step_only_contenders``). A fourth (``--loop``) times the training loop of
 ``lstm-jax train`` against a bare jitted step loop, a fifth (``--stream``) µs per step
-of an exported step fed one step at a time (``stream_contenders``), a sixth (``--many``)
-N models trained at once (vmapped, split over CPU devices, as N processes) against N
-sequential steps. Contenders are timed in interleaved rounds, so a slow spell of a
-shared machine hits all of them alike; the figure kept is the median of all repetitions
-after warm-up. ``lstm-jax bench`` writes the report as ``results.jsonl``, the parallel
-section as ``parallel.jsonl``, the own-cell section as ``own_cell.jsonl``, the loop's
-as ``loop.jsonl``, the stream's as ``stream.jsonl`` and the many models' as
-``many.jsonl`` (``REPORTS``); the repository's ``benchmarks/run.py`` also renders them
-as ``RESULTS.md`` against the project's targets (``benchmarks/render.py``).
+of an exported step fed one step at a time (``stream_contenders``), and a sixth
+(``--many``) N models trained at once (vmapped, split over CPU devices, as N processes)
+against N sequential steps. Contenders are timed in interleaved rounds, so a slow
+spell of a shared machine hits all of them alike; the figure kept is the median of
+all repetitions after warm-up. ``lstm-jax bench`` writes the report as
+``results.jsonl``, the parallel section as ``parallel.jsonl``, the own-cell section as
+``own_cell.jsonl``, the loop's as ``loop.jsonl``, the stream's as ``stream.jsonl``
+and the many models' as ``many.jsonl`` (``REPORTS``); the repository's
+``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the project's
+targets (``benchmarks/render.py``).
 
 flax and torch are imported only here, when a benchmark runs.
 """
@@ -507,6 +508,98 @@ def measure_loop(cases: list[tuple[str, object]] | None = None, rounds: int = 3,
                         "load": load, "load_after": after}, "rows": rows}
 
 
+# ---- streaming: one step at a time, as an online server runs ---------------------------
+
+STREAM_SHAPES = [(1, 32, 64), (16, 128, 256)]  # (B, I, H)
+STREAM_STEPS = 200  # steps per timed run
+
+
+def stream_contenders(shape: tuple[int, int, int], steps: int = STREAM_STEPS
+                      ) -> dict[str, Callable[[], np.ndarray]]:
+    """One LSTM layer, one set of weights, fed ``steps`` inputs x_t (B, I) one call at a
+    time, each y_t fetched before the next call (a stream has no x_{t+1} before it
+    answers y_t). Each contender returns its ys (steps, B, H):
+
+    - ``exported step``: ``lj.export_step`` serialised and read back with
+      ``jax.export.deserialize``, its ``call`` under ``jax.jit``, as a server runs it;
+    - ``apply T=1``: ``jax.jit`` of ``layer.apply`` over one step with the carry;
+    - ``torch``: ``torch.nn.LSTM`` with the same weights (``lj.interop.to_torch``),
+      one step per call, under ``torch.no_grad``, with a thread per core as jax's CPU
+      client has; ``torch 1 thread`` the same on one thread, which a step this small
+      may prefer (no hand-off between threads).
+    """
+    import torch
+
+    from lstm_jax import exporting
+    from lstm_jax.interop.pytorch import to_torch
+
+    B, I, H = shape
+    layer = rnn(lstm(H))
+    params = layer.init(jax.random.key(1), I)
+    xs = np.asarray(jax.random.normal(jax.random.key(0), (steps, B, I)))
+    start = exporting.plain(layer.initial_carry(params, (B,)))
+    exported = jax.jit(jax.export.deserialize(
+        exporting.export_step(layer, params).serialize()).call)
+    applied = jax.jit(lambda params, carry, x_t: layer.apply(params, x_t[:, None], carry=carry))
+    module, xs_torch = to_torch(layer, params), torch.from_numpy(xs.copy())
+
+    def exported_step():
+        carry, ys = start, []
+        for x_t in xs:
+            carry, y_t = exported(carry, x_t)
+            ys.append(np.asarray(y_t))
+        return np.stack(ys)
+
+    def apply_one():
+        carry, ys = layer.initial_carry(params, (B,)), []
+        for x_t in xs:
+            carry, y = applied(params, carry, x_t)
+            ys.append(np.asarray(y[:, 0]))
+        return np.stack(ys)
+
+    def torch_step(threads: int):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        state, ys = None, []
+        try:
+            with torch.no_grad():
+                for x_t in xs_torch:
+                    y, state = module(x_t[:, None], state)
+                    ys.append(y[:, 0].numpy())
+        finally:
+            torch.set_num_threads(before)
+        return np.stack(ys)
+
+    cores = max(1, os.cpu_count() or 1)
+    return {"exported step": exported_step, "apply T=1": apply_one,
+            "torch": lambda: torch_step(cores), "torch 1 thread": lambda: torch_step(1)}
+
+
+def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STEPS,
+                   log=print) -> dict:
+    """µs per step of each ``stream_contenders`` at each (B, I, H), timed in interleaved
+    rounds (the order alternating), the median of ``reps`` runs of ``steps`` steps.
+    Returns {"machine", "rows"}, the machine with its load average."""
+    started = machine()  # its load average is the one before the measurement
+    rows = []
+    for shape in shapes:
+        contenders = stream_contenders(shape, steps)
+        for run in contenders.values():
+            run()  # compile and warm up
+        samples: dict[str, list[float]] = {name: [] for name in contenders}
+        for index in range(reps):
+            for name in list(contenders)[:: 1 if index % 2 == 0 else -1]:
+                samples[name] += _time(contenders[name], 1)
+        us = {name: round(1e3 * statistics.median(times) / steps, 2)
+              for name, times in samples.items()}
+        rows += [{"shape": list(shape), "contender": name, "us_per_step": value,
+                  "steps": steps, "reps": reps} for name, value in us.items()]
+        log(f"stream (B, I, H) = {shape}: " + ", ".join(f"{n} {v:.1f} µs/step"
+                                                        for n, v in us.items()))
+    return {"machine": {**started, "load_after": [round(x, 2) for x in os.getloadavg()],
+                        "torch_threads": max(1, os.cpu_count() or 1)}, "rows": rows}
+
+
 # ---- many models at once: N trainings as one vmapped program ----------------------------
 
 MANY_COUNTS = (1, 2, 4, 8)
@@ -733,98 +826,6 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
             "rows": rows}
 
 
-# ---- streaming: one step at a time, as an online server runs ---------------------------
-
-STREAM_SHAPES = [(1, 32, 64), (16, 128, 256)]  # (B, I, H)
-STREAM_STEPS = 200  # steps per timed run
-
-
-def stream_contenders(shape: tuple[int, int, int], steps: int = STREAM_STEPS
-                      ) -> dict[str, Callable[[], np.ndarray]]:
-    """One LSTM layer, one set of weights, fed ``steps`` inputs x_t (B, I) one call at a
-    time, each y_t fetched before the next call (a stream has no x_{t+1} before it
-    answers y_t). Each contender returns its ys (steps, B, H):
-
-    - ``exported step``: ``lj.export_step`` serialised and read back with
-      ``jax.export.deserialize``, its ``call`` under ``jax.jit``, as a server runs it;
-    - ``apply T=1``: ``jax.jit`` of ``layer.apply`` over one step with the carry;
-    - ``torch``: ``torch.nn.LSTM`` with the same weights (``lj.interop.to_torch``),
-      one step per call, under ``torch.no_grad``, with a thread per core as jax's CPU
-      client has; ``torch 1 thread`` the same on one thread, which a step this small
-      may prefer (no hand-off between threads).
-    """
-    import torch
-
-    from lstm_jax import exporting
-    from lstm_jax.interop.pytorch import to_torch
-
-    B, I, H = shape
-    layer = rnn(lstm(H))
-    params = layer.init(jax.random.key(1), I)
-    xs = np.asarray(jax.random.normal(jax.random.key(0), (steps, B, I)))
-    start = exporting.plain(layer.initial_carry(params, (B,)))
-    exported = jax.jit(jax.export.deserialize(
-        exporting.export_step(layer, params).serialize()).call)
-    applied = jax.jit(lambda params, carry, x_t: layer.apply(params, x_t[:, None], carry=carry))
-    module, xs_torch = to_torch(layer, params), torch.from_numpy(xs.copy())
-
-    def exported_step():
-        carry, ys = start, []
-        for x_t in xs:
-            carry, y_t = exported(carry, x_t)
-            ys.append(np.asarray(y_t))
-        return np.stack(ys)
-
-    def apply_one():
-        carry, ys = layer.initial_carry(params, (B,)), []
-        for x_t in xs:
-            carry, y = applied(params, carry, x_t)
-            ys.append(np.asarray(y[:, 0]))
-        return np.stack(ys)
-
-    def torch_step(threads: int):
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        state, ys = None, []
-        try:
-            with torch.no_grad():
-                for x_t in xs_torch:
-                    y, state = module(x_t[:, None], state)
-                    ys.append(y[:, 0].numpy())
-        finally:
-            torch.set_num_threads(before)
-        return np.stack(ys)
-
-    cores = max(1, os.cpu_count() or 1)
-    return {"exported step": exported_step, "apply T=1": apply_one,
-            "torch": lambda: torch_step(cores), "torch 1 thread": lambda: torch_step(1)}
-
-
-def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STEPS,
-                   log=print) -> dict:
-    """µs per step of each ``stream_contenders`` at each (B, I, H), timed in interleaved
-    rounds (the order alternating), the median of ``reps`` runs of ``steps`` steps.
-    Returns {"machine", "rows"}, the machine with its load average."""
-    started = machine()  # its load average is the one before the measurement
-    rows = []
-    for shape in shapes:
-        contenders = stream_contenders(shape, steps)
-        for run in contenders.values():
-            run()  # compile and warm up
-        samples: dict[str, list[float]] = {name: [] for name in contenders}
-        for index in range(reps):
-            for name in list(contenders)[:: 1 if index % 2 == 0 else -1]:
-                samples[name] += _time(contenders[name], 1)
-        us = {name: round(1e3 * statistics.median(times) / steps, 2)
-              for name, times in samples.items()}
-        rows += [{"shape": list(shape), "contender": name, "us_per_step": value,
-                  "steps": steps, "reps": reps} for name, value in us.items()]
-        log(f"stream (B, I, H) = {shape}: " + ", ".join(f"{n} {v:.1f} µs/step"
-                                                        for n, v in us.items()))
-    return {"machine": {**started, "load_after": [round(x, 2) for x in os.getloadavg()],
-                        "torch_threads": max(1, os.cpu_count() or 1)}, "rows": rows}
-
-
 def format_case(case: Case, rows: list[dict]) -> str:
     ms = {(r["contender"], r["mode"]): r["ms"] for r in rows}
     parts = []
@@ -921,7 +922,8 @@ def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
     """``lstm-jax bench``: measure, print a line per case, write each section's report
     (``REPORTS``) in ``args.out``."""
     flags = "".join(f" --{flag.replace('_', '-')}"
-                    for flag in ("gpu", "parallel", "own_cell", "loop", "stream", "many", "quick")
+                    for flag in ("gpu", "parallel", "own_cell", "loop", "stream", "many",
+                                 "quick")
                     if getattr(args, flag))
     flags += f" --reps {args.reps}" if args.reps != 10 else ""
     args.out.mkdir(parents=True, exist_ok=True)

@@ -64,8 +64,8 @@ def test_bench_is_a_sub_command(tmp_path):
     assert sections("--gpu") == ["main"] and sections("--parallel") == ["parallel"]
     assert sections("--own-cell") == ["own_cell"]
     assert sections("--loop") == ["loop"]
-    assert sections("--many") == ["many"]
     assert sections("--stream") == ["stream"]
+    assert sections("--many") == ["many"]
 
 
 def test_parallel_in_time_rows_measure_and_render(tmp_path):
