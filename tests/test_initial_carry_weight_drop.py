@@ -82,7 +82,7 @@ def test_learned_carry_gets_gradients():
 
     grads = jax.grad(loss)(layer.init(jax.random.key(0), I))
     assert all(float(jnp.max(jnp.abs(g))) > 1e-3 for g in grads.initial_carry)  # from zero
-    check_grads(lambda c: loss(params._replace(initial_carry=c)), (params.initial_carry,),
+    check_grads(jax.jit(lambda c: loss(params._replace(initial_carry=c))), (params.initial_carry,),
                 order=1, modes=("rev",), atol=1e-2, rtol=1e-2)
 
 

@@ -234,7 +234,7 @@ def test_gradients_match_finite_differences(setup):
         def loss(p, x):
             _, ys = lj.rnn(cell).apply(p, x, seq_lengths=LENGTHS, reverse=True)
             return jnp.sum(jnp.sin(ys))
-        check_grads(loss, (params64, xs64), order=1, modes=["rev"])
+        check_grads(jax.jit(loss), (params64, xs64), order=1, modes=["rev"])
 
 
 # ---- layers built on the runner ----------------------------------------------------------

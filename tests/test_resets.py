@@ -138,7 +138,7 @@ def test_check_grads_of_the_fused_backward_pass_with_resets():
 
     carry0 = random_carry_of(layer, params, (2,))
     xs = jax.random.normal(jax.random.key(1), (2, 4, 2))
-    check_grads(f, (params, carry0, xs), order=1, modes=["rev"], atol=5e-3, rtol=5e-3)
+    check_grads(jax.jit(f), (params, carry0, xs), order=1, modes=["rev"], atol=5e-3, rtol=5e-3)
 
 
 @pytest.mark.slow  # a fast sibling covers its path

@@ -146,7 +146,8 @@ def test_check_grads(fused, name, factory, kind, options):
             out_carry, ys = layer.apply(params, xs, carry=carry, seq_lengths=lengths)
             return ys, out_carry
 
-        check_grads(f, (params, xs, carry), order=1, modes=["rev"] if fused else ["fwd", "rev"])
+        check_grads(jax.jit(f), (params, xs, carry), order=1,
+                    modes=["rev"] if fused else ["fwd", "rev"])
 
 
 FUSED_CASES = [(c, False) for c in CELLS] + [(c, True) for c in BASIC_CELLS]
