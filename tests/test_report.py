@@ -102,6 +102,17 @@ def test_loss_figure_without_baselines_has_no_dashed_line():
         plt.close(fig)
 
 
+def test_the_log_axis_labels_are_plain_text_not_mathtext():
+    """matplotlib's mathtext labels ("6×10⁻¹") went through pyparsing, which recursed past
+    Python's limit in a run's final plot; plain labels never reach it."""
+    records = [{"split": "train", "step": s, "loss": 2.0 - s / 2500} for s in range(50, 2001, 50)]
+    fig = loss_figure(records, "t")
+    fig.canvas.draw()
+    axis = fig.axes[0].yaxis
+    labels = [t.get_text() for t in axis.get_majorticklabels() + axis.get_minorticklabels()]
+    assert {"1", "2"} <= set(labels) and not any("$" in label for label in labels)
+
+
 def test_plot_losses_writes_a_readable_png_and_closes_its_figure(tmp_path):
     open_before = plt.get_fignums()
     path = plot_losses(RECORDS, tmp_path / "loss.png", "adding", baselines={"mse": 1 / 6})

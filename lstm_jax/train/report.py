@@ -73,6 +73,19 @@ def loss_baselines(records: list[dict], baselines: Mapping[str, float] | None,
             if is_loss(name) and math.isfinite(value) and value > 0}
 
 
+def plain_log_axis(axis) -> None:
+    """Log-scale tick labels as plain text ("0.6", "1", "2e-05") instead of matplotlib's
+    mathtext ("6×10⁻¹"), whose parser recursed past Python's limit in a run's final plot
+    (RecursionError from pyparsing, seen with a loss between 0.86 and 2)."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value, _):
+        return f"{value:.2g}"
+
+    axis.set_major_formatter(FuncFormatter(label))
+    axis.set_minor_formatter(FuncFormatter(label))
+
+
 def loss_figure(records: list[dict], title: str, baselines: Mapping[str, float] | None = None,
                 loss_names: Collection[str] | None = None):
     """The figure ``plot_losses`` saves: train and eval loss against step, log-scaled.
@@ -96,6 +109,7 @@ def loss_figure(records: list[dict], title: str, baselines: Mapping[str, float] 
         ax.axhline(value, linestyle="--", color=f"C{index + 2}", linewidth=1.2,
                    label=f"baseline {name} = {value:.4g}")
     ax.set_yscale("log")
+    plain_log_axis(ax.yaxis)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (log scale)")
     ax.set_title(title)

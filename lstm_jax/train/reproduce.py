@@ -388,6 +388,8 @@ def plot_summary(summary: dict, path: Path) -> Path:
     baselines dashed. Drawn without pyplot, so a notebook's backend is left alone."""
     from matplotlib.figure import Figure
 
+    from lstm_jax.train.report import plain_log_axis
+
     metric = summary["reference"]["metric"]
     panels: dict[str, list[str]] = {}
     for name, variant in summary["variants"].items():
@@ -417,6 +419,7 @@ def plot_summary(summary: dict, path: Path) -> Path:
         if lower_better and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()
                                 if math.isfinite(v)):
             ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)
         ax.set_xlabel("step")
         ax.set_ylabel(f"eval {metric}" + (" (log scale)" if ax.get_yscale() == "log" else ""))
         ax.set_title(panel)
