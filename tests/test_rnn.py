@@ -86,6 +86,12 @@ def _loss(layer, params, xs, **kwargs):
     return jnp.sum(ys * weights) + sum(jnp.sum(jnp.sin(c)) for c in jax.tree.leaves(carry))
 
 
+def _grads(layer, params, xs, **kwargs):
+    """The gradients of ``_loss`` with respect to params and xs, as one jitted program
+    (eager differentiation dispatches and compiles op by op: most of a test's time)."""
+    return jax.jit(jax.grad(lambda p, x: _loss(layer, p, x, **kwargs), argnums=(0, 1)))(params, xs)
+
+
 RUNNER_OPTIONS = [dict(hoist=True), dict(unroll=2), dict(unroll=T), dict(remat=True), dict(remat=2),
                   dict(remat=T + 5), dict(hoist=True, remat=True, unroll=4)]
 OPTION_CASES = [(cells[0], options) for cells in BASIC_CELLS if cells[0] in ("lstm", "gru")
@@ -102,8 +108,7 @@ def test_runner_options_do_not_change_results(name, options):
     plain, layer = lj.rnn(cell, hoist=False), lj.rnn(cell, **options)
     kwargs = dict(seq_lengths=LENGTHS, reverse=True)
     assert_trees_close(layer.apply(params, xs, **kwargs), plain.apply(params, xs, **kwargs), atol=1e-6)
-    grad = jax.grad(_loss, argnums=(1, 2))
-    assert_trees_close(grad(layer, params, xs, **kwargs), grad(plain, params, xs, **kwargs),
+    assert_trees_close(_grads(layer, params, xs, **kwargs), _grads(plain, params, xs, **kwargs),
                        atol=1e-5)
 
 
@@ -161,7 +166,7 @@ def test_fused_backward_equals_autodiff(case, hoist):
 
     def grads(fused, **kwargs):
         layer = lj.rnn(cell, hoist=hoist, fused_backward=fused)
-        return jax.grad(_loss, argnums=(1, 2))(layer, params, xs, carry=carry, **kwargs)
+        return _grads(layer, params, xs, carry=carry, **kwargs)
 
     for kwargs in (dict(), dict(seq_lengths=LENGTHS, reverse=True)):
         assert_trees_close(grads(True, **kwargs), grads(False, **kwargs), atol=1e-5)
