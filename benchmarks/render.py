@@ -47,10 +47,16 @@ def ratio_table(rows: list[dict], mode: str, ours: str, contenders: list[str],
 
 
 def measured_on(m: dict) -> str:
-    """The line that says where and with what a report was measured."""
+    """The line that says where and with what a report was measured, with the load
+    average once: at the start, or before and after where the report has ``load_after``."""
     load = m.get("load_average")  # reports older than it do not say
-    shared = (f" Load average at the start {', '.join(map(str, load))} (1, 5, 15 min) on "
-              f"{m['cpu_count']} cores: other processes shared the machine." if load else "")
+    if "load_after" in m:
+        shared = (f" Load average {' / '.join(map(str, m.get('load', load)))} before and "
+                  f"{' / '.join(map(str, m['load_after']))} after (1, 5, 15 min) on "
+                  f"{m['cpu_count']} cores" + (": a shared, loaded machine." if loaded(m) else "."))
+    else:
+        shared = (f" Load average at the start {', '.join(map(str, load))} (1, 5, 15 min) on "
+                  f"{m['cpu_count']} cores: other processes shared the machine." if load else "")
     return (f"Measured {m['date']} on {m['device']} ({cpu_words(m)}, {m['platform']}), "
             f"backend {m['backend']}; jax {m['jax']}, flax {m['flax']}, torch {m['torch']}."
             + shared)
@@ -188,19 +194,15 @@ def parallel_ratios(rows: list[dict], mode: str) -> list[float]:
     return ratios_to(rows, mode, "parallel", "sequential")
 
 
-def load_before_after(m: dict) -> str:
-    """" Load average a / b / c before and d / e / f after ...": a report's ``load`` and
-    ``load_after``, the machine being shared."""
-    loaded = max(m["load"] + m["load_after"]) > m["cpu_count"]
-    return (f" Load average {' / '.join(map(str, m['load']))} before and "
-            f"{' / '.join(map(str, m['load_after']))} after (1, 5, 15 min) on {m['cpu_count']} "
-            f"cores" + (": a shared, loaded machine." if loaded else "."))
+def loaded(m: dict) -> bool:
+    """Whether the load average before or after a report passed its core count."""
+    return max(m.get("load", m.get("load_average")) + m["load_after"]) > m["cpu_count"]
 
 
 def loaded_section_head(title: str, m: dict, command: str, after: str) -> list[str]:
-    """A section's title, machine line with ``load_before_after``, command (``command``
+    """A section's title, machine line with the load before and after, command (``command``
     unless the report names its own, then ``after``) and CPU flags when recorded."""
-    return [f"## {title}", "", measured_on(m) + load_before_after(m),
+    return [f"## {title}", "", measured_on(m),
             f"Command: `{m.get('command', command)}`{after}", "",
             *([f"<details><summary>CPU flags</summary>\n\n{m['flags']}\n\n</details>", ""]
               if m.get("flags") else [])]
@@ -253,7 +255,7 @@ def render_stream(report: dict) -> list[str]:
     lines = [
         "## Streaming: one step at a time",
         "",
-        measured_on(m) + f" After: {', '.join(map(str, m['load_after']))}.",
+        measured_on(m),
         f"Command: `{m.get('command', 'lstm-jax bench --stream')}`, in one process of its own.",
         "",
         "One LSTM layer, the same weights, fed x_t (B, I) one call at a time, each y_t "
@@ -268,8 +270,7 @@ def render_stream(report: dict) -> list[str]:
         "interleaved. At these sizes a step is mostly the cost of a call, not of its "
         "arithmetic." + (" On a machine this loaded, torch's threads wait for each other "
                          "at every step (the `torch` column); `torch 1 thread` shows its "
-                         "speed without them." if max(m["load_average"] + m["load_after"])
-                         > m["cpu_count"] else ""),
+                         "speed without them." if loaded(m) else ""),
         "",
         "| (B, I, H) | exported step µs | " + " | ".join(f"{c} µs" for c in others) + " | "
         + " | ".join(f"/ {c}" for c in others) + " |",
