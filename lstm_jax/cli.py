@@ -86,12 +86,7 @@ def _seeds(words: list[list[int]] | None) -> list[int] | None:
     """The seeds of ``--seeds 0,1,2`` or ``--seeds 0 1 2`` (each word parsed by ``_seed_word``)."""
     from lstm_jax.train import config as cfg
 
-    if not words:
-        return None
-    seeds = [seed for word in words for seed in word]
-    if len(set(seeds)) < len(seeds):
-        raise cfg.ConfigError(f"--seeds must be distinct, got {','.join(map(str, seeds))}")
-    return seeds
+    return list(cfg.check_seeds([seed for word in words for seed in word])) if words else None
 
 
 def _seed_word(word: str) -> list[int]:

@@ -90,7 +90,7 @@ def test_bad_seeds_are_one_line_errors(tmp_path, capsys):
         (["--seed", "2", "--seeds", "0,1"], "give --seed S for one run or --seeds S,S,... for "
                                             "several, not both"),
         (["--seeds", "0,x"], "argument --seeds: seeds are integers, as 0,1,2 or 0 1 2: got '0,x'"),
-        (["--seeds", "0,1", "1"], "--seeds must be distinct, got 0,1,1"),
+        (["--seeds", "0,1", "1"], "--seeds must be distinct, got 0, 1, 1"),
     ]:
         assert cli.main(["train", "adding", "--out", out, *flags]) == 2
         assert capsys.readouterr().err.startswith(f"lstm-jax: error: {message}")

@@ -24,6 +24,7 @@ WORDINGS = {
     "resume": ("--resume", "resume=True"),
     "steps": ("--steps", "`steps`"),
     "runs": ("--runs", "runs_dir"),
+    "seeds": ("--seeds", "`seeds`"),
 }
 
 _on_command_line = contextvars.ContextVar("lstm_jax_on_command_line", default=False)

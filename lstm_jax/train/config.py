@@ -20,6 +20,8 @@ from typing import Annotated, Any
 
 import tyro
 
+from lstm_jax.train import arguments
+
 
 class ConfigError(ValueError):
     """An experiment name, config key or value that cannot be used."""
@@ -229,3 +231,14 @@ def explicit_fields(args: list[str]) -> set[str]:
     named = {arg[2:].split("=")[0].replace("-", "_") for arg in args if arg.startswith("--")}
     named |= {name[3:] for name in named if name.startswith("no_")}  # --no-bidirectional
     return named & set(FIELDS)
+
+
+def check_seeds(seeds) -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct ints, at least one."""
+    seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
+    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"{arguments.named('seeds')} must be one or more ints, got {seeds!r}")
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"{arguments.named('seeds')} must be distinct, got "
+                          f"{', '.join(map(str, seeds))}")
+    return seeds

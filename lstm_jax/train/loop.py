@@ -26,7 +26,7 @@ from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
 from lstm_jax.train.arguments import named
 from lstm_jax.train.checkpoint import CheckpointError, Checkpoints
-from lstm_jax.train.config import Config, ConfigError, to_dict
+from lstm_jax.train.config import Config, ConfigError, check_seeds, to_dict
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
 from lstm_jax.train.report import MetricsLog, Progress, plot_losses
@@ -136,16 +136,6 @@ def prepare_seeds(config: Config, seeds, **options) -> list[Prepared]:
     seeds = check_seeds(seeds)
     return [prepare(dataclasses.replace(config, seed=seed), models=len(seeds), **options)
             for seed in seeds]
-
-
-def check_seeds(seeds) -> tuple[int, ...]:
-    """``seeds`` as a tuple of distinct ints, at least one."""
-    seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
-    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ConfigError(f"`seeds` must be one or more ints, got {seeds!r}")
-    if len(set(seeds)) < len(seeds):
-        raise ConfigError(f"`seeds` must be distinct, got {', '.join(map(str, seeds))}")
-    return seeds
 
 
 def seed_dirs(parent: Path, seeds) -> list[Path]:
