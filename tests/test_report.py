@@ -94,6 +94,27 @@ def test_the_plots_leave_a_notebooks_backend_and_pyplot_alone(tmp_path):
         assert matplotlib.image.imread(tmp_path / name).ndim == 3
 
 
+def test_a_long_description_is_wrapped_inside_the_summary_figure():
+    from lstm_jax.train import reproduce
+
+    description = ("parity of a bit string (lengths 1-40, tested at 80 and 160): LSTM, GRU, "
+                   "sLSTM vs minGRU/minLSTM, linear recurrences that cannot count mod 2")
+    summary = {"experiment": "parity", "description": description,
+               "reference": {"metric": "accuracy"},
+               "variants": {"lstm": {"task": "parity", "config": {"task_options": {}},
+                                     "baselines": {}, "mean": {"accuracy": 1.0}}},
+               "runs": [{"variant": "lstm", "curve": [{"step": 2, "accuracy": 0.5},
+                                                      {"step": 4, "accuracy": 1.0}]}]}
+    fig = reproduce.summary_figure(summary)
+    fig.canvas.draw()
+    title = fig._suptitle
+    assert title.get_text().replace("\n", " ") == f"parity: {description}"
+    assert "\n" in title.get_text()
+    inside = fig.bbox.frozen()
+    box = title.get_window_extent()
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and box.y1 <= inside.y1
+
+
 def test_loss_figure_without_baselines_has_no_dashed_line():
     fig = loss_figure(RECORDS, "t")
     try:

@@ -383,9 +383,18 @@ def _panel(run_or_variant: dict) -> str:
 
 
 def plot_summary(summary: dict, path: Path) -> Path:
+    """``summary_figure(summary)`` saved to ``path``."""
+    summary_figure(summary).savefig(path, dpi=90)
+    return path
+
+
+def summary_figure(summary: dict):
     """The row's learning curves: the reported metric on the evaluation set against the
     step, each variant's mean over seeds with its min-max band, one axis per task, the
-    baselines dashed. Drawn without pyplot, so a notebook's backend is left alone."""
+    baselines dashed, under the experiment's description (wrapped to the figure's width).
+    Drawn without pyplot, so a notebook's backend is left alone."""
+    import textwrap
+
     from matplotlib.figure import Figure
 
     from lstm_jax.train.report import plain_log_axis
@@ -425,10 +434,11 @@ def plot_summary(summary: dict, path: Path) -> Path:
         ax.set_title(panel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{summary['experiment']}: {summary['description']}", fontsize=10)
+    title = f"{summary['experiment']}: {summary['description']}"
+    width = fig.get_figwidth()  # inches: about 12 characters each at 10 points
+    fig.suptitle(textwrap.fill(title, width=int(12 * width)), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return path
+    return fig
 
 
 # ---- the table -----------------------------------------------------------------------------
