@@ -31,10 +31,13 @@ for name, value in [("JAX_COMPILATION_CACHE_DIR", str(CACHE_HOME / "lstm_jax-tes
 # most of the suite's time. Compiling the forward and gradient programs of four small
 # layers (LSTM, bidirectional GRU, a stack, MGU) took 5.7 s of CPU time at XLA's
 # defaults, 3.3 s at the lowest level and 1.0 s with the emitters too. An XLA_FLAGS
-# already set wins; the library itself never sets them.
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
-                                   "--xla_llvm_disable_expensive_passes=true "
-                                   "--xla_cpu_use_fusion_emitters=false")
+# already set wins; the library itself never sets them, and the notebooks' kernels run
+# without them, as a user's would (the floats differ in the last bits: a notebook's
+# training can take another path).
+FAST_COMPILE_XLA_FLAGS = ("--xla_backend_optimization_level=0 "
+                          "--xla_llvm_disable_expensive_passes=true "
+                          "--xla_cpu_use_fusion_emitters=false")
+os.environ.setdefault("XLA_FLAGS", FAST_COMPILE_XLA_FLAGS)
 
 import jax  # noqa: E402  (after the environment above, which jax reads at import)
 import pytest  # noqa: E402

@@ -60,11 +60,22 @@ def execute(name: str, extra_cell: str | None = None):
     start = time.perf_counter()
     # cleanup_kc: shut the kernel down at the end, which nbclient does by itself only for
     # a kernel manager it made (otherwise each kernel lives as long as the pytest worker)
-    client.execute(cleanup_kc=True)
+    client.execute(cleanup_kc=True, env=users_environment())
     seconds = time.perf_counter() - start
     if extra_cell is not None:
         nb.cells.pop()
     return nb, seconds
+
+
+def users_environment() -> dict[str, str]:
+    """This process's environment less the XLA flags the test suite compiles with
+    (conftest.py): a notebook runs as in a user's kernel."""
+    from conftest import FAST_COMPILE_XLA_FLAGS
+
+    env = dict(os.environ)
+    if env.get("XLA_FLAGS") == FAST_COMPILE_XLA_FLAGS:
+        del env["XLA_FLAGS"]
+    return env
 
 
 def clean(nb) -> None:
@@ -161,6 +172,16 @@ def test_committed_outputs_show_the_current_fields_and_descriptions(name):
                 assert lt.load_experiment(experiment).description in text, (
                     f"{name}, code cell {index}: not the current description of {experiment}; "
                     f"re-execute it with `python tests/test_notebooks.py {name}`")
+
+
+def test_kernels_run_without_the_suites_xla_flags_but_with_a_users(monkeypatch):
+    from conftest import FAST_COMPILE_XLA_FLAGS
+
+    monkeypatch.setenv("XLA_FLAGS", FAST_COMPILE_XLA_FLAGS)
+    assert "XLA_FLAGS" not in users_environment()
+    assert users_environment()["PATH"] == os.environ["PATH"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    assert users_environment()["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
 
 
 def test_the_staleness_checks_see_a_changed_field_and_ignore_timings():
