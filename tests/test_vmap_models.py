@@ -14,12 +14,18 @@ N = 3  # models
 LENGTHS = jnp.array([T, 2, 0])  # (B,): a full sequence, a short one, an empty one
 RESETS = jnp.zeros((B, T), bool).at[0, 3].set(True)
 
-CASES = {  # name: (layer, apply's options); zoneout and recurrent dropout draw from a key
+CASES = {  # name: (layer, apply's options, one model's xs); zoneout and recurrent dropout
+    # draw from a key. The fused pass flattens (T, *batch) into one axis for the weight
+    # gradients: the last two cases have two batch axes, and spatial axes after them.
     "lstm layer-norm, hoisted, resets": (lj.rnn(lj.lstm(H, layer_norm=True), hoist=True),
-                                         {"resets": RESETS}),
+                                         {"resets": RESETS}, (B, T, I)),
     "gru zoneout, recurrent dropout, padded, reversed": (
         lj.rnn(lj.gru(H), zoneout=0.3, recurrent_dropout=0.2),
-        {"seq_lengths": LENGTHS, "reverse": True}),
+        {"seq_lengths": LENGTHS, "reverse": True}, (B, T, I)),
+    "lstm over two batch axes, recurrent dropout": (
+        lj.rnn(lj.lstm(H), recurrent_dropout=0.2), {}, (2, B, T, I)),
+    "conv lstm 1-d, padded": (lj.rnn(lj.conv_lstm(H, 3, spatial_dims=1)),
+                              {"seq_lengths": LENGTHS}, (B, T, 4, I)),
 }
 
 
@@ -32,10 +38,10 @@ def loss(layer, options, params, xs, key):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_vmap_over_models_gives_each_models_outputs_and_gradients(name):
-    layer, options = CASES[name]
+    layer, options, shape = CASES[name]
     assert lj.runner.choose_loop(layer.config, "cpu", resets="resets" in options) == "fused"
     params = [perturbed(layer.init(jax.random.key(k), I), jax.random.key(10 + k)) for k in range(N)]
-    xs = [inputs(seed=20 + k) for k in range(N)]
+    xs = [inputs(shape, seed=20 + k) for k in range(N)]
     keys = [jax.random.key(30 + k) for k in range(N)]
     stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
     value_and_grad = jax.jit(jax.value_and_grad(lambda p, x, k: loss(layer, options, p, x, k),

@@ -72,9 +72,9 @@ class Projections(Protocol):
     - ``project_hidden(params, carry, h_mask=None) -> gh`` (*batch, G): the part that
       depends on the carry, with ``h_mask`` (the shape of the carry's first leaf, h)
       multiplying h_{t-1} first (``recurrent_dropout``). It must work over any leading
-      axes too: the fused backward pass calls it once on every step's carry stacked
-      (T, *batch, ...), with h_mask (1, *batch, ...), to form the weight gradients as
-      one GEMM. A recurrent weight in
+      axes too: the fused backward pass calls it once on every step's carry stacked,
+      the (T, *batch) axes flattened into one, (T·B, ...), with h_mask likewise, to
+      form the weight gradients as one GEMM. A recurrent weight in
       params under ``w_hh`` can be weight-dropped (``weight_drop``).
     - ``combine(params, carry, gx_t, gh_t) -> (carry, y_t, gates)``: all the rest, the
       gate math; ``gates`` is any pytree of the step's activations (``return_gates``).
