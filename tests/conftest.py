@@ -4,6 +4,8 @@ runs, a persistent compilation cache, and one finished training run shared by th
 import gc
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 # Ctrl-C as Python's default raises KeyboardInterrupt, in this process and (inherited) in
@@ -37,7 +39,20 @@ for name, value in [("JAX_COMPILATION_CACHE_DIR", str(CACHE_HOME / "lstm_jax-tes
 FAST_COMPILE_XLA_FLAGS = ("--xla_backend_optimization_level=0 "
                           "--xla_llvm_disable_expensive_passes=true "
                           "--xla_cpu_use_fusion_emitters=false")
-os.environ.setdefault("XLA_FLAGS", FAST_COMPILE_XLA_FLAGS)
+
+
+def _xla_knows(flags: str) -> bool:
+    """Whether this jaxlib's XLA starts with ``flags``: it aborts the process on a flag it
+    does not know, and flags come and go between versions (pyproject allows any jax from
+    0.4.35). Tried once, in a process of its own; pytest-xdist's workers inherit the answer
+    through XLA_FLAGS."""
+    probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"],
+                           env={**os.environ, "XLA_FLAGS": flags}, capture_output=True, timeout=300)
+    return probe.returncode == 0
+
+
+if "XLA_FLAGS" not in os.environ:
+    os.environ["XLA_FLAGS"] = FAST_COMPILE_XLA_FLAGS if _xla_knows(FAST_COMPILE_XLA_FLAGS) else ""
 
 import jax  # noqa: E402  (after the environment above, which jax reads at import)
 import pytest  # noqa: E402
