@@ -43,32 +43,30 @@ def get_config() -> Config:
     )
 
 
-def frames_figure(runs: str, path: str, seed: int = 0, example: int = 0):
-    """True vs predicted frames of one test sequence, each variant's run with ``seed``
-    in ``runs/moving_digits/`` (as ``lstm-jax reproduce`` left them), saved to ``path``:
-    ``python -c "from lstm_jax.experiments.moving_digits import frames_figure;
-    frames_figure('runs', 'experiments/results/moving_digits_frames.png')"``."""
-    from pathlib import Path
-
+def figure(run_dirs: dict, path, example: int = 0):
+    """True vs predicted frames of one test sequence, by each variant's run in
+    ``run_dirs`` (variant -> run directory), saved to ``path``: ``lstm-jax reproduce``
+    draws it as ``moving_digits_figure.png`` beside the learning curves."""
     import numpy as np
 
     from lstm_jax import train as lt
     from lstm_jax.viz import plot_frames
 
-    rows, frames_in = {}, get_config().task_options["frames_in"]
-    for name in VARIANTS:
-        trained = lt.load(Path(runs) / "moving_digits" / f"{name}-seed{seed}")
+    rows = {}
+    for name, run_dir in run_dirs.items():
+        trained = lt.load(run_dir)
+        frames_in = trained.config.task_options["frames_in"]
         keys = lt.run_keys(trained.config.seed)
         batch = trained.task.eval_batches(keys.eval, trained.config.batch_size, 1)[0]
         predicted = np.asarray(trained.model.apply(trained.params, batch.xs))[example]
         side = int(round(np.sqrt(predicted[0].size)))
         if not rows:
+            seed = trained.config.seed
             true = np.asarray(batch.targets)[example].reshape(-1, side, side)
             rows["true"] = true[frames_in:]
             rows["copy last"] = np.repeat(true[frames_in - 1:frames_in], len(true) - frames_in, 0)
         rows[name] = predicted.reshape(-1, side, side)[frames_in:]
-    first = rows["true"]
-    fig = plot_frames(rows, title=f"moving_digits: the {len(first)} frames after the "
-                                  f"{frames_in} read (test digit, seed {seed})")
+    fig = plot_frames(rows, title=f"moving_digits: the {len(rows['true'])} frames after the "
+                                  f"{frames_in} read (a test digit; the runs of seed {seed})")
     fig.savefig(path)
     return path

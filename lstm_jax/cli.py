@@ -202,7 +202,9 @@ def _reproduce(args, fields: list[str]) -> int:
         print(f"  baseline: {note}")
     results = Path(args.results)
     print(f"summary: {results / (experiment.name + '.json')}\nfigure:  "
-          f"{results / (experiment.name + '.png')}\ntable:   {results.parent / reproduce.TABLE_NAME}")
+          f"{results / (experiment.name + '.png')}"
+          + (f" and {results / summary['figure']}" if summary["figure"] else "")
+          + f"\ntable:   {results.parent / reproduce.TABLE_NAME}")
     return 0
 
 

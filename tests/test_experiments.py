@@ -7,6 +7,7 @@ import math
 import sys
 
 import jax
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -265,7 +266,14 @@ def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
     metric = reproduce.reference(experiment)["metric"]
     assert metric in final and all(np.isfinite(v) for values in final.values() for v in values)
     assert lt.evaluate(tmp_path / "runs" / name / f"{first}-seed0")["step"] == 3
-    assert f"| [{name}](#{name}) |" in (tmp_path / "RESULTS.md").read_text()
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert f"| [{name}](#{name}) |" in table
+    if hasattr(experiment.module, "figure"):  # its own figure, shown in its section
+        assert summary["figure"] == f"{name}_figure.png"
+        assert matplotlib.image.imread(tmp_path / "results" / summary["figure"]).ndim == 3
+        assert f"](results/{name}_figure.png)" in table
+    else:
+        assert summary["figure"] is None
 
 
 # ---- an experiment file of your own -------------------------------------------------------

@@ -14,6 +14,9 @@ An experiment module may define, besides ``get_config()``:
 - ``SAMPLE``: for a generative model, ``{"prompt": ..., "length": ..., "temperature": ...}``:
   each variant's first run continues the prompt (``Trained.sample``, seed 0) and the
   table shows the text.
+- ``figure(run_dirs, path)``: a figure of its own (say, predicted frames), drawn from
+  each variant's first run (``run_dirs``: variant -> run directory) into
+  ``RESULTS/NAME_figure.png``; the row's section shows it under the learning curves.
 
 ``reproduce`` trains each run in ``RUNS/NAME/VARIANT-seedS``: the same command again
 continues the unfinished runs and skips the finished ones. It then writes the row's
@@ -181,6 +184,7 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
         first = next(r for r in finished if r["variant"] == name)
         variant["sample"] = _sample(experiment, Path(first["run_dir"]))
     results_dir = Path(results_dir)
+    summary["figure"] = _own_figure(experiment, finished, results_dir)
     write_summary(summary, results_dir)
     write_table(results_dir)
     return summary
@@ -232,6 +236,22 @@ def _sample(experiment: Experiment, run_dir: Path) -> dict | None:
     text = trained.sample(options["prompt"], options["length"],
                           temperature=options["temperature"], seed=0)
     return {**options, "seed": 0, "text": text if isinstance(text, str) else list(map(int, text))}
+
+
+def _own_figure(experiment: Experiment, runs: list[dict], results_dir: Path) -> str | None:
+    """The experiment's own ``figure(run_dirs, path)`` (none without one), drawn from each
+    variant's first run (``run_dirs``: variant -> its run directory) into
+    ``results_dir/NAME_figure.png``; its file name, which the row's section shows."""
+    draw = getattr(experiment.module, "figure", None)
+    if draw is None:
+        return None
+    run_dirs: dict[str, Path] = {}
+    for run in runs:
+        run_dirs.setdefault(run["variant"], Path(run["run_dir"]))
+    path = results_dir / f"{experiment.name}_figure.png"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    draw(run_dirs, path)
+    return path.name
 
 
 def _run_summary(run: Run, path: Path, task: Task) -> dict:
@@ -519,8 +539,9 @@ def render_table(summaries: list[dict], folder: str = "results") -> str:
 
 def _section(s: dict, folder: str) -> list[str]:
     ref, metric = s["reference"], s["reference"]["metric"]
+    own = [f"![{s['experiment']}: its own figure]({folder}/{s['figure']})", ""] if s.get("figure") else []
     lines = ["", f"## {s['experiment']}", "", s["description"], "",
-             f"![{s['experiment']} learning curves]({folder}/{s['experiment']}.png)", "",
+             f"![{s['experiment']} learning curves]({folder}/{s['experiment']}.png)", "", *own,
              f"| variant | changes | {metric} | baseline | other final metrics | "
              f"wall time per run |", "|---|---|---|---|---|---|"]
     for name, v in s["variants"].items():
