@@ -138,3 +138,6 @@ def test_train_seeds_in_its_own_process_splits_the_runs_over_the_cores(tmp_path)
     assert alone.returncode == 0, alone.stderr
     finals = [numbers(read_metrics(path)[-1]) for path in (out / "seed1", tmp_path / "alone")]
     assert finals[0] == pytest.approx(finals[1], abs=1e-5)
+    # its checkpoints, saved from a CPU device per core, load here, with one device
+    assert lt.evaluate(out / "seed1")["metrics"] == pytest.approx(finals[0], abs=1e-5)
+    assert lt.load(out / "seed0").step == 20

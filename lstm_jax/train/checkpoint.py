@@ -190,7 +190,7 @@ class Checkpoints:
                     if tree is None:
                         raise CheckpointError(f"no readable {name!r} item")
                     _check_matches(tree, like, name)
-                args = {name: ocp.args.StandardRestore() for name in likes}
+                args = {name: ocp.args.StandardRestore(_here(stored[name].tree)) for name in likes}
                 restored = self._manager.restore(step, args=ocp.args.Composite(**args))
                 return {name: _rebuilt(like, restored[name]) for name, like in likes.items()}
             except Exception as error:  # orbax/tensorstore raise many types
@@ -243,6 +243,16 @@ def _join(like: Any, params: Any, rest: dict[str, Any]) -> Any:
     if hasattr(like, "_replace"):
         return like._replace(params=params, **rest)
     return type(like)(params=params, **rest)
+
+
+def _here(stored: Any) -> Any:
+    """Restore targets for a checkpoint's tree of array metadata: each array as stored, on
+    this process's first device. orbax would otherwise place them as they were saved,
+    which fails where those devices are missing (a run of ``--seeds`` split over a CPU
+    device per core, loaded in a Python session that has one)."""
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+                        stored)
 
 
 def _rebuilt(like: Any, stored: Any) -> Any:
