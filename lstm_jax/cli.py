@@ -173,6 +173,24 @@ def _resumed_config(experiment, run_dir: Path, fields: list[str]):
     return given
 
 
+# reproduce's options that say where the files go and what is shown, not what is trained
+WHERE_AND_HOW = {"--runs": 1, "--results": 1, "--no-progress": 0}  # option: values it takes
+
+
+def _what_reproduces(argv: list[str]) -> str:
+    """The command line a summary records: ``argv`` less ``WHERE_AND_HOW``'s options (a
+    reader's ``--runs`` is their own), so the row's command is the one to rerun anywhere."""
+    kept, skip = [], 0
+    for word in argv:
+        if skip:
+            skip -= 1
+        elif word.split("=")[0] in WHERE_AND_HOW:
+            skip = 0 if "=" in word else WHERE_AND_HOW[word]
+        else:
+            kept.append(word)
+    return shlex.join(["lstm-jax", *kept])
+
+
 def _reproduce(args, fields: list[str]) -> int:
     from lstm_jax.train import config as cfg
     from lstm_jax.train import experiments, interrupts, reproduce
@@ -186,7 +204,7 @@ def _reproduce(args, fields: list[str]) -> int:
             experiment, runs_dir=Path(args.runs), results_dir=Path(args.results),
             only=args.variants, chosen_seeds=_seeds(args.seeds),
             overrides=lambda config: cfg.cli(config, fields, prog=prog),
-            progress=not args.no_progress, command=command, devices=devices)
+            progress=not args.no_progress, command=_what_reproduces(args.argv), devices=devices)
     except interrupts.Interrupted as stop:
         print(f"lstm-jax: interrupted ({stop}); the finished runs are kept and the unfinished "
               f"one continues from its last checkpoint. Continue with: {command}", file=sys.stderr)

@@ -177,6 +177,15 @@ def test_the_gap_to_the_paper_is_stated_in_the_metrics_direction(metric, value, 
     assert reproduce.gap(summary) == words
 
 
+def test_the_recorded_command_leaves_out_where_the_files_go_and_the_progress_bar():
+    from lstm_jax.cli import _what_reproduces
+
+    assert _what_reproduces(["reproduce", "copy", "--runs", "/tmp/r", "--seeds", "0", "1",
+                             "--no-progress", "--results=out", "--steps", "5"]) == \
+        "lstm-jax reproduce copy --seeds 0 1 --steps 5"
+    assert _what_reproduces(["reproduce", "my exp.py", "--runs=/tmp/r"]) == "lstm-jax reproduce 'my exp.py'"
+
+
 @pytest.mark.slow
 def test_the_command_line_reproduces_and_renders_the_table(experiment_file, tmp_path):
     done = run_cli("reproduce", str(experiment_file), "--variants", "tanh", "--seeds", "3",
@@ -186,8 +195,7 @@ def test_the_command_line_reproduces_and_renders_the_table(experiment_file, tmp_
     assert "tiny (mse, mean ± std over seeds):\n  tanh" in done.stdout
     summary = json.loads((tmp_path / "res" / "tiny.json").read_text())
     assert summary["variants"]["tanh"]["seeds"] == [3] and summary["runs"][0]["config"]["steps"] == 2
-    assert summary["command"].endswith("--variants tanh --seeds 3 --steps 2 --no-progress "
-                                       "--runs runs --results res")
+    assert summary["command"] == f"lstm-jax reproduce {experiment_file} --variants tanh --seeds 3 --steps 2"
     (tmp_path / "RESULTS.md").unlink()
     rendered = run_cli("results", "--results", "res", cwd=tmp_path)
     assert rendered.returncode == 0, rendered.stderr
