@@ -180,11 +180,13 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
             summaries[k] = _run_summary(runs[k], paths[k], prepared[0].task)
     finished = [summaries[k] for k in range(len(runs))]
     summary = summarize(experiment, finished, command)
+    first_runs: dict[str, Path] = {}  # variant -> the run directory of its first seed
+    for run in finished:
+        first_runs.setdefault(run["variant"], Path(run["run_dir"]))
     for name, variant in summary["variants"].items():
-        first = next(r for r in finished if r["variant"] == name)
-        variant["sample"] = _sample(experiment, Path(first["run_dir"]))
+        variant["sample"] = _sample(experiment, first_runs[name])
     results_dir = Path(results_dir)
-    summary["figure"] = _own_figure(experiment, finished, results_dir)
+    summary["figure"] = _own_figure(experiment, first_runs, results_dir)
     write_summary(summary, results_dir)
     write_table(results_dir)
     return summary
@@ -238,16 +240,13 @@ def _sample(experiment: Experiment, run_dir: Path) -> dict | None:
     return {**options, "seed": 0, "text": text if isinstance(text, str) else list(map(int, text))}
 
 
-def _own_figure(experiment: Experiment, runs: list[dict], results_dir: Path) -> str | None:
+def _own_figure(experiment: Experiment, run_dirs: dict[str, Path], results_dir: Path) -> str | None:
     """The experiment's own ``figure(run_dirs, path)`` (none without one), drawn from each
     variant's first run (``run_dirs``: variant -> its run directory) into
     ``results_dir/NAME_figure.png``; its file name, which the row's section shows."""
     draw = getattr(experiment.module, "figure", None)
     if draw is None:
         return None
-    run_dirs: dict[str, Path] = {}
-    for run in runs:
-        run_dirs.setdefault(run["variant"], Path(run["run_dir"]))
     path = results_dir / f"{experiment.name}_figure.png"
     results_dir.mkdir(parents=True, exist_ok=True)
     draw(run_dirs, path)
