@@ -19,10 +19,13 @@ VARIANTS = {
     "fc_lstm": {},
 }
 REFERENCE = {
-    "source": "Shi et al. 2015 (NeurIPS), \"Convolutional LSTM Network\", Moving MNIST table",
-    "published": "on Moving MNIST (64×64, two digits) the ConvLSTM's cross-entropy is lower "
-                 "than the FC-LSTM's (the ordering is what is compared here; their numbers, "
-                 "not checked here, are on another dataset and scale)",
+    "source": "Shi et al. 2015 (NeurIPS), \"Convolutional LSTM Network\", Table 1 (Moving MNIST)",
+    "published": "cross-entropy per test sequence (64×64 frames, two digits, 10 in, 10 out): "
+                 "FC-LSTM-2048-2048 4832.49 (142.7M parameters) against ConvLSTM "
+                 "(5×5)-5×5-256 3887.94 (13.5M) and the best, three layers "
+                 "(5×5)-5×5-128-5×5-64-5×5-64, 3670.85 (7.6M): the ConvLSTM's loss is 0.76× "
+                 "the FC-LSTM's. Ours is another dataset, scale and loss (MSE), so the "
+                 "ordering is what is compared",
     "metric": "mse",
     "note": "Here the ordering is reversed: the FC-LSTM's MSE is about 0.55x the ConvLSTM's "
             "(0.0163 vs 0.0298, 2 seeds each, both far below the copy-last baseline 0.097). "

@@ -365,3 +365,19 @@ def test_a_missing_module_in_an_experiment_file_is_one_line_naming_the_file(tmp_
         experiments.load(str(path))
     assert str(error.value) == f"{path}, line 2: No module named 'waves_dat'"
     assert "lstm_jax_user_experiment_broken_exp" not in sys.modules
+
+
+def test_indrnn_adding_initialises_the_indrnn_as_the_reference_addition_example():
+    """Input weights N(0, 0.001²), the first layer's |u| within 2^(1/T), the last
+    layer's u all 1; the other cells get the default model."""
+    experiment = experiments.load("indrnn_adding")
+    indrnn, lstm = (reproduce.plan(experiment, only=[name], chosen_seeds=[0])[0].config
+                    for name in ("indrnn", "lstm"))
+    task = experiment.task(indrnn)
+    first, last = (jax.tree.map(np.asarray, layer) for layer in
+                   experiment.model(indrnn, task).init(jax.random.key(0))["rnn"])
+    assert np.all(last.w_hh == 1.0)
+    assert np.all(np.abs(first.w_hh) <= 2 ** (1 / 1000)) and np.std(first.w_hh) > 0.5
+    for layer in (first, last):
+        assert 0.8e-3 < np.std(layer.w_ih) < 1.2e-3 and np.all(layer.b == 0)
+    assert experiment.model(lstm, task) is None
