@@ -239,6 +239,22 @@ def test_forward_mode_needs_fused_backward_off():
     assert tangent.shape == (B, T, H)
 
 
+def test_second_order_reverse_mode_runs_through_the_fused_backward():
+    """jax.grad of a function of jax.grad (a gradient penalty, MAML's inner step): the
+    fused backward is itself differentiable, and agrees with autodiff of the scan."""
+    cell, params = make(lambda: lj.lstm(H))
+    xs = inputs()
+
+    def penalty(layer):
+        loss = lambda p: jnp.sum(layer.apply(p, xs)[1] ** 2)  # noqa: E731
+        return jax.jit(jax.grad(lambda p: sum(jnp.sum(g ** 2) for g in
+                                              jax.tree.leaves(jax.grad(loss)(p)))))
+
+    fused, plain = (penalty(lj.rnn(cell, fused_backward=on))(params) for on in (True, False))
+    for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(plain)):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name, factory, kind, options", BASIC_CELLS, ids=BASIC_IDS)
 def test_grad_matches_the_numpy_reference_by_finite_differences(name, factory, kind, options):
     """d loss / d w_hh from JAX against float64 central differences of the reference."""
