@@ -173,8 +173,14 @@ def _resumed_config(experiment, run_dir: Path, fields: list[str]):
     return given
 
 
-# reproduce's options that say where the files go and what is shown, not what is trained
-WHERE_AND_HOW = {"--runs": 1, "--results": 1, "--no-progress": 0}  # option: values it takes
+# reproduce's options that say where the files go and what is shown, not what is trained:
+# a summary's command leaves them out (``_what_reproduces``)
+WHERE_AND_HOW = {
+    "--runs": {"default": "runs", "help": "run directories go in RUNS/NAME/ (default runs)"},
+    "--results": {"default": "experiments/results",
+                  "help": "where the summary and figure go (default experiments/results)"},
+    "--no-progress": {"action": "store_true", "help": "no progress bar"},
+}
 
 
 def _what_reproduces(argv: list[str]) -> str:
@@ -184,8 +190,9 @@ def _what_reproduces(argv: list[str]) -> str:
     for word in argv:
         if skip:
             skip -= 1
-        elif word.split("=")[0] in WHERE_AND_HOW:
-            skip = 0 if "=" in word else WHERE_AND_HOW[word]
+        elif (option := word.split("=")[0]) in WHERE_AND_HOW:
+            value_follows = "=" not in word and WHERE_AND_HOW[option].get("action") != "store_true"
+            skip = 1 if value_follows else 0
         else:
             kept.append(word)
     return shlex.join(["lstm-jax", *kept])
@@ -400,11 +407,8 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--variants", nargs="+", help="only these variants (default: all)")
     again.add_argument("--seeds", nargs="+", type=_seed_word, metavar="S,S,...",
                        help="these seeds (default: its SEEDS)")
-    again.add_argument("--runs", default="runs", help="run directories go in RUNS/NAME/ "
-                       "(default runs)")
-    again.add_argument("--results", default="experiments/results",
-                       help="where the summary and figure go (default experiments/results)")
-    again.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for option, spec in WHERE_AND_HOW.items():
+        again.add_argument(option, **spec)
     again.set_defaults(run=_reproduce)
     table = commands.add_parser("results", help="render RESULTS.md from the run summaries")
     table.add_argument("--results", default="experiments/results",
