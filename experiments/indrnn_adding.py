@@ -1,13 +1,13 @@
 """The adding problem at T = 1,000: IndRNN vs LSTM vs tanh RNN (Li et al., 2018).
 
 The task of ``experiments/adding.py`` (regress the sum of two marked values; predicting
-1.0 scores the baseline MSE 0.167) at sequences ten times longer, in the paper's setup:
-128 units, batch 50, Adam at 2e-4 for the ReLU IndRNN and 2e-3 for the tanh models, no
-gradient clipping. The IndRNN is two layers, each unit's recurrent weight |u| kept at
-most 2^(1/T) so that a gradient through T steps grows at most 2-fold, and initialised
-as the reference TensorFlow cell's addition example (``get_model``). Plain
-backpropagation through all 1,000 steps (no truncation, no remat): the fused backward
-pass runs every cell here.
+1.0 scores the baseline MSE 0.167) at sequences ten times longer: 128 units and Adam at
+2e-4 for the ReLU IndRNN and 2e-3 for the tanh models, as the paper trains them; batch
+50 and no gradient clipping, as batzner/indrnn's reproduction of it. The IndRNN is two
+layers, each unit's recurrent weight |u| kept at most 2^(1/T) so that a gradient
+through T steps grows at most 2-fold, and initialised as that reproduction's addition
+example (``get_model``). Plain backpropagation through all 1,000 steps (no truncation,
+no remat): the fused backward pass runs every cell here.
 """
 
 from lstm_jax.train import Config
@@ -45,7 +45,10 @@ REFERENCE = {
             "spread is large and the final MSEs higher than the reproduction's, whose rate "
             "stays 2e-4 for 20,000 steps. The IndRNN starts as batzner/indrnn's addition "
             "example does (get_model): the last layer's u all 1, an integrator from the "
-            "start. The row's earlier version (every u uniform on [-1, 1], 64 units, batch "
+            "start. The authors' own code (Sunnydreamrain/IndRNN_Theano_Lasagne, "
+            "adding/adding.py) differs in small ways: that u uniform on [2^(-1/T), "
+            "2^(1/T)], the first layer's on [0, 2^(1/T)], batch 32, gradients clipped at 10 "
+            "(not tried here). The row's earlier version (every u uniform on [-1, 1], 64 units, batch "
             "32, lr 2e-3) left all three cells at the baseline after 1,500 steps. T = 5,000 "
             "is not run: the reproduction needed about 10,000 steps there to reach 0.05 "
             "(img/addition/T5000.png), about 2 hours "
