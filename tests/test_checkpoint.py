@@ -347,6 +347,7 @@ def test_a_killed_save_leaves_a_temporary_folder_that_the_next_open_removes(tmp_
         while True:  # freeze the writer, then look: a save cannot finish between the look and the kill
             assert process.poll() is None and time.monotonic() < deadline
             process.send_signal(signal.SIGSTOP)
+            os.waitpid(process.pid, os.WUNTRACED)  # returns once every thread has stopped
             if leftovers(tmp_path) and any(p.name.isdigit() for p in tmp_path.iterdir()):
                 break
             process.send_signal(signal.SIGCONT)

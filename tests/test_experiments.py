@@ -377,7 +377,7 @@ def test_indrnn_adding_initialises_the_indrnn_as_the_reference_addition_example(
     first, last = (jax.tree.map(np.asarray, layer) for layer in
                    experiment.model(indrnn, task).init(jax.random.key(0))["rnn"])
     assert np.all(last.w_hh == 1.0)
-    assert np.all(np.abs(first.w_hh) <= 2 ** (1 / 1000)) and np.std(first.w_hh) > 0.5
+    assert np.all(np.abs(first.w_hh) <= 2 ** (1 / experiment.module.T)) and np.std(first.w_hh) > 0.5
     for layer in (first, last):
         assert 0.8e-3 < np.std(layer.w_ih) < 1.2e-3 and np.all(layer.b == 0)
     assert experiment.model(lstm, task) is None
