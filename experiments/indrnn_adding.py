@@ -85,12 +85,10 @@ def get_model(config: Config, task):
     import lstm_jax as lj
     from lstm_jax import train as lt
 
-    def layer(recurrent_init):
-        cell = lj.indrnn(config.hidden_size, recurrent_init=recurrent_init,
+    def cell(recurrent_init):
+        return lj.indrnn(config.hidden_size, recurrent_init=recurrent_init,
                          kernel_init=jax.nn.initializers.normal(1e-3), **config.cell_options)
-        return lj.rnn(cell, **config.rnn_options)
 
     spread = lj.initializers.uniform(config.cell_options["recurrent_max_abs"])
-    layers = [layer(spread) for _ in range(config.num_layers - 1)]
-    return lt.build_model(config, task, lj.stack(layers + [layer(lj.initializers.constant(1.0))],
-                                                 dropout=config.dropout))
+    cells = [cell(spread) for _ in range(config.num_layers - 1)] + [cell(lj.initializers.constant(1.0))]
+    return lt.build_model(config, task, lt.build_layer(config, cells=cells))

@@ -68,6 +68,23 @@ def test_config_model_options_reach_the_layers():
         lt.prepare(dataclasses.replace(TINY, rnn_options={"zonout": 0.1}))
 
 
+def test_own_cells_per_layer_keep_the_configs_stack_options():
+    """build_layer(cells=...): each layer its own cell (here the second without bias),
+    with the config's bidirectional and dropout; a count other than num_layers is refused."""
+    import lstm_jax as lj
+
+    config = dataclasses.replace(TINY, num_layers=2, bidirectional=True, dropout=0.5)
+    layer = lt.build_layer(config, cells=[lj.gru(16), lj.gru(16, bias=False)])
+    first, second = layer.init(jax.random.key(0), 2)
+    assert first.forward.b is not None and second.forward.b is None and second.backward.b is None
+    xs = jnp.ones((3, 12, 2))
+    assert layer.apply((first, second), xs)[1].shape == (3, 12, 32)
+    dropped = layer.apply((first, second), xs, key=jax.random.key(1))[1]
+    assert not np.allclose(dropped, layer.apply((first, second), xs)[1])  # dropout between layers
+    with pytest.raises(ValueError, match="`cells` holds 1 cells for `num_layers` 2"):
+        lt.build_layer(config, cells=[lj.gru(16)])
+
+
 @pytest.mark.parametrize("readout", ["last", "mean"])
 def test_readouts_read_the_valid_steps(readout):
     xs, labels = sine_arrays(n=40)

@@ -71,20 +71,30 @@ def readout_of(config: Config, task: Task) -> str:
     return config.readout
 
 
-def build_layer(config: Config) -> Layer:
+def build_layer(config: Config, cells=None) -> Layer:
     """The recurrent stack of ``config``, in chunks of ``bptt_chunk`` steps when set
-    (``lj.truncated_bptt``); unknown cells or options name the valid ones."""
-    if config.cell not in KINDS:
-        raise ValueError(f"unknown cell {config.cell!r}; known cells: {', '.join(KINDS)}")
-    cell_factory = KINDS[config.cell].factory
-    cell_options = _checks.known_options(f"cell {config.cell!r}", cell_factory, config.cell_options)
+    (``lj.truncated_bptt``); unknown cells or options name the valid ones.
+
+    ``cells``: one cell per layer (``num_layers`` of them) in place of the config's
+    ``cell`` and ``cell_options``, e.g. layers initialised apart; the config's
+    ``rnn_options``, ``bidirectional``, ``dropout`` and ``bptt_chunk`` still apply.
+    """
+    if cells is None:
+        if config.cell not in KINDS:
+            raise ValueError(f"unknown cell {config.cell!r}; known cells: {', '.join(KINDS)}")
+        cell_factory = KINDS[config.cell].factory
+        cell_options = _checks.known_options(f"cell {config.cell!r}", cell_factory,
+                                             config.cell_options)
+        cells = [cell_factory(config.hidden_size, **cell_options) for _ in range(config.num_layers)]
+    elif len(cells) != config.num_layers:
+        raise ValueError(f"`cells` holds {len(cells)} cells for `num_layers` {config.num_layers}")
     rnn_options = _checks.known_options("lj.rnn", rnn, config.rnn_options)
 
-    def one_layer():
-        layer = rnn(cell_factory(config.hidden_size, **cell_options), **rnn_options)
+    def one_layer(cell):
+        layer = rnn(cell, **rnn_options)
         return bidirectional(layer) if config.bidirectional else layer
 
-    layer = stack([one_layer() for _ in range(config.num_layers)], dropout=config.dropout)
+    layer = stack([one_layer(cell) for cell in cells], dropout=config.dropout)
     return truncated_bptt(layer, chunk=config.bptt_chunk) if config.bptt_chunk else layer
 
 
