@@ -48,11 +48,11 @@ REFERENCE = {
             "start. The authors' own code (Sunnydreamrain/IndRNN_Theano_Lasagne, "
             "adding/adding.py) differs in small ways: that u uniform on [2^(-1/T), "
             "2^(1/T)], the first layer's on [0, 2^(1/T)], batch 32, gradients clipped at 10 "
-            "(not tried here). The row's earlier version (every u uniform on [-1, 1], 64 units, batch "
-            "32, lr 2e-3) left all three cells at the baseline after 1,500 steps. T = 5,000 "
-            "is not run: the reproduction needed about 10,000 steps there to reach 0.05 "
-            "(img/addition/T5000.png), about 2 hours "
-            "per run here at five times this row's 7.6 minutes per 3,000 steps.",
+            "(not tried here). The row's earlier version (every u uniform on [-1, 1], 64 "
+            "units, batch 32, lr 2e-3) left all three cells at the baseline after 1,500 "
+            "steps. T = 5,000 is not run: the reproduction needed about 10,000 steps there "
+            "to reach 0.05 (img/addition/T5000.png), about 2 hours per run here at five "
+            "times this row's 7.6 minutes per 3,000 steps.",
 }
 
 
@@ -90,5 +90,6 @@ def get_model(config: Config, task):
                          kernel_init=jax.nn.initializers.normal(1e-3), **config.cell_options)
 
     spread = lj.initializers.uniform(config.cell_options["recurrent_max_abs"])
-    cells = [cell(spread) for _ in range(config.num_layers - 1)] + [cell(lj.initializers.constant(1.0))]
+    integrator = lj.initializers.constant(1.0)
+    cells = [cell(spread) for _ in range(config.num_layers - 1)] + [cell(integrator)]
     return lt.build_model(config, task, lt.build_layer(config, cells=cells))
