@@ -13,8 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
-TRAIN_USAGE = ("lstm-jax train NAME|FILE [--steps N] [--seed S | --seeds S,S,...] [--out DIR] "
-               "[--resume] [--no-progress] [CONFIG FIELDS ...]")
+TRAIN_USAGE = ("lstm-jax train NAME|FILE [--steps N] [--seed S | --seeds S,S,...] "
+               "[--sweep FIELD=V,V,... ...] [--out DIR] [--resume] [--no-progress] [CONFIG FIELDS ...]")
 REPRODUCE_USAGE = ("lstm-jax reproduce NAME|FILE [--variants V ...] [--seeds S ...] [--runs DIR] "
                    "[--results DIR] [--no-progress] [CONFIG FIELDS ...]")
 
@@ -34,6 +34,10 @@ def _train(args, fields: list[str]) -> int:
     if args.help:
         print(f"usage: {TRAIN_USAGE}\n\n{experiment.name}: {experiment.description}\n"
               f"  --seeds S,S,...  train a run per seed at once, in DIR/seedS\n"
+              f"  --sweep FIELD=V,V,...\n"
+              f"                   train a run per value at once, in DIR/FIELD=V; FIELD: "
+              f"learning_rate,\n"
+              f"                   weight_decay or an option read at init (cell_options.forget_bias)\n"
               f"  --out DIR        the run directory (default runs/{experiment.name}-TIME)\n"
               f"  --resume         continue the run in --out DIR from its latest checkpoint\n"
               f"  --no-progress    no progress bar\n")
@@ -45,31 +49,35 @@ def _train(args, fields: list[str]) -> int:
     seeds = _seeds(args.seeds)
     if seeds and "seed" in cfg.explicit_fields(fields):
         raise cfg.ConfigError("give --seed S for one run or --seeds S,S,... for several, not both")
+    sweep = _sweep(args.sweep, experiment, fields)
+    many = seeds is not None or sweep is not None
+    names = [name for name, _ in cfg.group_runs(experiment.config(), seeds, sweep)] if many else []
     if args.resume:
         if args.out is None:
             raise cfg.ConfigError("--resume needs --out DIR, the run directory to continue")
-        config = _resumed_config(experiment, _first_run_dir(Path(args.out), seeds), fields)
+        config = _resumed_config(experiment, _first_run_dir(Path(args.out), names), fields)
     else:
         config = cfg.cli(experiment.config(), fields, prog=f"lstm-jax train {args.experiment}")
-    if seeds and len(seeds) > 1:
+    if len(names) > 1:
         _use_every_core()
     from lstm_jax.train import interrupts, loop, rundir  # jax and orbax: not for --help
 
-    group = (loop.prepare_seeds(config, seeds, experiment=experiment) if seeds
-             else [loop.prepare(config, experiment=experiment)])
+    runs = cfg.group_runs(config, seeds, sweep) if many else [("", config)]
+    group = (loop.prepare_group([run_config for _, run_config in runs], experiment=experiment)
+             if many else [loop.prepare(config, experiment=experiment)])
     interrupts.check()  # nothing is written before this point
     run_dir = rundir.make(Path(args.out)) if args.resume else rundir.create(args.out, experiment.name)
-    run_dirs = loop.seed_dirs(run_dir, seeds) if seeds else [run_dir]
-    print(f"run directory: {run_dir}" + (f" (a run per seed: {', '.join(p.name for p in run_dirs)}; "
-                                         f"trained at once)" if seeds else ""), flush=True)
+    run_dirs = [run_dir / name for name in names] if many else [run_dir]
+    print(f"run directory: {run_dir}" + (f" (a run each: {', '.join(names)}; trained at once)"
+                                         if many else ""), flush=True)
     try:
         results = loop.run_many(group, run_dirs, resume=args.resume, progress=not args.no_progress,
                                 command=shlex.join(["lstm-jax", *args.argv]))
     except interrupts.Interrupted as stop:
-        print(_interrupted_message(stop, run_dir, args), file=sys.stderr)
+        print(_interrupted_message(stop, run_dir, args, many), file=sys.stderr)
         return stop.exit_code
-    if seeds:
-        return _print_seeds(results, group)
+    if many:
+        return _print_runs(results, group)
     result, prepared = results[0], group[0]
     if result["already_finished"]:
         print(f"{run_dir} already finished at step {result['metrics']['step']}; nothing to do "
@@ -97,19 +105,51 @@ def _seed_word(word: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds are integers, as 0,1,2 or 0 1 2: got {word!r}") from None
 
 
-def _first_run_dir(out: Path, seeds: list[int] | None) -> Path:
+def _sweep(words: list[str] | None, experiment, fields: list[str]) -> dict | None:
+    """The values of ``--sweep learning_rate=0.01,0.03 --sweep cell_options.forget_bias=0,1``,
+    each parsed as its field's flag would parse it."""
+    from lstm_jax.train import config as cfg
+
+    if not words:
+        return None
+    sweep = {}
+    for word in words:
+        name, sep, texts = word.partition("=")
+        field, _, key = name.partition(".")
+        if not sep or not texts:
+            raise cfg.ConfigError(f"--sweep takes FIELD=V,V,... (e.g. learning_rate=0.001,0.003), "
+                                  f"got {word!r}")
+        if field in cfg.explicit_fields(fields) and not key:
+            raise cfg.ConfigError(f"give {cfg.flag(field)} for every run or --sweep {field}=... "
+                                  f"for several, not both")
+        if key:  # a key of an options field: its value is read as --cell-options KEY=V reads it
+            sweep[name] = [cfg.parse_options([f"{key}={text}"])[key] for text in texts.split(",")]
+        elif field in cfg.FIELDS:
+            sweep[name] = [getattr(cfg.cli(experiment.config(), [cfg.flag(field), text],
+                                           prog=f"lstm-jax train {experiment.name}"), field)
+                           for text in texts.split(",")]
+        else:
+            sweep[name] = texts.split(",")  # sweep_grid names what is wrong
+    return sweep
+
+
+def _first_run_dir(out: Path, names: list[str]) -> Path:
     """The run directory whose config a resumed command continues: ``out`` itself, or for
-    ``--seeds`` that of the first seed. ``out`` holding runs per seed needs ``--seeds``."""
+    runs trained at once (``names``: their directories in ``out``) that of the first.
+    ``out`` holding runs trained at once needs the ``--seeds``/``--sweep`` that made them."""
     from lstm_jax.train import config as cfg
     from lstm_jax.train import rundir
 
-    if seeds:
-        return out / f"seed{seeds[0]}"
-    held = sorted(p.name for p in out.glob("seed*") if (p / rundir.RECORD).exists())
+    if names:
+        return out / names[0]
+    held = sorted(p.parent.name for p in out.glob(f"*/{rundir.RECORD}"))
     if held and not (out / rundir.RECORD).exists():
-        numbers = ",".join(name.removeprefix("seed") for name in held)
-        raise cfg.ConfigError(f"{out} holds a run per seed ({', '.join(held)}); continue them "
-                              f"with --seeds {numbers} --resume")
+        numbers = [name.removeprefix("seed") for name in held]
+        if [cfg.seed_label(int(n)) for n in numbers if n.isdigit()] == held:
+            raise cfg.ConfigError(f"{out} holds a run per seed ({', '.join(held)}); continue them "
+                                  f"with --seeds {','.join(numbers)} --resume")
+        raise cfg.ConfigError(f"{out} holds runs trained at once ({', '.join(held)}); continue "
+                              f"them with the --seeds and --sweep that started them, and --resume")
     return out
 
 
@@ -135,16 +175,15 @@ def _use_every_core() -> list | None:
     return jax.devices()[:1] if jax.default_backend() == "cpu" else None
 
 
-def _print_seeds(results: list[dict], group) -> int:
-    """What ``train --seeds`` ends with: each seed's final evaluation and where its run is."""
+def _print_runs(results: list[dict], group) -> int:
+    """What ``train --seeds/--sweep`` ends with: each run's final evaluation and where it is."""
     for index, (result, prepared) in enumerate(zip(results, group), 1):
         run_dir = result["run_dir"]
         if result["already_finished"]:
             print(f"{run_dir} already finished at step {result['metrics']['step']}; nothing to do "
                   f"(a larger --steps extends it)")
             continue
-        _print_metrics(f"seed {prepared.config.seed}: final evaluation", result["metrics"],
-                       result["baselines"],
+        _print_metrics(f"{run_dir.name}: final evaluation", result["metrics"], result["baselines"],
                        prepared.task.baseline_note if index == len(group) else "")  # once
         print(f"  {run_dir}: metrics.jsonl, loss.png, checkpoints/")
     return 0
@@ -167,7 +206,7 @@ def _resumed_config(experiment, run_dir: Path, fields: list[str]):
             continue
         if getattr(given, name) != getattr(stored, name):
             raise cfg.ConfigError(
-                f"--{name.replace('_', '-')} {getattr(given, name)!r} contradicts the run in "
+                f"{cfg.flag(name)} {getattr(given, name)!r} contradicts the run in "
                 f"{run_dir}, whose {name} is {getattr(stored, name)!r}"
                 + ("; --steps may only grow" if name == "steps" else ""))
     return given
@@ -249,16 +288,19 @@ def _results(args, fields: list[str]) -> int:
     return 0
 
 
-def _interrupted_message(stop, run_dir: Path, args) -> str:
+def _interrupted_message(stop, run_dir: Path, args, many: bool) -> str:
     seeds = _seeds(args.seeds)
     chosen = ["--seeds", ",".join(map(str, seeds))] if seeds else []
+    for word in args.sweep or []:
+        chosen += ["--sweep", word]
     command = shlex.join(["lstm-jax", "train", args.experiment, *chosen, "--out", str(run_dir),
                           "--resume"])
     if getattr(stop, "checkpoint", None) is None:
         saved = "no checkpoint was written yet, so resuming starts again from step 0"
-    elif seeds:
-        saved = (f"each seed's last checkpoint is step {stop.checkpoint}, in "
-                 f"{run_dir / 'seedS' / 'checkpoints'}")
+    elif many:
+        runs = "seed's" if not args.sweep else "run's"
+        saved = (f"each {runs} last checkpoint is step {stop.checkpoint}, in "
+                 f"{run_dir / ('seedS' if not args.sweep else 'RUN') / 'checkpoints'}")
     else:
         saved = f"the last checkpoint is {run_dir / 'checkpoints' / str(stop.checkpoint)}"
     step = getattr(stop, "step", None)
@@ -356,6 +398,10 @@ def _train_parser(parent=None) -> argparse.ArgumentParser:
     train.add_argument("--seeds", nargs="+", type=_seed_word, metavar="S,S,...",
                        help="train a run per seed at once, in DIR/seedS (one vmapped program "
                             "whose runs are split over the devices)")
+    train.add_argument("--sweep", action="append", metavar="FIELD=V,V,...",
+                       help="train a run per value at once, in DIR/FIELD=V (with --seeds: per "
+                            "value and seed); repeated, every combination. FIELD: learning_rate, "
+                            "weight_decay or an option read at init, e.g. cell_options.forget_bias")
     train.add_argument("--out", help="the run directory (default runs/EXPERIMENT-TIME)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out DIR")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

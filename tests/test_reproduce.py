@@ -110,7 +110,7 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
     assert "`lstm-jax reproduce tiny.py`" in row and "| 0, 1 |" in row
     assert "![tiny learning curves](results/tiny.png)" in table
     assert "Short runs: far from the paper." in table
-    assert "The seeds of a variant trained at once, up to 2 runs as one vmapped program" in table
+    assert "Runs trained at once, up to 2 as one vmapped program: a variant's seeds" in table
     assert f"lstm: {reproduce._number(lstm['mean']['mse'])} against the published 0.01, short of" in table
 
     before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")}
@@ -118,6 +118,35 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
                                 progress=False, log=lambda line: None)
     assert {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")} == before
     assert again["variants"]["lstm"]["final"] == summary["variants"]["lstm"]["final"]
+
+
+def test_runs_of_one_program_at_the_same_point_train_together():
+    """A variant's seeds, and variants of one program (``--sweep``-able differences)."""
+    experiment = lt.load_experiment("adding")
+    runs = reproduce.plan(experiment, chosen_seeds=[0, 1])[:4]  # two variants x two seeds
+    paths = [Path("/nonexistent") / f"{run.variant}-seed{run.seed}" for run in runs]
+    first, second = runs[0].variant, runs[2].variant
+    same = {first: ("program", [1]), second: ("program", [1])}
+    assert reproduce._at_once(runs, paths, [False] * 4, same) == [[0, 1, 2, 3]]
+    other = {first: ("program", [1]), second: ("another", [1])}
+    assert reproduce._at_once(runs, paths, [False] * 4, other) == [[0, 1], [2, 3]]
+    assert reproduce._at_once(runs, paths, [False, True, False, True], same) == [[0, 2], [1, 3]]
+
+
+@pytest.mark.slow
+def test_variants_of_one_program_train_at_once_each_as_its_run_alone(tmp_path):
+    path = tmp_path / "sweepable.py"
+    path.write_text(EXPERIMENT.replace(
+        '''VARIANTS = {"lstm": {}, "tanh": {"cell": "simple", "cell_options": {"bias": False}}}''',
+        '''VARIANTS = {"lstm": {}, "slow": {"learning_rate": 0.001},
+                    "closed": {"cell_options": {"bias": True, "forget_bias": 0.0}}}'''))
+    summary = reproduce.reproduce(str(path), runs_dir=tmp_path / "runs", results_dir=tmp_path / "results",
+                                  progress=False, log=lambda line: None)
+    assert {run["at_once"] for run in summary["runs"]} == {6}
+    experiment = lt.load_experiment(str(path))
+    alone = lt.train(reproduce.plan(experiment, only=["slow"], chosen_seeds=[1])[0].config,
+                     tmp_path / "alone", experiment=experiment, progress=False)
+    assert summary["variants"]["slow"]["final"]["mse"][1] == pytest.approx(alone["metrics"]["mse"], abs=1e-5)
 
 
 @pytest.mark.slow

@@ -119,7 +119,7 @@ def test_train_seeds_from_the_command_line_stops_and_continues(tmp_path, monkeyp
         f"--seeds 0,1 --resume\n")
     assert cli.main([*shlex.split(continue_with)[1:], "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "seed 0: final evaluation:" in printed and "seed 1: final evaluation:" in printed
+    assert "seed0: final evaluation:" in printed and "seed1: final evaluation:" in printed
     assert [lt.load(out / f"seed{s}").step for s in (0, 1)] == [20, 20]
 
 

@@ -230,6 +230,8 @@ def interrupt_at(monkeypatch, moment: str) -> None:
 
         def call(*inputs):
             out = compiled(*inputs)
+            if isinstance(out[0].step if moment == "step" else out["loss"], jax.core.Tracer):
+                return out  # traced, not run: a group's check that its runs are one program
             if moment == "eval" or int(np.ravel(out[0].step)[0]) == 13:  # runs at once: (N,)
                 signal.raise_signal(signal.SIGINT)
             return out

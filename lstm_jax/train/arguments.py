@@ -25,6 +25,7 @@ WORDINGS = {
     "steps": ("--steps", "`steps`"),
     "runs": ("--runs", "runs_dir"),
     "seeds": ("--seeds", "`seeds`"),
+    "sweep": ("--sweep", "`sweep`"),
 }
 
 _on_command_line = contextvars.ContextVar("lstm_jax_on_command_line", default=False)

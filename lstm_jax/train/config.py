@@ -222,8 +222,13 @@ def _one_line(message: str) -> str:
         suggestion = lines[lines.index("Perhaps you meant:") + 1].split()[0]
         text += f"; did you mean {suggestion}?"
     if text.startswith("Unrecognized options"):
-        text += "; the config fields: " + ", ".join("--" + f.replace("_", "-") for f in FIELDS)
+        text += "; the config fields: " + ", ".join(map(flag, FIELDS))
     return text
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a config field: ``hidden_size`` -> ``--hidden-size``."""
+    return "--" + field.replace("_", "-")
 
 
 def explicit_fields(args: list[str]) -> set[str]:
@@ -242,3 +247,70 @@ def check_seeds(seeds) -> tuple[int, ...]:
         raise ConfigError(f"{arguments.named('seeds')} must be distinct, got "
                           f"{', '.join(map(str, seeds))}")
     return seeds
+
+
+def sweep_grid(config: Config, sweep) -> list[tuple[str, Config]]:
+    """The runs of a sweep: ``config`` with every combination of one value per name.
+
+    ``sweep`` maps a config field (``learning_rate``) or a key of an options field
+    (``cell_options.forget_bias``) to its values. Returns ``(label, config)`` per run in
+    grid order, the label naming its values (``learning_rate=0.01-cell_options.forget_bias=0``),
+    fit for a directory name.
+
+    >>> [label for label, _ in sweep_grid(Config(), {"learning_rate": [0.01, 0.03]})]
+    ['learning_rate=0.01', 'learning_rate=0.03']
+
+    Raises:
+      ConfigError: ``sweep`` is not a non-empty dict of names to distinct values, a name is
+        not a field or option, ``seed`` is swept (seeds are their own argument), or a value
+        is not valid for its field.
+    """
+    if not isinstance(sweep, dict) or not sweep:
+        raise ConfigError(f"{arguments.named('sweep')} must map config fields to their values, "
+                          f"got {sweep!r}")
+    for name, values in sweep.items():
+        field, _, key = str(name).partition(".")
+        if field not in FIELDS or (key and not isinstance(getattr(config, field), dict)):
+            options = ", ".join(f for f in FIELDS if isinstance(getattr(config, f), dict))
+            raise ConfigError(f"cannot sweep {name!r}: name a config field or FIELD.KEY of an "
+                              f"options field ({options})")
+        if field == "seed":
+            raise ConfigError(f"seeds are swept with {arguments.named('seeds')}")
+        if not isinstance(values, (list, tuple)) or not values or len(set(map(repr, values))) < len(values):
+            raise ConfigError(f"the values of {name} must be a non-empty list of distinct "
+                              f"values, got {values!r}")
+    grid = []
+    for point in itertools.product(*sweep.values()):
+        changes: dict[str, Any] = {}
+        for name, value in zip(sweep, point):
+            field, _, key = name.partition(".")
+            if key:
+                changes.setdefault(field, GivenOptions())[key] = value
+            else:
+                changes[field] = value
+        label = "-".join(f"{name}={value}" for name, value in zip(sweep, point))
+        if "/" in label or "\0" in label:
+            raise ConfigError(f"a swept value cannot name a directory: {label!r}")
+        grid.append((label, replace(config, **changes)))
+    return grid
+
+
+def group_runs(config: Config, seeds=None, sweep=None) -> list[tuple[str, Config]]:
+    """The runs of ``train(..., seeds=, sweep=)``: each its directory's name in ``run_dir``
+    and its config. Every point of the ``sweep`` grid (``sweep_grid``) with each seed, as
+    ``learning_rate=0.01-seed3``; seeds alone are ``seedS``.
+
+    Raises:
+      ConfigError: bad ``seeds`` or ``sweep``.
+    """
+    points = sweep_grid(config, sweep) if sweep is not None else [("", config)]
+    if seeds is None:
+        return points
+    seeds = check_seeds(seeds)
+    return [("-".join(filter(None, (label, seed_label(seed)))), dataclasses.replace(point, seed=seed))
+            for label, point in points for seed in seeds]
+
+
+def seed_label(seed: int) -> str:
+    """The name of a seed's run directory among runs trained at once."""
+    return f"seed{seed}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -26,7 +27,8 @@ from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
 from lstm_jax.train.arguments import named
 from lstm_jax.train.checkpoint import CheckpointError, Checkpoints
-from lstm_jax.train.config import Config, ConfigError, check_seeds, to_dict
+from lstm_jax.train.config import (FIELDS, Config, ConfigError, check_seeds, group_runs, seed_label,
+                                  to_dict)
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
 from lstm_jax.train.report import MetricsLog, Progress, plot_losses
@@ -126,21 +128,96 @@ def _check_one_step(model: Model, task: Task, keys: RunKeys, batch_size: int) ->
     jax.eval_shape(lambda p, b: task.loss(model.apply(p, b.xs, b.seq_lengths), b), params, batch)
 
 
+def prepare_group(configs: list[Config], **options) -> list[Prepared]:
+    """``prepare`` for each of ``configs``: runs to be trained at once by ``run_many``, as
+    one program (the first run's step, vmapped) in one loop. They may differ in their
+    ``seed``, in the default optimizer's ``learning_rate`` and ``weight_decay`` (values in
+    its state, ``steps.Hyperparams``), in options read only at init, such as
+    ``cell_options``' ``forget_bias`` or an initializer, and in task options that change
+    the data but no shape. What is compiled into the step (shapes, dropout rates,
+    ``grad_clip``, ``warmup_steps``, ...) must be equal, checked by tracing every run's
+    step (``step_program``), and so must the ``LOOP_FIELDS``. ``options`` as for ``prepare``.
+
+    Raises:
+      ConfigError: the runs are not one program or loop (the message names the fields
+        that differ), two of them would train alike (what differs is read by neither the
+        model nor the optimizer, e.g. ``optimizer=`` given and ``learning_rate`` swept),
+        or as ``prepare``.
+    """
+    group = [prepare(config, models=len(configs), **options) for config in configs]
+    first = group[0]
+    for prepared in group[1:]:
+        if dataclasses.replace(prepared.config, seed=0) == dataclasses.replace(first.config, seed=0):
+            continue  # the seed changes the params and the data, never the program
+        shared = [name for name in LOOP_FIELDS
+                  if getattr(prepared.config, name) != getattr(first.config, name)]
+        if shared:
+            raise ConfigError(f"runs trained at once share one loop: they cannot differ in "
+                              f"{', '.join(shared)}")
+        if step_program(prepared) != step_program(first):
+            fields = _differences(first.config, prepared.config)
+            raise ConfigError(
+                f"runs that differ in {', '.join(fields)} cannot train at once: "
+                f"{'they are' if len(fields) > 1 else 'it is'} compiled into the "
+                f"training step; runs trained at once may differ only in the seed, "
+                f"learning_rate, weight_decay and options read only at init (such as "
+                f"cell_options' forget_bias)")
+    starts: dict[str, Prepared] = {}  # a fingerprint of a run's state and first batch -> the run
+    for prepared in group:
+        state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
+        batch = prepared.task.train_batch(prepared.keys.data, 0, prepared.config.batch_size)
+        start = "".join(_fingerprint(leaf) for leaf in jax.tree.leaves((state, batch)))
+        if start in starts:  # the same program from the same state on the same data
+            fields = ", ".join(_differences(starts[start].config, prepared.config)) or "nothing"
+            raise ConfigError(f"runs that differ in {fields} would train alike: neither the "
+                              f"model nor the optimizer that trains them reads it")
+        starts[start] = prepared
+    return group
+
+
+def step_program(prepared: Prepared) -> tuple[str, str]:
+    """The jaxprs of a run's training and evaluation steps (constants inlined): equal for
+    runs that one vmapped program can train."""
+    state = jax.eval_shape(functools.partial(init_state, prepared.model, prepared.optimizer,
+                                             prepared.keys.init))
+    batch = prepared.task.train_batch(prepared.keys.data, 0, prepared.config.batch_size)
+    steps = [(make_train_step(prepared.model, prepared.task, prepared.optimizer), state),
+             (make_eval_step(prepared.model, prepared.task), state.params)]
+    jaxprs = [jax.make_jaxpr(step)(first, batch) for step, first in steps]
+    return tuple(str(closed.jaxpr) + "".join(_fingerprint(c) for c in closed.consts)
+                 for closed in jaxprs)
+
+
+def _fingerprint(array) -> str:
+    array = np.asarray(array)
+    return f"{array.dtype}{array.shape}{hashlib.sha256(array.tobytes()).hexdigest()}"
+
+
+def _differences(a: Config, b: Config) -> list[str]:
+    """The fields (``cell_options.forget_bias`` for an option) in which ``b`` differs from ``a``."""
+    names = []
+    for name in FIELDS:
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, dict) and isinstance(y, dict):
+            names += [f"{name}.{key}" for key in sorted(set(x) | set(y)) if x.get(key) != y.get(key)]
+        elif x != y and name != "seed":
+            names.append(name)
+    return names
+
+
 def prepare_seeds(config: Config, seeds, **options) -> list[Prepared]:
-    """``prepare`` for each of ``seeds``: runs of ``config`` that differ only in their
-    seed, to be trained at once by ``run_many``. ``options`` as for ``prepare``.
+    """``prepare_group`` of runs of ``config`` that differ only in their seed.
 
     Raises:
       ConfigError: ``seeds`` is not a non-empty sequence of distinct ints, or as ``prepare``.
     """
-    seeds = check_seeds(seeds)
-    return [prepare(dataclasses.replace(config, seed=seed), models=len(seeds), **options)
-            for seed in seeds]
+    return prepare_group([dataclasses.replace(config, seed=seed) for seed in check_seeds(seeds)],
+                         **options)
 
 
 def seed_dirs(parent: Path, seeds) -> list[Path]:
     """The run directory of each seed of ``train(..., seeds=...)``: ``parent/seedS``."""
-    return [Path(parent) / f"seed{seed}" for seed in seeds]
+    return [Path(parent) / seed_label(seed) for seed in seeds]
 
 
 def train(
@@ -155,6 +232,7 @@ def train(
     devices=None,
     progress: bool = True,
     seeds=None,
+    sweep=None,
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """Train ``config`` in ``run_dir`` and return the final evaluation.
 
@@ -186,11 +264,13 @@ def train(
     """
     options = dict(experiment=experiment, task=task, model=model, optimizer=optimizer,
                    devices=devices)
-    group = [prepare(config, **options)] if seeds is None else prepare_seeds(config, seeds, **options)
+    runs = None if seeds is None and sweep is None else group_runs(config, seeds, sweep)
+    group = (prepare_group([run_config for _, run_config in runs], **options) if runs
+             else [prepare(config, **options)])
     run_dir = rundir.make(Path(run_dir)) if resume else rundir.create(run_dir, group[0].name)
-    if seeds is None:
+    if runs is None:
         return run(group[0], run_dir, resume=resume, progress=progress)
-    return run_many(group, seed_dirs(run_dir, seeds), resume=resume, progress=progress)
+    return run_many(group, [run_dir / name for name, _ in runs], resume=resume, progress=progress)
 
 
 def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bool = True,
@@ -202,12 +282,12 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
 
 def run_many(group: list[Prepared], run_dirs: list[Path], *, resume: bool = False,
              progress: bool = True, command: str | None = None) -> list[dict[str, Any]]:
-    """Train prepared runs that differ only in their seed (``prepare_seeds``) at once, each
+    """Train prepared runs that are one program (``prepare_group``) at once, each
     in its own directory, as one program vmapped over the runs; a group of one is
     ``run``. Returns ``run``'s dict for each. They start and stop together: resumed,
     they continue from the latest step that every run has checkpointed.
     """
-    config, task = group[0].config, group[0].task
+    config = group[0].config  # its loop fields are every run's (prepare_group)
     run_dirs = [rundir.make(Path(path)) for path in run_dirs]
     with interrupts.deferred(), contextlib.ExitStack() as stack:
         checkpoints = [stack.enter_context(Checkpoints(path / "checkpoints", keep=config.keep_checkpoints))
@@ -220,9 +300,9 @@ def run_many(group: list[Prepared], run_dirs: list[Path], *, resume: bool = Fals
                               f"has reached; a larger {named('steps')} extends a run")
         if start == config.steps and all(r and r[-1].get("final") and r[-1]["step"] == start
                                          for r in records):
-            return [{"metrics": r[-1], "baselines": task.baselines, "state": state,
+            return [{"metrics": r[-1], "baselines": p.task.baselines, "state": state,
                      "run_dir": path, "already_finished": True}
-                    for r, state, path in zip(records, states, run_dirs)]
+                    for p, r, state, path in zip(group, records, states, run_dirs)]
         for prepared, path in zip(group, run_dirs):
             _write_record(prepared, path, resume, command)
         logs = [stack.enter_context(_Logs(path, start)) for path in run_dirs]
@@ -238,9 +318,9 @@ def run_many(group: list[Prepared], run_dirs: list[Path], *, resume: bool = Fals
             raise
     for prepared, path, log in zip(group, run_dirs, logs):
         plot_losses(log.jsonl.read(), path / "loss.png",
-                    f"{prepared.name} ({config.cell}, H={config.hidden_size})", task.baselines)
-    return [{"metrics": final, "baselines": task.baselines, "state": state, "run_dir": path,
-             "already_finished": False} for final, state, path in zip(finals, states, run_dirs)]
+                    f"{prepared.name} ({config.cell}, H={config.hidden_size})", prepared.task.baselines)
+    return [{"metrics": final, "baselines": p.task.baselines, "state": state, "run_dir": path,
+             "already_finished": False} for p, final, state, path in zip(group, finals, states, run_dirs)]
 
 
 def _starting_states(group: list[Prepared], run_dirs: list[Path], checkpoints: list[Checkpoints],
@@ -314,6 +394,10 @@ class _Logs:
         self.board.close()
 
 
+# the config fields the loop of runs trained at once reads from the first run's config
+LOOP_FIELDS = ("steps", "batch_size", "log_every", "eval_every", "eval_batches", "checkpoint_every",
+               "keep_checkpoints")
+
 IN_FLIGHT = 2  # training steps the host may dispatch ahead of the device
 
 
@@ -357,14 +441,14 @@ def _loop(group: list[Prepared], states: list[TrainState], start: int,
     runs = _Stacking(len(group))
     many = runs.size > 1
     eval_set = [parallel.place_batch(runs.stack(list(batches))) for batches in zip(
-        *(task.eval_batches(p.keys.eval, config.batch_size, config.eval_batches) for p in group))]
+        *(p.task.eval_batches(p.keys.eval, config.batch_size, config.eval_batches) for p in group))]
     train_step = make_train_step(first.model, task, first.optimizer, models=many)
     eval_step = make_eval_step(first.model, task, models=many)
     state = parallel.place_state(runs.stack(states))
 
     def batch_at(step: int):
         return parallel.place_batch(runs.stack(
-            [task.train_batch(p.keys.data, step, config.batch_size) for p in group]))
+            [p.task.train_batch(p.keys.data, step, config.batch_size) for p in group]))
 
     def evaluate_at(step: int, final: bool = False) -> list[dict]:
         head = {"split": "eval", "step": step, **({"final": True} if final else {})}
@@ -462,10 +546,11 @@ class _Window:
         self.unchecked = []
         for step, metrics in zip(steps, fetched):
             per_run = {name: np.ravel(value) for name, value in metrics.items()}  # (runs,)
-            for k, (prepared, values) in enumerate(zip(self.group, self.values)):
+            for k, values in enumerate(self.values):
                 loss, param_norm = float(per_run["loss"][k]), float(per_run["param_norm"][k])
                 if not (math.isfinite(loss) and math.isfinite(param_norm)):
-                    which = f"seed {prepared.config.seed}: " if len(self.group) > 1 else ""
+                    run_dir = self.checkpoints[k].directory.parent
+                    which = f"{run_dir.name}: " if len(self.group) > 1 else ""
                     raise TrainingDiverged(
                         f"{which}non-finite values at step {step} (loss {loss}, parameter norm "
                         f"{param_norm}); training stopped. Last good: "

@@ -156,28 +156,32 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
         experiment = load_experiment(experiment)
     runs = plan(experiment, only=only, chosen_seeds=chosen_seeds, overrides=overrides)
     sample_options(experiment)
-    tasks = {}  # variant -> the task its runs record (the name of an own get_task()'s)
+    tasks, programs = {}, {}  # variant -> the task its runs record (the name of an own
+    #   get_task()'s), and what trains it: its step's program and its loop's fields
     for run in runs:
         if run.variant not in tasks:  # one check per variant: the seed changes no shape
-            tasks[run.variant] = loop.prepare(run.config, experiment=experiment).config.task
+            prepared = loop.prepare(run.config, experiment=experiment)
+            tasks[run.variant] = prepared.config.task
+            programs[run.variant] = (loop.step_program(prepared),
+                                     [getattr(run.config, name) for name in loop.LOOP_FIELDS])
     runs = [run._replace(config=dataclasses.replace(run.config, task=tasks[run.variant]))
             for run in runs]
     paths = [run_dir_of(runs_dir, experiment, run) for run in runs]
     resumes = [_check_existing(path, run.config) for path, run in zip(paths, runs)]
     summaries: dict[int, dict] = {}  # place in runs -> its run summary
-    for places in _at_once(runs, paths, resumes):
+    for places in _at_once(runs, paths, resumes, programs):
         group = [runs[k] for k in places]
         for k in places:
             log(f"[{k + 1}/{len(runs)}] {experiment.name} {runs[k].variant} seed {runs[k].seed}: "
                 f"{paths[k]}" + (f" (with {len(places) - 1} more at once)" if k == places[0]
                                  and len(places) > 1 else ""))
-        prepared = (loop.prepare_seeds(group[0].config, [run.seed for run in group],
-                                       experiment=experiment) if len(group) > 1
+        prepared = (loop.prepare_group([run.config for run in group], experiment=experiment)
+                    if len(group) > 1
                     else [loop.prepare(group[0].config, experiment=experiment, devices=devices)])
         loop.run_many(prepared, [rundir.make(paths[k]) for k in places], resume=resumes[places[0]],
                       progress=progress, command=command)
-        for k in places:
-            summaries[k] = _run_summary(runs[k], paths[k], prepared[0].task)
+        for k, one in zip(places, prepared):
+            summaries[k] = _run_summary(runs[k], paths[k], one.task)
     finished = [summaries[k] for k in range(len(runs))]
     summary = summarize(experiment, finished, command)
     first_runs: dict[str, Path] = {}  # variant -> the run directory of its first seed
@@ -192,13 +196,16 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
     return summary
 
 
-def _at_once(runs: list[Run], paths: list[Path], resumes: list[bool]) -> list[list[int]]:
-    """The places in ``runs`` of each group trained at once (``loop.run_many``): the seeds of
-    a variant that stand at the same point (not started, or the same latest checkpoint)."""
-    groups: dict[tuple, list[int]] = {}
+def _at_once(runs: list[Run], paths: list[Path], resumes: list[bool],
+             programs: dict[str, tuple]) -> list[list[int]]:
+    """The places in ``runs`` of each group trained at once (``loop.run_many``): the runs of
+    one program (``programs``: each variant's; a variant's seeds, and the variants that
+    differ only in values the step does not compile, as ``train --sweep``) that stand at
+    the same point (not started, or the same latest checkpoint)."""
+    groups: dict[str, list[int]] = {}
     for k, (run, path, resume) in enumerate(zip(runs, paths, resumes)):
         steps = [int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()]
-        groups.setdefault((run.variant, resume, max(steps, default=None)), []).append(k)
+        groups.setdefault(repr((programs[run.variant], resume, max(steps, default=None))), []).append(k)
     return list(groups.values())
 
 
@@ -566,9 +573,10 @@ def _section(s: dict, folder: str) -> list[str]:
                       drawn["prompt"] + str(drawn["text"]), "```", ""]
     together = max((run.get("at_once", 1) for run in s["runs"]), default=1)
     if together > 1:
-        lines += [f"The seeds of a variant trained at once, up to {together} runs as one vmapped "
-                  f"program (`lstm-jax train --seeds`); a run's wall time is its share of "
-                  f"theirs.", ""]
+        lines += [f"Runs trained at once, up to {together} as one vmapped program: a variant's "
+                  f"seeds (`lstm-jax train --seeds`), with the variants that differ only in "
+                  f"values the step does not compile (`--sweep`); a run's wall time is its "
+                  f"share of theirs.", ""]
     commit = s.get("commit") or {}
     made = f"commit {commit['sha'][:10]}" + (" (with uncommitted changes)" if commit.get("dirty") else "") \
         if commit else "an installed copy"

@@ -27,21 +27,54 @@ def learning_rate_schedule(config: Config) -> optax.Schedule:
     The warmup is cut to ``steps - 1`` in runs shorter than it, so the cosine part
     always has at least one step.
     """
+    return _warmup_cosine(config.learning_rate, config)
+
+
+def _warmup_cosine(peak, config: Config) -> optax.Schedule:
+    """``optax.warmup_cosine_decay_schedule`` to 0, whose ``peak`` may be a traced value."""
     warmup = min(config.warmup_steps, config.steps - 1)
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=config.learning_rate,
-        warmup_steps=warmup,
-        decay_steps=max(config.steps, warmup + 1),
-    )
+    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup),
+                                 optax.cosine_decay_schedule(peak, max(config.steps, warmup + 1) - warmup)],
+                                [warmup])
+
+
+class Hyperparams(NamedTuple):
+    """The default optimizer's options held in its state, not compiled into the step:
+    runs that differ only in them are one program, so they train at once (``sweep``)."""
+
+    count: jax.Array  # shape=() int32: updates made
+    learning_rate: jax.Array  # shape=() float32: the schedule's peak
+    weight_decay: jax.Array  # shape=() float32
 
 
 def default_optimizer(config: Config) -> optax.GradientTransformation:
-    """Global-norm clipping, then AdamW on ``learning_rate_schedule(config)``."""
-    adamw = optax.adamw(learning_rate_schedule(config), weight_decay=config.weight_decay)
+    """Global-norm clipping, then AdamW on ``learning_rate_schedule(config)``.
+
+    The same updates as ``optax.adamw(learning_rate_schedule(config), weight_decay=...)``,
+    bit for bit, with the peak learning rate and the weight decay in the state
+    (``Hyperparams``).
+    """
+    adamw = optax.chain(optax.scale_by_adam(), _decay_and_schedule(config))
     if config.grad_clip > 0:
         return optax.chain(optax.clip_by_global_norm(config.grad_clip), adamw)
     return adamw
+
+
+def _decay_and_schedule(config: Config) -> optax.GradientTransformation:
+    """AdamW's tail: add ``weight_decay * params``, then scale by minus the learning rate."""
+
+    def init(params):
+        del params
+        return Hyperparams(jnp.zeros((), jnp.int32), jnp.asarray(config.learning_rate, jnp.float32),
+                           jnp.asarray(config.weight_decay, jnp.float32))
+
+    def update(updates, state: Hyperparams, params):
+        step_size = -1 * _warmup_cosine(state.learning_rate, config)(state.count)
+        updates = jax.tree.map(lambda g, p: jnp.array(step_size, g.dtype)
+                               * (g + state.weight_decay.astype(p.dtype) * p), updates, params)
+        return updates, state._replace(count=optax.safe_increment(state.count))
+
+    return optax.GradientTransformation(init, update)
 
 
 def init_state(model: Model, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
