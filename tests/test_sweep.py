@@ -23,7 +23,8 @@ SWEEP = {"learning_rate": [0.01, 0.003], "cell_options.forget_bias": [0.0, 1.0]}
 @pytest.mark.parametrize("weight_decay, warmup_steps, grad_clip",
                          [(0.0, 5, 1.0), (0.01, 0, 0.0), (0.1, 100, 0.5)])
 def test_the_default_optimizer_is_optax_adamw_bit_for_bit(weight_decay, warmup_steps, grad_clip):
-    """Its learning rate and weight decay live in its state, and change no number."""
+    """The same updates and the same state (old checkpoints restore), with its learning
+    rate and weight decay compiled in or given as inputs."""
     config = dataclasses.replace(TINY, weight_decay=weight_decay, warmup_steps=warmup_steps,
                                  grad_clip=grad_clip, steps=30)
     warmup = min(warmup_steps, config.steps - 1)
@@ -33,22 +34,26 @@ def test_the_default_optimizer_is_optax_adamw_bit_for_bit(weight_decay, warmup_s
     if grad_clip:
         reference = optax.chain(optax.clip_by_global_norm(grad_clip), reference)
     params = {"w": jax.random.normal(jax.random.key(0), (5, 7)), "b": jnp.ones(3)}
+    ours = lt.default_optimizer(config)
+    assert jax.tree.structure(ours.init(params)) == jax.tree.structure(reference.init(params))
 
-    def trained(optimizer):
+    def trained(optimizer, **given):
         @jax.jit
-        def step(params, state, i):
+        def step(params, state, i, given):
             grads = jax.tree.map(lambda p: 3 * jnp.sin(p * (i + 1.0)), params)
-            updates, state = optimizer.update(grads, state, params)
+            updates, state = optimizer.update(grads, state, params, **given)
             return optax.apply_updates(params, updates), state
 
         current, state = params, optimizer.init(params)
         for i in range(40):  # past `steps`: the schedule's floor too
-            current, state = step(current, state, i)
+            current, state = step(current, state, i, given)
         return current
 
-    ours, theirs = trained(lt.default_optimizer(config)), trained(reference)
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
-        np.testing.assert_array_equal(a, b)
+    inputs = jax.tree.map(jnp.float32, lt.Hyperparams.of(config))
+    expected = jax.tree.leaves(trained(reference))
+    for got in (trained(ours), trained(ours, hyperparams=inputs)):
+        for a, b in zip(jax.tree.leaves(got), expected, strict=True):
+            np.testing.assert_array_equal(a, b)
     steps = jnp.arange(45)
     np.testing.assert_array_equal(jax.vmap(lt.learning_rate_schedule(config))(steps),
                                   jax.vmap(schedule)(steps))

@@ -188,8 +188,8 @@ def test_the_host_makes_the_next_batch_before_it_reads_a_step_and_reads_only_at_
     def make_train_step(*args, **options):
         step = real_make(*args, **options)
 
-        def watched(state, batch):
-            state, metrics = step(state, batch)
+        def watched(state, batch, *hyperparams):
+            state, metrics = step(state, batch, *hyperparams)
             done = int(state.step)
             events.append(("step", done))
             return state, {name: Watched(value, done, events) for name, value in metrics.items()}

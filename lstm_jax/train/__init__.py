@@ -21,6 +21,7 @@ _EXPORTS = {
     "ConfigError": ("lstm_jax.train.config", "ConfigError"),
     "DataParallel": ("lstm_jax.train.sharding", "DataParallel"),
     "Experiment": ("lstm_jax.train.experiments", "Experiment"),
+    "Hyperparams": ("lstm_jax.train.steps", "Hyperparams"),
     "Interrupted": ("lstm_jax.train.interrupts", "Interrupted"),
     "Model": ("lstm_jax.train.model", "Model"),
     "ModelParallel": ("lstm_jax.train.sharding", "ModelParallel"),
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from lstm_jax.train.model import Model, build_layer, build_model
     from lstm_jax.train.sharding import DataParallel, ModelParallel
     from lstm_jax.train.steps import (
+        Hyperparams,
         TrainState,
         default_optimizer,
         init_state,

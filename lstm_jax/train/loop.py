@@ -33,8 +33,8 @@ from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experim
 from lstm_jax.train.model import Model, build_model
 from lstm_jax.train.report import MetricsLog, Progress, plot_losses
 from lstm_jax.train.sharding import DataParallel, ModelParallel
-from lstm_jax.train.steps import (TrainState, default_optimizer, init_state, learning_rate_schedule,
-                                  make_eval_step, make_train_step)
+from lstm_jax.train.steps import (Hyperparams, TrainState, default_optimizer, init_state,
+                                  learning_rate_schedule, make_eval_step, make_train_step)
 
 FROM_CONFIG = "config"  # a run whose task is config.task, rebuilt from the config alone
 FROM_PYTHON = "python"  # a run given task=/model= in Python: pass them again to evaluate/load
@@ -131,8 +131,8 @@ def _check_one_step(model: Model, task: Task, keys: RunKeys, batch_size: int) ->
 def prepare_group(configs: list[Config], **options) -> list[Prepared]:
     """``prepare`` for each of ``configs``: runs to be trained at once by ``run_many``, as
     one program (the first run's step, vmapped) in one loop. They may differ in their
-    ``seed``, in the default optimizer's ``learning_rate`` and ``weight_decay`` (values in
-    its state, ``steps.Hyperparams``), in options read only at init, such as
+    ``seed``, in the default optimizer's ``learning_rate`` and ``weight_decay`` (inputs of
+    the group's step, ``steps.Hyperparams``), in options read only at init, such as
     ``cell_options``' ``forget_bias`` or an initializer, and in task options that change
     the data but no shape. What is compiled into the step (shapes, dropout rates,
     ``grad_clip``, ``warmup_steps``, ...) must be equal, checked by tracing every run's
@@ -166,7 +166,7 @@ def prepare_group(configs: list[Config], **options) -> list[Prepared]:
     for prepared in group:
         state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
         batch = prepared.task.train_batch(prepared.keys.data, 0, prepared.config.batch_size)
-        start = "".join(_fingerprint(leaf) for leaf in jax.tree.leaves((state, batch)))
+        start = "".join(_fingerprint(leaf) for leaf in jax.tree.leaves((state, batch, _hyperparams(prepared))))
         if start in starts:  # the same program from the same state on the same data
             fields = ", ".join(_differences(starts[start].config, prepared.config)) or "nothing"
             raise ConfigError(f"runs that differ in {fields} would train alike: neither the "
@@ -176,16 +176,25 @@ def prepare_group(configs: list[Config], **options) -> list[Prepared]:
 
 
 def step_program(prepared: Prepared) -> tuple[str, str]:
-    """The jaxprs of a run's training and evaluation steps (constants inlined): equal for
-    runs that one vmapped program can train."""
+    """The jaxprs of a run's training step (the default optimizer's ``Hyperparams`` as its
+    inputs, as the loop of a group passes them) and evaluation step, constants inlined:
+    equal for runs that one vmapped program can train."""
     state = jax.eval_shape(functools.partial(init_state, prepared.model, prepared.optimizer,
                                              prepared.keys.init))
     batch = prepared.task.train_batch(prepared.keys.data, 0, prepared.config.batch_size)
-    steps = [(make_train_step(prepared.model, prepared.task, prepared.optimizer), state),
-             (make_eval_step(prepared.model, prepared.task), state.params)]
-    jaxprs = [jax.make_jaxpr(step)(first, batch) for step, first in steps]
+    inputs = jax.tree.map(lambda value: jax.ShapeDtypeStruct((), jax.numpy.float32),
+                          _hyperparams(prepared))
+    jaxprs = [jax.make_jaxpr(make_train_step(prepared.model, prepared.task, prepared.optimizer))(
+                  state, batch, inputs),
+              jax.make_jaxpr(make_eval_step(prepared.model, prepared.task))(state.params, batch)]
     return tuple(str(closed.jaxpr) + "".join(_fingerprint(c) for c in closed.consts)
                  for closed in jaxprs)
+
+
+def _hyperparams(prepared: Prepared) -> Hyperparams | None:
+    """The run's values that a group's step takes as inputs: the default optimizer's
+    ``Hyperparams`` (None for an optimizer of one's own)."""
+    return Hyperparams.of(prepared.config) if prepared.schedule is not None else None
 
 
 def _fingerprint(array) -> str:
@@ -445,6 +454,9 @@ def _loop(group: list[Prepared], states: list[TrainState], start: int,
     train_step = make_train_step(first.model, task, first.optimizer, models=many)
     eval_step = make_eval_step(first.model, task, models=many)
     state = parallel.place_state(runs.stack(states))
+    # runs trained at once take their learning rates and weight decays as inputs
+    hyperparams = (parallel.place_state(runs.stack([_hyperparams(p) for p in group]))
+                   if many and first.schedule is not None else None)
 
     def batch_at(step: int):
         return parallel.place_batch(runs.stack(
@@ -473,7 +485,7 @@ def _loop(group: list[Prepared], states: list[TrainState], start: int,
             batch = batch_at(start) if start < config.steps else None
             for step in range(start, config.steps):
                 interrupts.check()
-                state, metrics = train_step(state, batch)
+                state, metrics = train_step(state, batch, hyperparams)
                 done = step + 1
                 if done < config.steps:
                     batch = batch_at(done)  # made while the step runs

@@ -39,42 +39,50 @@ def _warmup_cosine(peak, config: Config) -> optax.Schedule:
 
 
 class Hyperparams(NamedTuple):
-    """The default optimizer's options held in its state, not compiled into the step:
-    runs that differ only in them are one program, so they train at once (``sweep``)."""
+    """The default optimizer's values that a training step may take as inputs
+    (``make_train_step``) instead of compiling them in: runs that differ only in them are
+    one program, so they train at once (``train(..., sweep=...)``)."""
 
-    count: jax.Array  # shape=() int32: updates made
-    learning_rate: jax.Array  # shape=() float32: the schedule's peak
-    weight_decay: jax.Array  # shape=() float32
+    learning_rate: Any  # the schedule's peak
+    weight_decay: Any
+
+    @classmethod
+    def of(cls, config: Config) -> Hyperparams:
+        """The config's values."""
+        return cls(config.learning_rate, config.weight_decay)
 
 
-def default_optimizer(config: Config) -> optax.GradientTransformation:
+def default_optimizer(config: Config) -> optax.GradientTransformationExtraArgs:
     """Global-norm clipping, then AdamW on ``learning_rate_schedule(config)``.
 
-    The same updates as ``optax.adamw(learning_rate_schedule(config), weight_decay=...)``,
-    bit for bit, with the peak learning rate and the weight decay in the state
-    (``Hyperparams``).
+    The updates and the state of ``optax.adamw(learning_rate_schedule(config),
+    weight_decay=...)`` bit for bit, so its checkpoints restore either way. ``update``
+    takes ``hyperparams=Hyperparams(...)`` (values or traced arrays) in place of the
+    config's learning rate and weight decay.
     """
-    adamw = optax.chain(optax.scale_by_adam(), _decay_and_schedule(config))
+    def given(values: Hyperparams | None) -> Hyperparams:
+        return Hyperparams.of(config) if values is None else values
+
+    def decay(updates, state, params, hyperparams=None, **extra):
+        weight_decay = given(hyperparams).weight_decay
+        if isinstance(weight_decay, (int, float)) and weight_decay == 0:
+            return updates, state  # optax's shortcut: nothing to add
+        return jax.tree.map(lambda g, p: g + jnp.asarray(weight_decay).astype(p.dtype) * p,
+                            updates, params), state
+
+    def scale(updates, state, params=None, hyperparams=None, **extra):
+        step_size = -1 * _warmup_cosine(given(hyperparams).learning_rate, config)(state.count)
+        updates = jax.tree.map(lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
+        return updates, optax.ScaleByScheduleState(count=optax.safe_increment(state.count))
+
+    adamw = optax.chain(
+        optax.scale_by_adam(),
+        optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), decay),
+        optax.GradientTransformationExtraArgs(
+            lambda params: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), scale))
     if config.grad_clip > 0:
         return optax.chain(optax.clip_by_global_norm(config.grad_clip), adamw)
     return adamw
-
-
-def _decay_and_schedule(config: Config) -> optax.GradientTransformation:
-    """AdamW's tail: add ``weight_decay * params``, then scale by minus the learning rate."""
-
-    def init(params):
-        del params
-        return Hyperparams(jnp.zeros((), jnp.int32), jnp.asarray(config.learning_rate, jnp.float32),
-                           jnp.asarray(config.weight_decay, jnp.float32))
-
-    def update(updates, state: Hyperparams, params):
-        step_size = -1 * _warmup_cosine(state.learning_rate, config)(state.count)
-        updates = jax.tree.map(lambda g, p: jnp.array(step_size, g.dtype)
-                               * (g + state.weight_decay.astype(p.dtype) * p), updates, params)
-        return updates, state._replace(count=optax.safe_increment(state.count))
-
-    return optax.GradientTransformation(init, update)
 
 
 def init_state(model: Model, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
@@ -90,15 +98,17 @@ def init_state(model: Model, optimizer: optax.GradientTransformation, seed: int)
 
 def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransformation,
                     *, models: bool = False):
-    """``train_step(state, batch) -> (state, metrics)``, pure and jitted.
+    """``train_step(state, batch, hyperparams=None) -> (state, metrics)``, pure and jitted.
 
     metrics: ``loss`` (of the params before the update), ``grad_norm`` and
     ``param_norm`` (after the update), so a caller can refuse a non-finite state.
-    ``models``: the state, the batch and the metrics have a leading axis of models
-    trained at once (``jax.vmap``), e.g. one per seed.
+    ``hyperparams``: the default optimizer's ``Hyperparams`` as inputs of the step (None:
+    those it was built with, compiled in). ``models``: the state, the batch, the
+    hyperparams and the metrics have a leading axis of models trained at once
+    (``jax.vmap``), e.g. one per seed.
     """
 
-    def train_step(state: TrainState, batch: Batch):
+    def train_step(state: TrainState, batch: Batch, hyperparams: Hyperparams | None = None):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
         def loss_fn(params):
@@ -106,7 +116,8 @@ def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransform
             return task.loss(predictions, batch)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        given = {} if hyperparams is None else {"hyperparams": hyperparams}
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params, **given)
         params = optax.apply_updates(state.params, updates)
         new_state = TrainState(params, opt_state, state.step + 1, state.rng)
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
