@@ -35,7 +35,7 @@ REFERENCE = {
             "run at a time), float rounding that differs between programs growing over "
             "5,000 steps, so bias 0 against 1 on copy is within that noise. Rerun "
             "2026-12-07 with the LSTM's bias-0 and bias-1 variants as one program (6 runs at "
-            "once, a sweep of an init-only option) and the GRU's 3 seeds as another: 8.7 "
+            "once, a sweep of an init-only option) and the GRU's 3 seeds as another: 7.5 "
             "minutes for the row, against 11.5 with each variant's seeds alone at once and "
             "18.0 one run after another on one device (2026-11-28, older code).",
 }
