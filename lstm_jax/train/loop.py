@@ -146,15 +146,18 @@ def prepare_group(configs: list[Config], **options) -> list[Prepared]:
     """
     group = [prepare(config, models=len(configs), **options) for config in configs]
     first = group[0]
-    for prepared in group[1:]:
-        if dataclasses.replace(prepared.config, seed=0) == dataclasses.replace(first.config, seed=0):
-            continue  # the seed changes the params and the data, never the program
+    others = [prepared for prepared in group[1:]
+              if dataclasses.replace(prepared.config, seed=0) != dataclasses.replace(first.config, seed=0)]
+    if not others:
+        return group  # seeds alone: the seed changes the params and the data, never the program
+    program = step_program(first)
+    for prepared in others:
         shared = [name for name in LOOP_FIELDS
                   if getattr(prepared.config, name) != getattr(first.config, name)]
         if shared:
             raise ConfigError(f"runs trained at once share one loop: they cannot differ in "
                               f"{', '.join(shared)}")
-        if step_program(prepared) != step_program(first):
+        if step_program(prepared) != program:
             fields = _differences(first.config, prepared.config)
             raise ConfigError(
                 f"runs that differ in {', '.join(fields)} cannot train at once: "
@@ -162,11 +165,12 @@ def prepare_group(configs: list[Config], **options) -> list[Prepared]:
                 f"training step; runs trained at once may differ only in the seed, "
                 f"learning_rate, weight_decay and options read only at init (such as "
                 f"cell_options' forget_bias)")
-    starts: dict[str, Prepared] = {}  # a fingerprint of a run's state and first batch -> the run
+    starts: dict[str, Prepared] = {}  # a fingerprint of what a run starts from -> the run
     for prepared in group:
         state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
         batch = prepared.task.train_batch(prepared.keys.data, 0, prepared.config.batch_size)
-        start = "".join(_fingerprint(leaf) for leaf in jax.tree.leaves((state, batch, _hyperparams(prepared))))
+        leaves = jax.tree.leaves((state, batch, _hyperparams(prepared)))
+        start = "".join(_fingerprint(leaf) for leaf in leaves)
         if start in starts:  # the same program from the same state on the same data
             fields = ", ".join(_differences(starts[start].config, prepared.config)) or "nothing"
             raise ConfigError(f"runs that differ in {fields} would train alike: neither the "
