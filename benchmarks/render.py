@@ -290,9 +290,8 @@ MANY_TARGETS = {"vmapped": {4: 1.0}, "sharded": {2: 0.6, 4: 0.55}}  # way -> {N:
 def render_many(report: dict) -> list[str]:
     """The many-models section: its machine line with the load, one table of times and
     ratios to the sequential runs, ✗ past ``MANY_TARGETS``."""
-    rows, m = report["rows"], report["machine"]
-    ways = [way for way in bench.MANY_WAYS if any(r["way"] == way for r in rows)]
-    lines = [
+    m = report["machine"]
+    return [
         *loaded_section_head("Many models at once", m, "lstm-jax bench --many", "."),
         "N runs of the adding experiment's model (one layer, H = 64, B = 64, T = 100, "
         "Adam), seeds 0..N-1. `train` is one training step of all N (`make_train_step`), "
@@ -310,6 +309,30 @@ def render_many(report: dict) -> list[str]:
         "Targets: vmapped ≤ 1.0 at N = 4; sharded ≤ 0.6 at N = 2 and ≤ 0.55 at N = 4 on 2 "
         "cores (issue 22). What limits them: NOTES.md, \"Many models at once\".",
         "",
+        *_many_table(report["rows"], MANY_TARGETS),
+    ]
+
+
+def render_many_gpu(report: dict) -> list[str]:
+    """The many-models section measured on an accelerator (``lstm-jax bench --many --gpu``)."""
+    m = report["machine"]
+    return [
+        *loaded_section_head("Many models at once on the GPU", m, "lstm-jax bench --many --gpu", "."),
+        "The many-models section's runs on the accelerator, N up to 64: `sequential` the "
+        "one-model step called N times, `vmapped` one call of it `jax.vmap`-ed over the N "
+        f"models on the first device, `sharded` the same split over the {m.get('devices', '?')} "
+        "devices (where there are several); interleaved in one process, medians. Ratios "
+        "are time / sequential time.",
+        "",
+        *_many_table(report["rows"], {}),
+    ]
+
+
+def _many_table(rows: list[dict], targets: dict) -> list[str]:
+    """Times and ratios to the sequential runs per cell, N and mode, ✗ past ``targets``
+    (way -> {N: ratio at most})."""
+    ways = [way for way in bench.MANY_WAYS if any(r["way"] == way for r in rows)]
+    lines = [
         "| cell | N | mode | " + " | ".join(f"{way} ms" for way in ways) + " | "
         + " | ".join(f"{way} / sequential" for way in ways[1:]) + " |",
         "|" + "---|" * (3 + 2 * len(ways) - 1),
@@ -323,22 +346,22 @@ def render_many(report: dict) -> list[str]:
             if got[way] is None:
                 cells.append("—")
                 continue
-            target = MANY_TARGETS.get(way, {}).get(models)
+            target = targets.get(way, {}).get(models)
             mark = " ✗" if target is not None and got[way]["ratio"] > target else ""
             cells.append(f"{got[way]['ratio']:.2f}{mark}")
         lines.append("| " + " | ".join(cells) + " |")
-    return lines + ["", "✗: the ratio misses its target.", ""]
+    return lines + (["", "✗: the ratio misses its target."] if targets else []) + [""]
 
 
 def write(folder: Path, command: str | None = None) -> Path:
     """Render ``folder``'s reports (``bench.REPORTS``: results.jsonl, and parallel.jsonl,
-    own_cell.jsonl, loop.jsonl, stream.jsonl and many.jsonl when there are) into
+    own_cell.jsonl, loop.jsonl, stream.jsonl, many.jsonl and many_gpu.jsonl when there are) into
     ``folder/RESULTS.md``;
     return its path."""
     report = bench.read_jsonl(folder / bench.REPORTS["main"])
     sections = {section: bench.read_jsonl(folder / name) if (folder / name).exists() else None
                 for section, name in bench.REPORTS.items()
-                if section not in ("main", "loop", "stream", "many")}
+                if section not in ("main", "loop", "stream", "many", "many_gpu")}
     command = command or report["machine"].get("command", "python benchmarks/run.py")
     text = render(report, command, **sections)
     loop_file = folder / bench.REPORTS["loop"]
@@ -347,9 +370,9 @@ def write(folder: Path, command: str | None = None) -> Path:
     stream_file = folder / bench.REPORTS["stream"]
     if stream_file.exists():
         text += "\n" + "\n".join(render_stream(bench.read_jsonl(stream_file)))
-    many_file = folder / bench.REPORTS["many"]
-    if many_file.exists():
-        text += "\n" + "\n".join(render_many(bench.read_jsonl(many_file)))
+    for section, render_section in (("many", render_many), ("many_gpu", render_many_gpu)):
+        if (folder / bench.REPORTS[section]).exists():
+            text += "\n" + "\n".join(render_section(bench.read_jsonl(folder / bench.REPORTS[section])))
     path = folder / "RESULTS.md"
     path.write_text(text)
     return path

@@ -11,12 +11,12 @@ runs (``step_only_contenders``). A fourth (``--loop``) times the training loop o
 ``lstm-jax train`` against a bare jitted step loop, a fifth (``--stream``) µs per step
 of an exported step fed one step at a time (``stream_contenders``), and a sixth
 (``--many``) N models trained at once (vmapped, split over CPU devices, as N processes)
-against N sequential steps. Contenders are timed in interleaved rounds, so a slow
+against N sequential steps; ``--many --gpu`` the same on the accelerator, N up to 64. Contenders are timed in interleaved rounds, so a slow
 spell of a shared machine hits all of them alike; the figure kept is the median of
 all repetitions after warm-up. ``lstm-jax bench`` writes the report as
 ``results.jsonl``, the parallel section as ``parallel.jsonl``, the own-cell section as
 ``own_cell.jsonl``, the loop's as ``loop.jsonl``, the stream's as ``stream.jsonl``
-and the many models' as ``many.jsonl`` (``REPORTS``); the repository's
+and the many models' as ``many.jsonl`` (``many_gpu.jsonl`` on a GPU) (``REPORTS``); the repository's
 ``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the project's
 targets (``benchmarks/render.py``).
 
@@ -603,6 +603,7 @@ def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STE
 # ---- many models at once: N trainings as one vmapped program ----------------------------
 
 MANY_COUNTS = (1, 2, 4, 8)
+GPU_MANY_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # an accelerator fills up with more models
 MANY_CELLS = ("lstm", "gru")
 MANY_STEPS = 20  # steps each separate process times
 MANY_WAYS = ("sequential", "vmapped", "vmapped, malloc as is", "sharded", "processes")
@@ -826,6 +827,20 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
             "rows": rows}
 
 
+def measure_many_gpu(cells=MANY_CELLS, counts=GPU_MANY_COUNTS, reps: int = 10, shape=None,
+                     log=print) -> dict:
+    """The many-models section on the accelerator (``--many --gpu``); return {"machine",
+    "rows"}. ``many_rows`` in this process: ``vmapped`` on the first device, ``sharded``
+    over all of them where there are several (a multi-GPU machine). malloc and separate
+    processes, which concern the CPU, are not measured."""
+    started = {**machine(), "devices": len(jax.devices())}
+    rows = []
+    for cell in cells:
+        rows += many_rows(many_config(cell, shape), counts, jax.devices(), reps, log)
+    return {"machine": {**started, "load": started["load_average"],
+                        "load_after": [round(x, 2) for x in os.getloadavg()]}, "rows": rows}
+
+
 def format_case(case: Case, rows: list[dict]) -> str:
     ms = {(r["contender"], r["mode"]): r["ms"] for r in rows}
     parts = []
@@ -862,7 +877,7 @@ def read_jsonl(path) -> dict:
 
 REPORTS = {"main": "results.jsonl", "parallel": "parallel.jsonl",  # section -> file in --out
            "own_cell": "own_cell.jsonl", "loop": "loop.jsonl", "stream": "stream.jsonl",
-           "many": "many.jsonl"}
+           "many": "many.jsonl", "many_gpu": "many_gpu.jsonl"}
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("benchmarks")):
@@ -890,7 +905,8 @@ def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("ben
                         help="only the many-models section: a training step (and the forward) "
                              "of the adding model, LSTM and GRU, for N = 1, 2, 4, 8 models one "
                              "after the other, vmapped on one CPU device, vmapped and split over "
-                             "a CPU device per core, and as N processes at once")
+                             "a CPU device per core, and as N processes at once; with --gpu, "
+                             "N = 1 to 64 on the accelerator")
     parser.add_argument("--out", type=Path, default=default_out,
                         help=f"folder for {' and '.join(REPORTS.values())} (default {default_out})")
 
@@ -905,6 +921,9 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
         return {"loop": lambda: measure_loop(loop_cases(names), rounds=max(1, args.reps // 2))}
     if args.stream:
         return {"stream": lambda: measure_stream(pick(STREAM_SHAPES), reps=args.reps)}
+    if args.many and args.gpu:
+        counts = GPU_MANY_COUNTS[:2] if args.quick else GPU_MANY_COUNTS
+        return {"many_gpu": lambda: measure_many_gpu(counts=counts, reps=args.reps)}
     if args.many:
         counts = MANY_COUNTS[:2] if args.quick else MANY_COUNTS
         return {"many": lambda: measure_many(counts=counts, reps=args.reps)}

@@ -66,6 +66,7 @@ def test_bench_is_a_sub_command(tmp_path):
     assert sections("--loop") == ["loop"]
     assert sections("--stream") == ["stream"]
     assert sections("--many") == ["many"]
+    assert sections("--many", "--gpu") == ["many_gpu"]
 
 
 def test_parallel_in_time_rows_measure_and_render(tmp_path):
@@ -216,6 +217,23 @@ def test_many_models_rows_measure_and_render(tmp_path):
             f"1.0 | 2.0 | {train_2['ratio']:.2f} | 0.61 ✗ | 1.50 |") in text
     assert f"| gru | 2 | forward | {ms[(2, 'forward', 'sequential')]:.1f} | " in text
     assert "| — | — |" in text  # forward: neither sharded nor processes measured
+
+
+def test_many_models_on_an_accelerator_measure_in_process_and_render(tmp_path):
+    """``lstm-jax bench --many --gpu`` (here on the CPU device): the models on the first
+    device, no malloc or process rows, its own section below the CPU's."""
+    report = bench.measure_many_gpu(cells=("gru",), counts=(2,), reps=2, shape=(4, 5, 3),
+                                    log=lambda line: None)
+    assert [(r["models"], r["mode"], r["way"]) for r in report["rows"]] == [
+        (2, mode, way) for mode in ("forward", "train") for way in ("sequential", "vmapped")]
+    assert report["machine"]["devices"] == len(jax.devices())
+    bench.write_jsonl(main_report([]), tmp_path / "results.jsonl")
+    bench.write_jsonl(report, tmp_path / "many_gpu.jsonl")
+    text = render.write(tmp_path).read_text()
+    assert "\n\n## Many models at once on the GPU\n" in text and "## Many models at once\n" not in text
+    assert "| cell | N | mode | sequential ms | vmapped ms | vmapped / sequential |" in text
+    section = text.split("## Many models at once on the GPU")[1]
+    assert "| gru | 2 | train | " in section and "✗" not in section  # no CPU targets here
 
 
 @pytest.mark.slow
