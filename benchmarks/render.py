@@ -284,7 +284,7 @@ def render_stream(report: dict) -> list[str]:
     return lines + [""]
 
 
-MANY_TARGETS = {"vmapped": {4: 1.0}, "sharded": {2: 0.6, 4: 0.55}}  # way -> {N: ratio at most}
+MANY_TARGETS = {"at once": {4: 1.0}, "sharded": {2: 0.6, 4: 0.55}}  # way -> {N: ratio at most}
 
 
 def render_many(report: dict) -> list[str]:
@@ -297,16 +297,18 @@ def render_many(report: dict) -> list[str]:
         "Adam), seeds 0..N-1. `train` is one training step of all N (`make_train_step`), "
         "`forward` the model's outputs alone. `sequential`: the one-model step called N "
         "times; `vmapped`: one call of it `jax.vmap`-ed over the N models stacked, on one "
-        "CPU device (what `lstm-jax train --seeds` runs); `sharded`: the same with the "
+        "CPU device; `at once`: one call of what `lstm-jax train --seeds` runs there "
+        "(`over_models`: on a CPU the N models mapped one after another inside one "
+        "program, `jax.lax.map`); `sharded`: `at once` with the "
         f"model axis split over {m.get('devices', '?')} CPU devices (`jax_num_cpu_devices`, "
-        "one per core; N a multiple of them); these three in one process, interleaved, "
-        "medians, with malloc keeping freed buffers as `lstm-jax train --seeds` sets it "
-        "(`keep_freed_memory`). `vmapped, malloc as is`: the same in a process with glibc's "
+        "one per core; N a multiple of them; `jax.shard_map`); these four in one process, "
+        "interleaved, medians, with malloc keeping freed buffers as `lstm-jax train --seeds` "
+        "sets it (`keep_freed_memory`). `at once, malloc as is`: `at once` in a process with glibc's "
         "defaults (as in a Python session), against that process's own sequential time. "
         "`processes`: N processes of one run each, started together after their warm-up, "
         "the span of their steps over the step count. Ratios are time / sequential time: "
         "below 1 is faster than running the N one after the other. "
-        "Targets: vmapped ≤ 1.0 at N = 4; sharded ≤ 0.6 at N = 2 and ≤ 0.55 at N = 4 on 2 "
+        "Targets: at once ≤ 1.0 at N = 4; sharded ≤ 0.6 at N = 2 and ≤ 0.55 at N = 4 on 2 "
         "cores (issue 22). What limits them: NOTES.md, \"Many models at once\".",
         "",
         *_many_table(report["rows"], MANY_TARGETS),
@@ -320,9 +322,10 @@ def render_many_gpu(report: dict) -> list[str]:
         *loaded_section_head("Many models at once on the GPU", m, "lstm-jax bench --many --gpu", "."),
         "The many-models section's runs on the accelerator, N up to 64: `sequential` the "
         "one-model step called N times, `vmapped` one call of it `jax.vmap`-ed over the N "
-        f"models on the first device, `sharded` the same split over the {m.get('devices', '?')} "
-        "devices (where there are several); interleaved in one process, medians. Ratios "
-        "are time / sequential time.",
+        "models on the first device, `at once` what `lstm-jax train --seeds` runs there "
+        "(vmapped too, on an accelerator), `sharded` that split over the "
+        f"{m.get('devices', '?')} devices (where there are several); interleaved in one "
+        "process, medians. Ratios are time / sequential time.",
         "",
         *_many_table(report["rows"], {}),
     ]

@@ -606,7 +606,7 @@ MANY_COUNTS = (1, 2, 4, 8)
 GPU_MANY_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # an accelerator fills up with more models
 MANY_CELLS = ("lstm", "gru")
 MANY_STEPS = 20  # steps each separate process times
-MANY_WAYS = ("sequential", "vmapped", "vmapped, malloc as is", "sharded", "processes")
+MANY_WAYS = ("sequential", "vmapped", "at once", "at once, malloc as is", "sharded", "processes")
 
 
 def many_config(cell: str, shape: tuple[int, int, int] | None = None):
@@ -626,13 +626,15 @@ def many_contenders(config, models: int, devices=None) -> dict[str, dict[str, Ca
     "forward" (the model's outputs) or "train" (one training step, which updates the
     states kept here). Each run does the work of all the models once and waits for it.
 
-    ``sequential`` calls the one-model function once per model, ``vmapped`` calls it
-    ``jax.vmap``-ed once on the models stacked (as ``lstm-jax train --seeds`` does), on the
-    first of ``devices``; ``sharded`` (only with several ``devices`` and models) is
-    ``vmapped`` with the model axis split over them (``ModelParallel``).
+    ``sequential`` calls the one-model function once per model; ``vmapped`` calls it
+    ``jax.vmap``-ed once on the models stacked, on the first of ``devices``; ``at once``
+    calls what ``lstm-jax train --seeds`` runs there (``steps.over_models``: on a CPU the
+    models mapped one after another inside one program, on an accelerator vmapped);
+    ``sharded`` (only with several ``devices`` and models) is ``at once`` with the model
+    axis split over them (``ModelParallel``).
     """
     from lstm_jax.train import loop, sharding
-    from lstm_jax.train.steps import init_state, make_train_step
+    from lstm_jax.train.steps import init_state, make_train_step, over_models
 
     devices = list(jax.devices() if devices is None else devices)
     prepared = loop.prepare(config, experiment="adding")
@@ -645,14 +647,18 @@ def many_contenders(config, models: int, devices=None) -> dict[str, dict[str, Ca
     batches = [put(b) for b in batches]
     stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
     forward = lambda params, batch: model.apply(params, batch.xs, batch.seq_lengths)
-    one = {"forward": jax.jit(forward), "train": make_train_step(model, task, optimizer)}
-    many = {"forward": jax.jit(jax.vmap(forward)),
-            "train": make_train_step(model, task, optimizer, models=True)}
-    placements = {"vmapped": put}
+    train = make_train_step(model, task, optimizer)
+    one = {"forward": jax.jit(forward), "train": train}
     split = sharding.ModelParallel(models, devices)
+    ways = {"vmapped": ({"forward": jax.jit(jax.vmap(forward)),
+                         "train": jax.jit(jax.vmap(train), donate_argnums=0)}, put),
+            "at once": ({"forward": jax.jit(over_models(forward)),
+                         "train": make_train_step(model, task, optimizer, models=True)}, put)}
     if split.size > 1:
-        placements["sharded"] = split.place_state
-    stacked = {way: [place(stack(states)), place(stack(batches))] for way, place in placements.items()}
+        ways["sharded"] = ({"forward": jax.jit(over_models(forward, split.mesh)),
+                            "train": make_train_step(model, task, optimizer, models=True,
+                                                     mesh=split.mesh)}, split.place_state)
+    stacked = {way: [place(stack(states)), place(stack(batches))] for way, (_, place) in ways.items()}
 
     def sequential(mode):
         def run():
@@ -667,13 +673,13 @@ def many_contenders(config, models: int, devices=None) -> dict[str, dict[str, Ca
         return run
 
     def together(mode, way):
-        held = stacked[way]
+        held, step = stacked[way], ways[way][0][mode]
 
         def run():
             if mode == "train":
-                held[0], metrics = many["train"](held[0], held[1])
+                held[0], metrics = step(held[0], held[1])
                 return jax.block_until_ready(metrics)
-            return jax.block_until_ready(many["forward"](held[0].params, held[1]))
+            return jax.block_until_ready(step(held[0].params, held[1]))
         return run
 
     return {mode: {"sequential": sequential(mode), **{way: together(mode, way) for way in stacked}}
@@ -804,15 +810,15 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
     """The many-models section; return {"machine", "rows"}. ``many_rows`` runs in a
     process with one CPU device per core and malloc as ``lstm-jax train --seeds`` sets it
     (``_many_worker``); a second process measures ``vmapped`` with glibc's malloc as it
-    is (way "vmapped, malloc as is", its ratio to that process's sequential time); then
+    is (way "at once, malloc as is", its ratio to that process's sequential time); then
     for each cell and count the separate processes (``separate_processes_ms``), their
     ratio to the first process's ``sequential`` time."""
     started = {**machine(), "flags": _machine.cpu(all_flags=True)["flags"], "devices": _cores()}
     spec = {"cells": list(cells), "counts": list(counts), "reps": reps,
             "shape": list(shape) if shape else None}
     rows = _many_process(**spec, kept=True, split=True)
-    rows += [{**r, "way": "vmapped, malloc as is"}
-             for r in _many_process(**spec, kept=False, split=False) if r["way"] == "vmapped"]
+    rows += [{**r, "way": "at once, malloc as is"}
+             for r in _many_process(**spec, kept=False, split=False) if r["way"] == "at once"]
     for cell in cells:
         for models in counts:
             ms = separate_processes_ms(cell, models, steps, shape)

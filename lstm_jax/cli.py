@@ -396,7 +396,7 @@ def _train_parser(parent=None) -> argparse.ArgumentParser:
         if parent else _Parser(prog="lstm-jax train", **kwargs)
     train.add_argument("experiment", nargs="?", help="a shipped experiment or your own .py file")
     train.add_argument("--seeds", nargs="+", type=_seed_word, metavar="S,S,...",
-                       help="train a run per seed at once, in DIR/seedS (one vmapped program "
+                       help="train a run per seed at once, in DIR/seedS (one program "
                             "whose runs are split over the devices)")
     train.add_argument("--sweep", action="append", metavar="FIELD=V,V,...",
                        help="train a run per value at once, in DIR/FIELD=V (with --seeds: per "

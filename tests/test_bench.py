@@ -185,17 +185,18 @@ def test_many_models_rows_measure_and_render(tmp_path):
     assert bench.many_config("lstm").hidden_size == 64  # the adding experiment's defaults
     contenders = bench.many_contenders(config, 2, devices=jax.devices()[:1])
     assert {mode: list(ways) for mode, ways in contenders.items()} == {
-        "forward": ["sequential", "vmapped"], "train": ["sequential", "vmapped"]}
+        mode: ["sequential", "vmapped", "at once"] for mode in ("forward", "train")}
     sequential = [contenders["train"]["sequential"]() for _ in range(2)][-1]
-    vmapped = [contenders["train"]["vmapped"]() for _ in range(2)][-1]
-    for k in range(2):  # the second step's metrics of each model, each way
-        assert_trees_close(jax.tree.map(lambda a, k=k: a[k], vmapped), sequential[k], atol=1e-5)
-    outputs = contenders["forward"]["vmapped"]()
-    assert outputs.shape == (2, 4, 1)  # (N, B, 1): the adding model's predictions
+    for way in ("vmapped", "at once"):
+        together = [contenders["train"][way]() for _ in range(2)][-1]
+        for k in range(2):  # the second step's metrics of each model, each way
+            assert_trees_close(jax.tree.map(lambda a, k=k: a[k], together), sequential[k], atol=1e-5)
+        outputs = contenders["forward"][way]()
+        assert outputs.shape == (2, 4, 1)  # (N, B, 1): the adding model's predictions
     rows = bench.many_rows(config, counts=(2,), devices=jax.devices()[:1], reps=2,
                            log=lambda line: None)
     assert [(r["models"], r["mode"], r["way"]) for r in rows] == [
-        (2, mode, way) for mode in ("forward", "train") for way in ("sequential", "vmapped")]
+        (2, mode, way) for mode in ("forward", "train") for way in ("sequential", "vmapped", "at once")]
     ms = {(r["models"], r["mode"], r["way"]): r["ms"] for r in rows}
     for r in rows:
         assert r["ms"] > 0
@@ -210,11 +211,14 @@ def test_many_models_rows_measure_and_render(tmp_path):
     bench.write_jsonl({"machine": machine, "rows": rows}, tmp_path / "many.jsonl")
     text = render.write(tmp_path).read_text()
     assert "\n\n## Many models at once\n" in text and "split over 2 CPU devices" in text
-    assert ("| cell | N | mode | sequential ms | vmapped ms | sharded ms | processes ms | "
-            "vmapped / sequential | sharded / sequential | processes / sequential |") in text
-    train_2 = next(r for r in rows if (r["models"], r["mode"], r["way"]) == (2, "train", "vmapped"))
-    assert (f"| gru | 2 | train | {ms[(2, 'train', 'sequential')]:.1f} | {train_2['ms']:.1f} | "
-            f"1.0 | 2.0 | {train_2['ratio']:.2f} | 0.61 ✗ | 1.50 |") in text
+    assert ("| cell | N | mode | sequential ms | vmapped ms | at once ms | sharded ms | "
+            "processes ms | vmapped / sequential | at once / sequential | sharded / sequential | "
+            "processes / sequential |") in text
+    vmapped, at_once = (next(r for r in rows if (r["models"], r["mode"], r["way"]) == (2, "train", way))
+                        for way in ("vmapped", "at once"))
+    assert (f"| gru | 2 | train | {ms[(2, 'train', 'sequential')]:.1f} | {vmapped['ms']:.1f} | "
+            f"{at_once['ms']:.1f} | 1.0 | 2.0 | {vmapped['ratio']:.2f} | {at_once['ratio']:.2f} | "
+            f"0.61 ✗ | 1.50 |") in text
     assert f"| gru | 2 | forward | {ms[(2, 'forward', 'sequential')]:.1f} | " in text
     assert "| — | — |" in text  # forward: neither sharded nor processes measured
 
@@ -225,13 +229,14 @@ def test_many_models_on_an_accelerator_measure_in_process_and_render(tmp_path):
     report = bench.measure_many_gpu(cells=("gru",), counts=(2,), reps=2, shape=(4, 5, 3),
                                     log=lambda line: None)
     assert [(r["models"], r["mode"], r["way"]) for r in report["rows"]] == [
-        (2, mode, way) for mode in ("forward", "train") for way in ("sequential", "vmapped")]
+        (2, mode, way) for mode in ("forward", "train") for way in ("sequential", "vmapped", "at once")]
     assert report["machine"]["devices"] == len(jax.devices())
     bench.write_jsonl(main_report([]), tmp_path / "results.jsonl")
     bench.write_jsonl(report, tmp_path / "many_gpu.jsonl")
     text = render.write(tmp_path).read_text()
     assert "\n\n## Many models at once on the GPU\n" in text and "## Many models at once\n" not in text
-    assert "| cell | N | mode | sequential ms | vmapped ms | vmapped / sequential |" in text
+    assert ("| cell | N | mode | sequential ms | vmapped ms | at once ms | vmapped / sequential | "
+            "at once / sequential |") in text
     section = text.split("## Many models at once on the GPU")[1]
     assert "| gru | 2 | train | " in section and "✗" not in section  # no CPU targets here
 

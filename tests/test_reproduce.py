@@ -110,7 +110,7 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
     assert "`lstm-jax reproduce tiny.py`" in row and "| 0, 1 |" in row
     assert "![tiny learning curves](results/tiny.png)" in table
     assert "Short runs: far from the paper." in table
-    assert "Runs trained at once, up to 2 as one vmapped program: a variant's seeds" in table
+    assert "Runs trained at once, up to 2 as one program: a variant's seeds" in table
     assert f"lstm: {reproduce._number(lstm['mean']['mse'])} against the published 0.01, short of" in table
 
     before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")}

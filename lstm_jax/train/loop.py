@@ -130,8 +130,8 @@ def _check_one_step(model: Model, task: Task, keys: RunKeys, batch_size: int) ->
 
 def prepare_group(configs: list[Config], **options) -> list[Prepared]:
     """``prepare`` for each of ``configs``: runs to be trained at once by ``run_many``, as
-    one program (the first run's step, vmapped) in one loop. They may differ in their
-    ``seed``, in the default optimizer's ``learning_rate`` and ``weight_decay`` (inputs of
+    one program (the first run's step over the models, ``steps.over_models``) in one
+    loop. They may differ in their ``seed``, in the default optimizer's ``learning_rate`` and ``weight_decay`` (inputs of
     the group's step, ``steps.Hyperparams``), in options read only at init, such as
     ``cell_options``' ``forget_bias`` or an initializer, and in task options that change
     the data but no shape. What is compiled into the step (shapes, dropout rates,
@@ -182,7 +182,7 @@ def prepare_group(configs: list[Config], **options) -> list[Prepared]:
 def step_program(prepared: Prepared) -> tuple[str, str]:
     """The jaxprs of a run's training step (the default optimizer's ``Hyperparams`` as its
     inputs, as the loop of a group passes them) and evaluation step, constants inlined:
-    equal for runs that one vmapped program can train."""
+    equal for runs that one program can train."""
     state = jax.eval_shape(functools.partial(init_state, prepared.model, prepared.optimizer,
                                              prepared.keys.init))
     batch = prepared.task.train_batch(prepared.keys.data, 0, prepared.config.batch_size)
@@ -258,7 +258,7 @@ def train(
     ``config.steps`` extends it. Batch ``s`` is a pure function of (seed, s); dropout
     at step ``s`` uses ``fold_in(rng, s)``.
 
-    ``seeds`` (ints) trains one run per seed, all at once: one ``jax.vmap``-ped program
+    ``seeds`` (ints) trains one run per seed, all at once: one program (``over_models``)
     whose model axis is split over the devices (``ModelParallel``). ``run_dir`` then
     holds a run directory per seed, ``seedS`` (``seed_dirs``), each what the run of
     that seed alone would write, with results equal to it within float rounding; the
@@ -296,7 +296,7 @@ def run(prepared: Prepared, run_dir: Path, *, resume: bool = False, progress: bo
 def run_many(group: list[Prepared], run_dirs: list[Path], *, resume: bool = False,
              progress: bool = True, command: str | None = None) -> list[dict[str, Any]]:
     """Train prepared runs that are one program (``prepare_group``) at once, each
-    in its own directory, as one program vmapped over the runs; a group of one is
+    in its own directory, as one program over the runs (``over_models``); a group of one is
     ``run``. Returns ``run``'s dict for each. They start and stop together: resumed,
     they continue from the latest step that every run has checkpointed.
     """
@@ -455,8 +455,9 @@ def _loop(group: list[Prepared], states: list[TrainState], start: int,
     many = runs.size > 1
     eval_set = [parallel.place_batch(runs.stack(list(batches))) for batches in zip(
         *(p.task.eval_batches(p.keys.eval, config.batch_size, config.eval_batches) for p in group))]
-    train_step = make_train_step(first.model, task, first.optimizer, models=many)
-    eval_step = make_eval_step(first.model, task, models=many)
+    mesh = parallel.mesh if many else None  # the model axis over ModelParallel's devices
+    train_step = make_train_step(first.model, task, first.optimizer, models=many, mesh=mesh)
+    eval_step = make_eval_step(first.model, task, models=many, mesh=mesh)
     state = parallel.place_state(runs.stack(states))
     # runs trained at once take their learning rates and weight decays as inputs
     hyperparams = (parallel.place_state(runs.stack([_hyperparams(p) for p in group]))

@@ -141,7 +141,7 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
     ``results_dir``. Returns the summary.
 
     Every run's config is checked (``prepare``) before the first one starts. The seeds of a
-    variant are trained at once (``loop.run_many``: one vmapped program, the runs split
+    variant are trained at once (``loop.run_many``: one program, the runs split
     over the devices), each in its own directory as if alone; ``devices`` are those of a
     run without others (default: all, the batch split over them).
 
@@ -573,7 +573,7 @@ def _section(s: dict, folder: str) -> list[str]:
                       drawn["prompt"] + str(drawn["text"]), "```", ""]
     together = max((run.get("at_once", 1) for run in s["runs"]), default=1)
     if together > 1:
-        lines += [f"Runs trained at once, up to {together} as one vmapped program: a variant's "
+        lines += [f"Runs trained at once, up to {together} as one program: a variant's "
                   f"seeds (`lstm-jax train --seeds`), with the variants that differ only in "
                   f"values the step does not compile (`--sweep`); a run's wall time is its "
                   f"share of theirs.", ""]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh, PartitionSpec
 
 from lstm_jax.tasks import Batch, Task
 from lstm_jax.tasks.losses import example_weights
@@ -97,15 +98,15 @@ def init_state(model: Model, optimizer: optax.GradientTransformation, seed: int)
 
 
 def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransformation,
-                    *, models: bool = False):
+                    *, models: bool = False, mesh: Mesh | None = None):
     """``train_step(state, batch, hyperparams=None) -> (state, metrics)``, pure and jitted.
 
     metrics: ``loss`` (of the params before the update), ``grad_norm`` and
     ``param_norm`` (after the update), so a caller can refuse a non-finite state.
     ``hyperparams``: the default optimizer's ``Hyperparams`` as inputs of the step (None:
     those it was built with, compiled in). ``models``: the state, the batch, the
-    hyperparams and the metrics have a leading axis of models trained at once
-    (``jax.vmap``), e.g. one per seed.
+    hyperparams and the metrics have a leading axis of models trained at once, e.g. one
+    per seed (``over_models``); ``mesh``: that axis is split over its devices.
     """
 
     def train_step(state: TrainState, batch: Batch, hyperparams: Hyperparams | None = None):
@@ -123,15 +124,15 @@ def make_train_step(model: Model, task: Task, optimizer: optax.GradientTransform
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
                            "param_norm": optax.tree.norm(params)}
 
-    return jax.jit(jax.vmap(train_step) if models else train_step, donate_argnums=0)
+    return jax.jit(over_models(train_step, mesh) if models else train_step, donate_argnums=0)
 
 
-def make_eval_step(model: Model, task: Task, *, models: bool = False):
+def make_eval_step(model: Model, task: Task, *, models: bool = False, mesh: Mesh | None = None):
     """``eval_step(params, batch) -> {"loss", *task metrics, "weight"}``, pure and jitted.
 
     No dropout. ``weight`` is the batch's total example weight (its padding rows count
-    0), for averaging over batches of a split whose last batch is padded. ``models``:
-    as for ``make_train_step``.
+    0), for averaging over batches of a split whose last batch is padded. ``models`` and
+    ``mesh``: as for ``make_train_step``.
     """
 
     def eval_step(params, batch: Batch):
@@ -140,4 +141,26 @@ def make_eval_step(model: Model, task: Task, *, models: bool = False):
         return {"loss": task.loss(predictions, batch), **task.metrics(predictions, batch),
                 "weight": weight}
 
-    return jax.jit(jax.vmap(eval_step) if models else eval_step)
+    return jax.jit(over_models(eval_step, mesh) if models else eval_step)
+
+
+def over_models(step: Callable, mesh: Mesh | None = None) -> Callable:
+    """``step`` over a leading axis of models in its arguments and results, as one program.
+
+    On a CPU the models run one after another inside it (``jax.lax.map``): XLA:CPU gains
+    nothing from batching small models and splits the batched ops over its threads at a
+    cost, so vmapped they take longer than the steps one after the other, mapped they
+    do not (benchmarks/NOTES.md, "Many models at once", finding 8). On an accelerator
+    they are ``jax.vmap``-ed, which fills the device. With ``mesh`` (1-d, over several
+    devices) each device takes its share of the models (``jax.shard_map``).
+    """
+
+    def local(*args):
+        if jax.default_backend() == "cpu":
+            return jax.lax.map(lambda each: step(*each), args)
+        return jax.vmap(step)(*args)
+
+    if mesh is None or mesh.size == 1:
+        return local
+    spec = PartitionSpec(*mesh.axis_names)
+    return jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
