@@ -10,13 +10,14 @@ the same cell given to ``lj.rnn`` as its three callables only, as a user's own c
 runs (``step_only_contenders``). A fourth (``--loop``) times the training loop of
 ``lstm-jax train`` against a bare jitted step loop, a fifth (``--stream``) µs per step
 of an exported step fed one step at a time (``stream_contenders``), and a sixth
-(``--many``) N models trained at once (vmapped, split over CPU devices, as N processes)
-against N sequential steps; ``--many --gpu`` the same on the accelerator, N up to 64. Contenders are timed in interleaved rounds, so a slow
+(``--many``) N models trained at once (vmapped, as ``--seeds`` trains them, split over
+CPU devices, as N processes) against N sequential steps, and ``--many --gpu`` the same
+on the accelerator for N up to 64. Contenders are timed in interleaved rounds, so a slow
 spell of a shared machine hits all of them alike; the figure kept is the median of
 all repetitions after warm-up. ``lstm-jax bench`` writes the report as
 ``results.jsonl``, the parallel section as ``parallel.jsonl``, the own-cell section as
 ``own_cell.jsonl``, the loop's as ``loop.jsonl``, the stream's as ``stream.jsonl``
-and the many models' as ``many.jsonl`` (``many_gpu.jsonl`` on a GPU) (``REPORTS``); the repository's
+and the many models' as ``many.jsonl`` or ``many_gpu.jsonl`` (``REPORTS``); the repository's
 ``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the project's
 targets (``benchmarks/render.py``).
 
@@ -600,7 +601,7 @@ def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STE
                         "torch_threads": max(1, os.cpu_count() or 1)}, "rows": rows}
 
 
-# ---- many models at once: N trainings as one vmapped program ----------------------------
+# ---- many models at once: N trainings as one program -------------------------------------
 
 MANY_COUNTS = (1, 2, 4, 8)
 GPU_MANY_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # an accelerator fills up with more models
@@ -809,7 +810,7 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
                  steps: int = MANY_STEPS, log=print) -> dict:
     """The many-models section; return {"machine", "rows"}. ``many_rows`` runs in a
     process with one CPU device per core and malloc as ``lstm-jax train --seeds`` sets it
-    (``_many_worker``); a second process measures ``vmapped`` with glibc's malloc as it
+    (``_many_worker``); a second process measures ``at once`` with glibc's malloc as it
     is (way "at once, malloc as is", its ratio to that process's sequential time); then
     for each cell and count the separate processes (``separate_processes_ms``), their
     ratio to the first process's ``sequential`` time."""
@@ -836,9 +837,9 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
 def measure_many_gpu(cells=MANY_CELLS, counts=GPU_MANY_COUNTS, reps: int = 10, shape=None,
                      log=print) -> dict:
     """The many-models section on the accelerator (``--many --gpu``); return {"machine",
-    "rows"}. ``many_rows`` in this process: ``vmapped`` on the first device, ``sharded``
-    over all of them where there are several (a multi-GPU machine). malloc and separate
-    processes, which concern the CPU, are not measured."""
+    "rows"}. ``many_rows`` in this process: ``vmapped`` and ``at once`` on the first
+    device, ``sharded`` over all of them where there are several (a multi-GPU machine).
+    malloc and separate processes, which concern the CPU, are not measured."""
     started = {**machine(), "devices": len(jax.devices())}
     rows = []
     for cell in cells:
@@ -910,8 +911,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("ben
     parser.add_argument("--many", action="store_true",
                         help="only the many-models section: a training step (and the forward) "
                              "of the adding model, LSTM and GRU, for N = 1, 2, 4, 8 models one "
-                             "after the other, vmapped on one CPU device, vmapped and split over "
-                             "a CPU device per core, and as N processes at once; with --gpu, "
+                             "after the other, vmapped and as --seeds trains them on one CPU "
+                             "device, the latter split over a CPU device per core, and as N "
+                             "processes at once; with --gpu, "
                              "N = 1 to 64 on the accelerator")
     parser.add_argument("--out", type=Path, default=default_out,
                         help=f"folder for {' and '.join(REPORTS.values())} (default {default_out})")

@@ -298,9 +298,9 @@ def _interrupted_message(stop, run_dir: Path, args, many: bool) -> str:
     if getattr(stop, "checkpoint", None) is None:
         saved = "no checkpoint was written yet, so resuming starts again from step 0"
     elif many:
-        runs = "seed's" if not args.sweep else "run's"
-        saved = (f"each {runs} last checkpoint is step {stop.checkpoint}, in "
-                 f"{run_dir / ('seedS' if not args.sweep else 'RUN') / 'checkpoints'}")
+        each, where = ("run's", "RUN") if args.sweep else ("seed's", "seedS")
+        saved = (f"each {each} last checkpoint is step {stop.checkpoint}, in "
+                 f"{run_dir / where / 'checkpoints'}")
     else:
         saved = f"the last checkpoint is {run_dir / 'checkpoints' / str(stop.checkpoint)}"
     step = getattr(stop, "step", None)

@@ -276,7 +276,8 @@ def sweep_grid(config: Config, sweep) -> list[tuple[str, Config]]:
                               f"options field ({options})")
         if field == "seed":
             raise ConfigError(f"seeds are swept with {arguments.named('seeds')}")
-        if not isinstance(values, (list, tuple)) or not values or len(set(map(repr, values))) < len(values):
+        distinct = isinstance(values, (list, tuple)) and len(set(map(repr, values))) == len(values)
+        if not values or not distinct:
             raise ConfigError(f"the values of {name} must be a non-empty list of distinct "
                               f"values, got {values!r}")
     grid = []

@@ -131,12 +131,13 @@ def _check_one_step(model: Model, task: Task, keys: RunKeys, batch_size: int) ->
 def prepare_group(configs: list[Config], **options) -> list[Prepared]:
     """``prepare`` for each of ``configs``: runs to be trained at once by ``run_many``, as
     one program (the first run's step over the models, ``steps.over_models``) in one
-    loop. They may differ in their ``seed``, in the default optimizer's ``learning_rate`` and ``weight_decay`` (inputs of
-    the group's step, ``steps.Hyperparams``), in options read only at init, such as
-    ``cell_options``' ``forget_bias`` or an initializer, and in task options that change
-    the data but no shape. What is compiled into the step (shapes, dropout rates,
-    ``grad_clip``, ``warmup_steps``, ...) must be equal, checked by tracing every run's
-    step (``step_program``), and so must the ``LOOP_FIELDS``. ``options`` as for ``prepare``.
+    loop. They may differ in their ``seed``, in the default optimizer's ``learning_rate``
+    and ``weight_decay`` (inputs of the group's step, ``steps.Hyperparams``), in options
+    read only at init, such as ``cell_options``' ``forget_bias`` or an initializer, and in
+    task options that change the data but no shape. What is compiled into the step
+    (shapes, dropout rates, ``grad_clip``, ``warmup_steps``, ...) must be equal, checked
+    by tracing every run's step (``step_program``), and so must the ``LOOP_FIELDS``.
+    ``options`` as for ``prepare``.
 
     Raises:
       ConfigError: the runs are not one program or loop (the message names the fields

@@ -34,9 +34,9 @@ def learning_rate_schedule(config: Config) -> optax.Schedule:
 def _warmup_cosine(peak, config: Config) -> optax.Schedule:
     """``optax.warmup_cosine_decay_schedule`` to 0, whose ``peak`` may be a traced value."""
     warmup = min(config.warmup_steps, config.steps - 1)
+    decay_steps = max(config.steps, warmup + 1) - warmup
     return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup),
-                                 optax.cosine_decay_schedule(peak, max(config.steps, warmup + 1) - warmup)],
-                                [warmup])
+                                 optax.cosine_decay_schedule(peak, decay_steps)], [warmup])
 
 
 class Hyperparams(NamedTuple):
