@@ -35,9 +35,9 @@ def _train(args, fields: list[str]) -> int:
         print(f"usage: {TRAIN_USAGE}\n\n{experiment.name}: {experiment.description}\n"
               f"  --seeds S,S,...  train a run per seed at once, in DIR/seedS\n"
               f"  --sweep FIELD=V,V,...\n"
-              f"                   train a run per value at once, in DIR/FIELD=V; FIELD: "
-              f"learning_rate,\n"
-              f"                   weight_decay or an option read at init (cell_options.forget_bias)\n"
+              f"                   train a run per value at once, in DIR/FIELD=V; FIELD:\n"
+              f"                   {', '.join(cfg.STEP_INPUTS)} or an option read at init\n"
+              f"                   (cell_options.forget_bias)\n"
               f"  --out DIR        the run directory (default runs/{experiment.name}-TIME)\n"
               f"  --resume         continue the run in --out DIR from its latest checkpoint\n"
               f"  --no-progress    no progress bar\n")
@@ -389,6 +389,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _train_parser(parent=None) -> argparse.ArgumentParser:
+    from lstm_jax.train.config import STEP_INPUTS
+
     kwargs = dict(usage=TRAIN_USAGE, add_help=False, allow_abbrev=False,  # --seed is not --seeds
                   description="Train an experiment; the config fields are listed by "
                               "`lstm-jax train NAME --help`.")
@@ -400,8 +402,9 @@ def _train_parser(parent=None) -> argparse.ArgumentParser:
                             "whose runs are split over the devices)")
     train.add_argument("--sweep", action="append", metavar="FIELD=V,V,...",
                        help="train a run per value at once, in DIR/FIELD=V (with --seeds: per "
-                            "value and seed); repeated, every combination. FIELD: learning_rate, "
-                            "weight_decay or an option read at init, e.g. cell_options.forget_bias")
+                            "value and seed); repeated, every combination. FIELD: "
+                            f"{', '.join(STEP_INPUTS)} or an option read at init, e.g. "
+                            "cell_options.forget_bias")
     train.add_argument("--out", help="the run directory (default runs/EXPERIMENT-TIME)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out DIR")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -24,7 +24,7 @@ SWEEP = {"learning_rate": [0.01, 0.003], "cell_options.forget_bias": [0.0, 1.0]}
                          [(0.0, 5, 1.0), (0.01, 0, 0.0), (0.1, 100, 0.5)])
 def test_the_default_optimizer_is_optax_adamw_bit_for_bit(weight_decay, warmup_steps, grad_clip):
     """The same updates and the same state (old checkpoints restore), with its learning
-    rate and weight decay compiled in or given as inputs."""
+    rate, weight decay and clipping bound compiled in or given as inputs."""
     config = dataclasses.replace(TINY, weight_decay=weight_decay, warmup_steps=warmup_steps,
                                  grad_clip=grad_clip, steps=30)
     warmup = min(warmup_steps, config.steps - 1)
@@ -75,18 +75,28 @@ def test_a_sweep_trains_every_combination_at_once_each_as_its_run_alone(tmp_path
     assert len(set(finals.values())) == 4  # four different runs
 
 
+def test_a_sweep_of_the_clipping_bound_trains_at_once_each_as_its_run_alone(tmp_path):
+    assert lt.Hyperparams._fields == lt.config.STEP_INPUTS  # what a group's step takes as inputs
+    together = lt.train(TINY, tmp_path / "sweep", sweep={"grad_clip": [0.01, 1.0]}, progress=False)
+    alone = lt.train(dataclasses.replace(TINY, grad_clip=0.01), tmp_path / "alone", progress=False)
+    assert_close_runs(together[0], alone)
+    assert together[0]["metrics"]["loss"] != together[1]["metrics"]["loss"]  # 0.01 clips
+
+
 def test_runs_whose_steps_differ_are_refused_before_anything_is_written(tmp_path):
     deeper = dataclasses.replace(TINY, num_layers=2)
     for config, sweep, fields in [
         (deeper, {"dropout": [0.0, 0.1]}, "dropout"),
         (TINY, {"rnn_options.recurrent_dropout": [0.0, 0.1]}, "rnn_options.recurrent_dropout"),
         (TINY, {"hidden_size": [8, 16]}, "hidden_size"),
+        (TINY, {"grad_clip": [1.0, 0.0]}, "grad_clip"),  # 0: no clipping, another program
+        (TINY, {"learning_rate": [0.01, 0.003], "warmup_steps": [0, 5]}, "warmup_steps"),
     ]:
         with pytest.raises(lt.ConfigError, match=(
                 rf"^runs that differ in {fields} cannot train at once: it is compiled into the "
                 rf"training step; runs trained at once may differ only in the seed, "
-                rf"learning_rate, weight_decay and options read only at init \(such as "
-                rf"cell_options' forget_bias\)$")):
+                rf"learning_rate, weight_decay, grad_clip \(grad_clip among positive values\) "
+                rf"and options read only at init \(such as cell_options' forget_bias\)$")):
             lt.train(config, tmp_path / "refused", sweep=sweep, seeds=[0, 1])
     with pytest.raises(lt.ConfigError, match=r"^runs trained at once share one loop: they cannot "
                                              r"differ in eval_every$"):

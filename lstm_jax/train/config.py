@@ -249,6 +249,12 @@ def check_seeds(seeds) -> tuple[int, ...]:
     return seeds
 
 
+# The default optimizer's values that the step of runs trained at once takes as inputs
+# (``steps.Hyperparams``): besides the seed and options read only at init, what a sweep
+# may vary and stay one program.
+STEP_INPUTS = ("learning_rate", "weight_decay", "grad_clip")
+
+
 def sweep_grid(config: Config, sweep) -> list[tuple[str, Config]]:
     """The runs of a sweep: ``config`` with every combination of one value per name.
 

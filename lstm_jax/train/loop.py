@@ -27,8 +27,8 @@ from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
 from lstm_jax.train.arguments import named
 from lstm_jax.train.checkpoint import CheckpointError, Checkpoints
-from lstm_jax.train.config import (FIELDS, Config, ConfigError, check_seeds, group_runs, seed_label,
-                                  to_dict)
+from lstm_jax.train.config import (FIELDS, STEP_INPUTS, Config, ConfigError, check_seeds, group_runs,
+                                  seed_label, to_dict)
 from lstm_jax.train.experiments import PACKAGE, Experiment, load as load_experiment
 from lstm_jax.train.model import Model, build_model
 from lstm_jax.train.report import MetricsLog, Progress, plot_losses
@@ -131,12 +131,13 @@ def _check_one_step(model: Model, task: Task, keys: RunKeys, batch_size: int) ->
 def prepare_group(configs: list[Config], **options) -> list[Prepared]:
     """``prepare`` for each of ``configs``: runs to be trained at once by ``run_many``, as
     one program (the first run's step over the models, ``steps.over_models``) in one
-    loop. They may differ in their ``seed``, in the default optimizer's ``learning_rate``
-    and ``weight_decay`` (inputs of the group's step, ``steps.Hyperparams``), in options
-    read only at init, such as ``cell_options``' ``forget_bias`` or an initializer, and in
-    task options that change the data but no shape. What is compiled into the step
-    (shapes, dropout rates, ``grad_clip``, ``warmup_steps``, ...) must be equal, checked
-    by tracing every run's step (``step_program``), and so must the ``LOOP_FIELDS``.
+    loop. They may differ in their ``seed``, in the default optimizer's ``STEP_INPUTS``
+    (``learning_rate``, ``weight_decay`` and a positive ``grad_clip``: inputs of the
+    group's step, ``steps.Hyperparams``), in options read only at init, such as
+    ``cell_options``' ``forget_bias`` or an initializer, and in task options that change
+    the data but no shape. What is compiled into the step (shapes, dropout rates,
+    ``warmup_steps``, whether gradients are clipped, ...) must be equal, checked by
+    tracing every run's step (``step_program``), and so must the ``LOOP_FIELDS``.
     ``options`` as for ``prepare``.
 
     Raises:
@@ -159,13 +160,13 @@ def prepare_group(configs: list[Config], **options) -> list[Prepared]:
             raise ConfigError(f"runs trained at once share one loop: they cannot differ in "
                               f"{', '.join(shared)}")
         if step_program(prepared) != program:
-            fields = _differences(first.config, prepared.config)
+            fields = _compiled_differences(first.config, prepared.config)
             raise ConfigError(
                 f"runs that differ in {', '.join(fields)} cannot train at once: "
                 f"{'they are' if len(fields) > 1 else 'it is'} compiled into the "
                 f"training step; runs trained at once may differ only in the seed, "
-                f"learning_rate, weight_decay and options read only at init (such as "
-                f"cell_options' forget_bias)")
+                f"{', '.join(STEP_INPUTS)} (grad_clip among positive values) and options "
+                f"read only at init (such as cell_options' forget_bias)")
     starts: dict[str, Prepared] = {}  # a fingerprint of what a run starts from -> the run
     for prepared in group:
         state = init_state(prepared.model, prepared.optimizer, prepared.keys.init)
@@ -217,6 +218,16 @@ def _differences(a: Config, b: Config) -> list[str]:
         elif x != y and name != "seed":
             names.append(name)
     return names
+
+
+def _compiled_differences(a: Config, b: Config) -> list[str]:
+    """The fields of ``_differences(a, b)`` that a group's step cannot take as inputs:
+    not the ``STEP_INPUTS``, but ``grad_clip`` where one run clips and the other does not
+    (all of them if that leaves none)."""
+    fields = _differences(a, b)
+    compiled = [name for name in fields if name not in STEP_INPUTS
+                or (name == "grad_clip" and (a.grad_clip > 0) != (b.grad_clip > 0))]
+    return compiled or fields
 
 
 def prepare_seeds(config: Config, seeds, **options) -> list[Prepared]:

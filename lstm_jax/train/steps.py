@@ -42,24 +42,28 @@ def _warmup_cosine(peak, config: Config) -> optax.Schedule:
 class Hyperparams(NamedTuple):
     """The default optimizer's values that a training step may take as inputs
     (``make_train_step``) instead of compiling them in: runs that differ only in them are
-    one program, so they train at once (``train(..., sweep=...)``)."""
+    one program, so they train at once (``train(..., sweep=...)``). A ``grad_clip`` of 0
+    (no clipping) leaves the clipping out of the program, so runs at once clip all with
+    positive bounds or none."""
 
     learning_rate: Any  # the schedule's peak
     weight_decay: Any
+    grad_clip: Any  # the global-norm bound
 
     @classmethod
     def of(cls, config: Config) -> Hyperparams:
         """The config's values."""
-        return cls(config.learning_rate, config.weight_decay)
+        return cls(*(getattr(config, name) for name in cls._fields))
 
 
 def default_optimizer(config: Config) -> optax.GradientTransformationExtraArgs:
     """Global-norm clipping, then AdamW on ``learning_rate_schedule(config)``.
 
-    The updates and the state of ``optax.adamw(learning_rate_schedule(config),
-    weight_decay=...)`` bit for bit, so its checkpoints restore either way. ``update``
-    takes ``hyperparams=Hyperparams(...)`` (values or traced arrays) in place of the
-    config's learning rate and weight decay.
+    The updates and the state of ``optax.chain(optax.clip_by_global_norm(grad_clip),
+    optax.adamw(learning_rate_schedule(config), weight_decay=...))`` bit for bit (no
+    clipping at ``grad_clip`` 0), so its checkpoints restore either way. ``update`` takes
+    ``hyperparams=Hyperparams(...)`` (values or traced arrays) in place of the config's
+    learning rate, weight decay and clipping bound.
     """
     def given(values: Hyperparams | None) -> Hyperparams:
         return Hyperparams.of(config) if values is None else values
@@ -81,8 +85,12 @@ def default_optimizer(config: Config) -> optax.GradientTransformationExtraArgs:
         optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), decay),
         optax.GradientTransformationExtraArgs(
             lambda params: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), scale))
+    def clip(updates, state, params=None, hyperparams=None, **extra):
+        return optax.clip_by_global_norm(given(hyperparams).grad_clip).update(updates, state)
+
     if config.grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(config.grad_clip), adamw)
+        return optax.chain(optax.GradientTransformationExtraArgs(
+            lambda params: optax.EmptyState(), clip), adamw)
     return adamw
 
 
