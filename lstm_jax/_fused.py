@@ -14,6 +14,9 @@ stacked, which for a matmul is one GEMM.
 Nothing of a cell is written again: the backward step is ``jax.vjp`` of the cell's
 ``combine`` (with zoneout and padding), and the projections are differentiated by JAX.
 
+Under ``jax.vmap`` over models (params stacked) on a CPU, the forward loop and the
+backward pass each run model after model (``_models_mapped_on_cpu``).
+
 The price: ``jax.jvp`` (forward mode) cannot see through a ``custom_vjp``; runners
 take ``fused_backward=False`` for that.
 """
@@ -43,6 +46,45 @@ def _flatten(a, lead: int):
     training step took 21-24 ms alone and 86-99 ms for 4 models vmapped, flattened 17-18
     and 72-76 ms (CPU time on one core; benchmarks/NOTES.md, "Many models at once")."""
     return a.reshape((-1, *a.shape[lead:]))
+
+
+def _models_mapped_on_cpu(fn):
+    """``fn`` (a function of its arguments alone, its params first) with its derivatives,
+    but run model after model (``jax.lax.map``) where ``jax.vmap`` batches it over models
+    (its params batched) on a CPU; batched as usual on an accelerator or with the params
+    shared. XLA:CPU splits a batched loop's larger ops over its threads at a cost: 4
+    adding models' steps vmapped took 1.12-1.23x the time of the 4 one after the other,
+    mapped 0.98x (benchmarks/NOTES.md, "Many models at once", finding 8). A
+    ``custom_vmap`` cannot be differentiated in reverse mode, so its derivatives are
+    ``fn``'s own (``custom_jvp``): the backward pass, second order included, is traced
+    from ``fn`` and batched as usual."""
+    mapped = jax.custom_batching.custom_vmap(fn)
+
+    @mapped.def_vmap
+    def over_models(axis_size, in_batched, *args):
+        leaves, tree = jax.tree.flatten(args)
+        batched = jax.tree.leaves(in_batched)
+        if jax.default_backend() == "cpu" and any(jax.tree.leaves(in_batched[0])):
+            at = [i for i, b in enumerate(batched) if b]
+
+            def one_model(slices):
+                each = list(leaves)
+                for i, a in zip(at, slices):
+                    each[i] = a
+                return fn(*jax.tree.unflatten(tree, each))
+
+            out = jax.lax.map(one_model, [leaves[i] for i in at])
+        else:
+            axes = jax.tree.unflatten(tree, [0 if b else None for b in batched])
+            out = jax.vmap(fn, in_axes=tuple(axes))(*args)
+        return out, jax.tree.map(lambda _: True, out)
+
+    @jax.custom_jvp
+    def run(*args):
+        return mapped(*args)
+
+    run.defjvp(lambda primals, tangents: jax.jvp(fn, primals, tangents))
+    return run
 
 
 def fused_scan(cell, params, carry0, xs_T, lengths, h_mask, resets_T=None, *, hoist: bool,
@@ -76,24 +118,28 @@ def fused_scan(cell, params, carry0, xs_T, lengths, h_mask, resets_T=None, *, ho
             outputs = (*outputs[:2], gx_T, outputs[3])
         return carry, outputs
 
+    forward = {save: _models_mapped_on_cpu(partial(loop, save=save)) for save in (False, True)}
+
     # lengths, h_mask, resets_T and zone_key are arguments, not closed over: a custom_vjp's
     # backward may be traced apart from its forward (jax.vjp under one jit, its function
     # under another)
     @jax.custom_vjp
     def run(params, carry0, xs_T, lengths, h_mask, resets_T, zone_key):
-        carry, (ys_T,) = loop(params, carry0, xs_T, lengths, h_mask, resets_T, zone_key,
-                              save=False)
+        carry, (ys_T,) = forward[False](params, carry0, xs_T, lengths, h_mask, resets_T,
+                                        zone_key)
         return carry, ys_T
 
     def run_fwd(params, carry0, xs_T, lengths, h_mask, resets_T, zone_key):
-        carry, (ys_T, carries, gx_T, gh_T) = loop(params, carry0, xs_T, lengths, h_mask,
-                                                  resets_T, zone_key, save=True)
+        carry, (ys_T, carries, gx_T, gh_T) = forward[True](params, carry0, xs_T, lengths,
+                                                           h_mask, resets_T, zone_key)
         return (carry, ys_T), (params, xs_T, lengths, h_mask, resets_T, zone_key, carries,
                                gx_T, gh_T)
 
-    def run_bwd(residuals, cotangents):
-        params, xs_T, lengths, h_mask, resets_T, zone_key, carries, gx_T, gh_T = residuals
-        d_carry, d_ys = cotangents
+    @_models_mapped_on_cpu
+    def backward(params, d_carry, d_ys, xs_T, lengths, h_mask, resets_T, zone_key, carries,
+                 gx_T, gh_T):
+        """``(d_params, d_carry0, d_xs)`` from the cotangents of the final carry and the
+        outputs: the backward loop, then the projections' weight gradients."""
         zone = _dropout.zone(zoneout, zone_key)
 
         def project_hidden(carry):
@@ -145,7 +191,13 @@ def fused_scan(cell, params, carry0, xs_T, lengths, h_mask, resets_T=None, *, ho
         gx, inputs_vjp = jax.vjp(cell.project_inputs, params, xs_K)  # gx is unused
         d_inputs, d_xs = inputs_vjp(dgx_K.astype(gx.dtype))
         d_params = _add(_add(d_params, hidden_vjp(dgh_K)[0]), d_inputs)
-        d_xs = d_xs.reshape(xs_T.shape)
+        return d_params, d_carry0, d_xs.reshape(xs_T.shape)
+
+    def run_bwd(residuals, cotangents):
+        params, xs_T, lengths, h_mask, resets_T, zone_key, carries, gx_T, gh_T = residuals
+        d_carry, d_ys = cotangents
+        d_params, d_carry0, d_xs = backward(params, d_carry, d_ys, xs_T, lengths, h_mask,
+                                            resets_T, zone_key, carries, gx_T, gh_T)
         d_lengths, d_resets, d_zone_key = (
             None if a is None else np.zeros(a.shape, jax.dtypes.float0)
             for a in (lengths, resets_T, zone_key))

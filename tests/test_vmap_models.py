@@ -68,3 +68,20 @@ def test_vmap_over_inputs_alone_and_vmap_of_vmap():
     nested = jax.jit(jax.vmap(jax.vmap(grad, in_axes=(None, 0)), in_axes=(None, 0)))(
         params, jnp.stack([xs, xs[::-1]]))
     assert_trees_close(jax.tree.map(lambda a: a[1, ::-1], nested), shared)
+
+
+def test_on_a_cpu_vmap_over_models_runs_the_fused_pass_model_after_model():
+    """Batched over models (params stacked), the fused pass's forward loop and backward
+    pass are mapped, a scan over the models (XLA:CPU splits a batched loop's ops over its
+    threads at a cost: benchmarks/NOTES.md, "Many models at once", finding 10); with the
+    params shared, vmap batches them as usual."""
+    layer, models = lj.rnn(lj.lstm(H)), 4
+    params = jax.tree.map(lambda *a: jnp.stack(a), *[layer.init(jax.random.key(k), I)
+                                                    for k in range(models)])
+    xs = jnp.stack([inputs(seed=k) for k in range(models)])
+    grad = jax.grad(lambda p, x: loss(layer, {}, p, x, None), argnums=(0, 1))
+    over_models = str(jax.make_jaxpr(jax.vmap(grad))(params, xs))
+    assert over_models.count(f"length={models}") == 2  # the forward loop, the backward pass
+    shared = str(jax.make_jaxpr(jax.vmap(grad, in_axes=(None, 0)))(
+        jax.tree.map(lambda a: a[0], params), xs))
+    assert f"length={models}" not in shared
