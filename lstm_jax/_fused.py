@@ -53,8 +53,9 @@ def _models_mapped_on_cpu(fn):
     but run model after model (``jax.lax.map``) where ``jax.vmap`` batches it over models
     (its params batched) on a CPU; batched as usual on an accelerator or with the params
     shared. XLA:CPU splits a batched loop's larger ops over its threads at a cost: 4
-    adding models' steps vmapped took 1.12-1.23x the time of the 4 one after the other,
-    mapped 0.98x (benchmarks/NOTES.md, "Many models at once", finding 8). A
+    adding models' training steps vmapped took 1.23x the time of the 4 one after the
+    other, with the pass mapped 1.09-1.11x (benchmarks/NOTES.md, "Many models at once",
+    findings 8 and 10). A
     ``custom_vmap`` cannot be differentiated in reverse mode, so its derivatives are
     ``fn``'s own (``custom_jvp``): the backward pass, second order included, is traced
     from ``fn`` and batched as usual."""
