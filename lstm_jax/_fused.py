@@ -55,10 +55,9 @@ def _models_mapped_on_cpu(fn):
     shared. XLA:CPU splits a batched loop's larger ops over its threads at a cost: 4
     adding models' training steps vmapped took 1.23x the time of the 4 one after the
     other, with the pass mapped 1.09-1.11x (benchmarks/NOTES.md, "Many models at once",
-    findings 8 and 10). A
-    ``custom_vmap`` cannot be differentiated in reverse mode, so its derivatives are
-    ``fn``'s own (``custom_jvp``): the backward pass, second order included, is traced
-    from ``fn`` and batched as usual."""
+    findings 8 and 10). A ``custom_vmap`` cannot be differentiated in reverse mode, so
+    its derivatives are ``fn``'s own (``custom_jvp``): the backward pass, second order
+    included, is traced from ``fn`` and batched as usual."""
     mapped = jax.custom_batching.custom_vmap(fn)
 
     @mapped.def_vmap
