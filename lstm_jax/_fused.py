@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax import _dropout, _loop
+from lstm_jax import _dropout, _loop, _machine
 from lstm_jax.cells import protocol
 
 
@@ -52,10 +52,9 @@ def _models_mapped_on_cpu(fn):
     """``fn`` (a function of its arguments alone, its params first) with its derivatives,
     but run model after model (``jax.lax.map``) where ``jax.vmap`` batches it over models
     (its params batched) on a CPU; batched as usual on an accelerator or with the params
-    shared. XLA:CPU splits a batched loop's larger ops over its threads at a cost: 4
-    adding models' training steps vmapped took 1.23x the time of the 4 one after the
-    other, with the pass mapped 1.09-1.11x (benchmarks/NOTES.md, "Many models at once",
-    findings 8 and 10). A ``custom_vmap`` cannot be differentiated in reverse mode, so
+    shared (``_machine.maps_models``): 4 adding models' training steps vmapped took
+    1.23x the time of the 4 one after the other, with the pass mapped 1.09-1.11x
+    (benchmarks/NOTES.md, "Many models at once", finding 10). A ``custom_vmap`` cannot be differentiated in reverse mode, so
     its derivatives are ``fn``'s own (``custom_jvp``): the backward pass, second order
     included, is traced from ``fn`` and batched as usual."""
     mapped = jax.custom_batching.custom_vmap(fn)
@@ -64,7 +63,7 @@ def _models_mapped_on_cpu(fn):
     def over_models(axis_size, in_batched, *args):
         leaves, tree = jax.tree.flatten(args)
         batched = jax.tree.leaves(in_batched)
-        if jax.default_backend() == "cpu" and any(jax.tree.leaves(in_batched[0])):
+        if _machine.maps_models() and any(jax.tree.leaves(in_batched[0])):
             at = [i for i, b in enumerate(batched) if b]
 
             def one_model(slices):

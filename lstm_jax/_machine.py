@@ -40,6 +40,17 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 KEPT_BYTES = 1 << 30  # freed memory at the top of the heap kept for reuse, at most
 
 
+def maps_models() -> bool:
+    """Whether models run at once go one after another inside their program
+    (``jax.lax.map``) rather than batched (``jax.vmap``): on a CPU, where XLA splits a
+    batched step's ops over its threads at a cost and gains nothing from batching small
+    models (benchmarks/NOTES.md, "Many models at once", findings 8 and 10); an
+    accelerator is filled by the batch."""
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep the large buffers XLA:CPU frees, for the next step to
     reuse, instead of mapping them fresh from the OS at every call. Call it before jax

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, PartitionSpec
 
+from lstm_jax import _machine
 from lstm_jax.tasks import Batch, Task
 from lstm_jax.tasks.losses import example_weights
 from lstm_jax.train.config import Config
@@ -80,18 +81,18 @@ def default_optimizer(config: Config) -> optax.GradientTransformationExtraArgs:
         updates = jax.tree.map(lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
         return updates, optax.ScaleByScheduleState(count=optax.safe_increment(state.count))
 
-    adamw = optax.chain(
-        optax.scale_by_adam(),
-        optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), decay),
-        optax.GradientTransformationExtraArgs(
-            lambda params: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), scale))
     def clip(updates, state, params=None, hyperparams=None, **extra):
         return optax.clip_by_global_norm(given(hyperparams).grad_clip).update(updates, state)
 
-    if config.grad_clip > 0:
-        return optax.chain(optax.GradientTransformationExtraArgs(
-            lambda params: optax.EmptyState(), clip), adamw)
-    return adamw
+    def stateless(update):
+        return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update)
+
+    adamw = optax.chain(
+        optax.scale_by_adam(),
+        stateless(decay),
+        optax.GradientTransformationExtraArgs(
+            lambda params: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), scale))
+    return optax.chain(stateless(clip), adamw) if config.grad_clip > 0 else adamw
 
 
 def init_state(model: Model, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
@@ -155,16 +156,13 @@ def make_eval_step(model: Model, task: Task, *, models: bool = False, mesh: Mesh
 def over_models(step: Callable, mesh: Mesh | None = None) -> Callable:
     """``step`` over a leading axis of models in its arguments and results, as one program.
 
-    On a CPU the models run one after another inside it (``jax.lax.map``): XLA:CPU gains
-    nothing from batching small models and splits the batched ops over its threads at a
-    cost, so vmapped they take longer than the steps one after the other, mapped they
-    do not (benchmarks/NOTES.md, "Many models at once", finding 8). On an accelerator
-    they are ``jax.vmap``-ed, which fills the device. With ``mesh`` (1-d, over several
-    devices) each device takes its share of the models (``jax.shard_map``).
+    On a CPU the models run one after another inside it (``jax.lax.map``), on an
+    accelerator they are ``jax.vmap``-ed (``_machine.maps_models``). With ``mesh`` (1-d,
+    over several devices) each device takes its share of the models (``jax.shard_map``).
     """
 
     def local(*args):
-        if jax.default_backend() == "cpu":
+        if _machine.maps_models():
             return jax.lax.map(lambda each: step(*each), args)
         return jax.vmap(step)(*args)
 
