@@ -76,14 +76,14 @@ def loss_baselines(records: list[dict], baselines: Mapping[str, float] | None,
 def plain_log_axis(axis) -> None:
     """Log-scale tick labels as plain text ("0.6", "1", "2e-05") instead of matplotlib's
     mathtext ("6×10⁻¹"), whose parser recursed past Python's limit in a run's final plot
-    (RecursionError from pyparsing, seen with a loss between 0.86 and 2)."""
-    from matplotlib.ticker import FuncFormatter
+    (RecursionError from pyparsing, seen with a loss between 0.86 and 2). The ticks
+    between powers of ten are labelled only where the axis spans less than about a
+    decade (matplotlib's ``LogFormatter``, itself plain text), as its default does:
+    over four decades, a label at every one overprinted its neighbours."""
+    from matplotlib.ticker import FuncFormatter, LogFormatter
 
-    def label(value, _):
-        return f"{value:.2g}"
-
-    axis.set_major_formatter(FuncFormatter(label))
-    axis.set_minor_formatter(FuncFormatter(label))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
 
 
 def loss_figure(records: list[dict], title: str, baselines: Mapping[str, float] | None = None,
