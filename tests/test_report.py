@@ -123,6 +123,25 @@ def test_loss_figure_without_baselines_has_no_dashed_line():
         plt.close(fig)
 
 
+def test_a_train_curve_of_one_point_is_drawn_as_a_marker():
+    """A run so short that it logs one train point (``--steps 20`` at ``log_every`` 20)
+    drew a line of one point, which does not show."""
+    records = [{"split": "train", "step": 20, "loss": 0.3},
+               {"split": "eval", "step": 20, "loss": 0.2}]
+    fig = loss_figure(records, "t")
+    try:
+        lines = lines_by_label(fig)
+        assert lines["train"].get_marker() == "o" and lines["eval"].get_marker() == "o"
+        assert list(lines["train"].get_xdata()) == [20]
+    finally:
+        plt.close(fig)
+    fig = loss_figure(RECORDS, "t")
+    try:  # a curve of several points stays a bare line
+        assert lines_by_label(fig)["train"].get_marker() in ("None", None, "")
+    finally:
+        plt.close(fig)
+
+
 def test_the_log_axis_labels_are_plain_text_not_mathtext():
     """matplotlib's mathtext labels ("6×10⁻¹") went through pyparsing, which recursed past
     Python's limit in a run's final plot; plain labels never reach it."""

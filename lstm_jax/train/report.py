@@ -101,10 +101,11 @@ def loss_figure(records: list[dict], title: str, baselines: Mapping[str, float] 
     evals = [(r["step"], r["loss"]) for r in records if r.get("split") == "eval"]
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot()
-    for points, label, style in ((train, "train", "-"), (evals, "eval", "o-")):
+    for points, label, marker in ((train, "train", None), (evals, "eval", "o")):
         points = [(s, v) for s, v in points if math.isfinite(v) and v > 0]
-        if points:
-            ax.plot(*zip(*points), style, label=label)
+        if points:  # a line through one point draws nothing: that point gets a marker
+            ax.plot(*zip(*points), "-", marker=marker or ("o" if len(points) == 1 else None),
+                    label=label)
     for index, (name, value) in enumerate(loss_baselines(records, baselines, loss_names).items()):
         ax.axhline(value, linestyle="--", color=f"C{index + 2}", linewidth=1.2,
                    label=f"baseline {name} = {value:.4g}")
