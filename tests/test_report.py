@@ -153,6 +153,29 @@ def test_the_log_axis_labels_are_plain_text_not_mathtext():
     assert {"1", "2"} <= set(labels) and not any("$" in label for label in labels)
 
 
+@pytest.mark.parametrize("low, high", [(0.048, 0.2), (9.4, 11.7), (0.0009, 0.35)])
+def test_each_log_axis_label_reads_as_its_ticks_value(low, high):
+    """A plain number, distinct from the others: matplotlib's own labels between powers
+    of ten read "6e−02" (its minus sign, not Python's), and two significant digits would
+    write the ticks at 10.5 and 11.5 as "10" and "12"."""
+    records = [{"split": "train", "step": s, "loss": low + (high - low) * s / 1000}
+               for s in range(0, 1001, 50)]
+    fig = loss_figure(records, "t")
+    try:
+        fig.canvas.draw()
+        axis = fig.axes[0].yaxis
+        low_view, high_view = axis.get_view_interval()
+        labelled = [(tick.get_loc(), tick.label1.get_text())
+                    for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                    if tick.label1.get_text() and low_view <= tick.get_loc() <= high_view]
+        assert len(labelled) >= 2
+        assert len({text for _, text in labelled}) == len(labelled)
+        for value, text in labelled:
+            assert float(text) == pytest.approx(value, rel=1e-3)
+    finally:
+        plt.close(fig)
+
+
 def test_plot_losses_writes_a_readable_png_and_closes_its_figure(tmp_path):
     open_before = plt.get_fignums()
     path = plot_losses(RECORDS, tmp_path / "loss.png", "adding", baselines={"mse": 1 / 6})

@@ -74,16 +74,21 @@ def loss_baselines(records: list[dict], baselines: Mapping[str, float] | None,
 
 
 def plain_log_axis(axis) -> None:
-    """Log-scale tick labels as plain text ("0.6", "1", "2e-05") instead of matplotlib's
-    mathtext ("6×10⁻¹"), whose parser recursed past Python's limit in a run's final plot
-    (RecursionError from pyparsing, seen with a loss between 0.86 and 2). The ticks
-    between powers of ten are labelled only where the axis spans less than about a
-    decade (matplotlib's ``LogFormatter``, itself plain text), as its default does:
-    over four decades, a label at every one overprinted its neighbours."""
+    """Log-scale tick labels as plain numbers ("0.06", "1", "1e-05") instead of
+    matplotlib's mathtext ("6×10⁻²"), whose parser recursed past Python's limit in a
+    run's final plot (RecursionError from pyparsing, seen with a loss between 0.86 and
+    2). The ticks between powers of ten are labelled only where the axis spans less than
+    about a decade, the ones matplotlib's ``LogFormatter`` chooses (over four decades, a
+    label at every one overprinted its neighbours), but written as Python does: its own
+    text for them is "6e−02"."""
     from matplotlib.ticker import FuncFormatter, LogFormatter
 
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
-    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    class PlainMinor(LogFormatter):
+        def __call__(self, value, pos=None):  # 3 digits: 10.5 and 11.5 are not "10", "12"
+            return f"{value:.3g}" if super().__call__(value, pos) else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(PlainMinor(labelOnlyBase=False))
 
 
 def loss_figure(records: list[dict], title: str, baselines: Mapping[str, float] | None = None,
