@@ -58,6 +58,7 @@ def _train(args, fields: list[str]) -> int:
         config = _resumed_config(experiment, _first_run_dir(Path(args.out), names), fields)
     else:
         config = cfg.cli(experiment.config(), fields, prog=f"lstm-jax train {args.experiment}")
+    _keep_freed_memory()
     if len(names) > 1:
         _use_every_core()
     from lstm_jax.train import interrupts, loop, rundir  # jax and orbax: not for --help
@@ -153,19 +154,25 @@ def _first_run_dir(out: Path, names: list[str]) -> Path:
     return out
 
 
+def _keep_freed_memory() -> None:
+    """Before jax starts, for the commands that train: malloc keeps the large buffers XLA
+    frees (``_machine.keep_freed_memory``). A step whose temporaries pass 32 MiB (runs
+    trained at once; charlm, copy, indrnn_adding alone) otherwise maps them afresh, a
+    page fault per 4 KiB, at every call: 10-20% of their step time (benchmarks/NOTES.md,
+    "Many models at once", finding 3)."""
+    from lstm_jax import _machine
+
+    _machine.keep_freed_memory()
+
+
 def _use_every_core() -> list | None:
     """One jax CPU device per core available to this process, set before jax starts, so
-    that runs trained at once are split over the cores (``ModelParallel``), and malloc
-    set to keep the large buffers XLA frees (``_machine.keep_freed_memory``: the
-    temporaries of runs trained at once are too large for glibc to reuse). Returns the
+    that runs trained at once are split over the cores (``ModelParallel``). Returns the
     devices of a run trained alone: the first (a CPU device split this way is no faster
     for one run's batch), or None (all) where jax had already started (``main`` called
     from Python) or runs on an accelerator."""
     import os
 
-    from lstm_jax import _machine
-
-    _machine.keep_freed_memory()
     import jax
 
     try:
@@ -244,6 +251,7 @@ def _reproduce(args, fields: list[str]) -> int:
     experiment = experiments.load(args.experiment)
     prog = f"lstm-jax reproduce {args.experiment}"
     command = shlex.join(["lstm-jax", *args.argv])
+    _keep_freed_memory()
     devices = _use_every_core()  # a variant's seeds train at once, split over the cores
     try:
         summary = reproduce.reproduce(

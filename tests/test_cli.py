@@ -43,7 +43,11 @@ def assert_same_params(a: Path, b: Path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_train_eval_list_end_to_end(tmp_path, capsys):
+def test_train_eval_list_end_to_end(tmp_path, capsys, monkeypatch):
+    from lstm_jax import _machine
+
+    kept = []  # train sets malloc to keep freed buffers, for one run as for several
+    monkeypatch.setattr(_machine, "keep_freed_memory", lambda: kept.append("train") or True)
     out = tmp_path / "run"
     code = cli.main(["train", "adding", "--steps", "20", "--seed", "3", "--out", str(out),
                      "--checkpoint-every", "10", *SMALL])
@@ -60,6 +64,7 @@ def test_train_eval_list_end_to_end(tmp_path, capsys):
 
     assert matplotlib.image.imread(out / "loss.png").ndim == 3  # a readable PNG
     assert cli.main(["eval", str(out)]) == 0
+    assert kept == ["train"]  # once, and not by eval
     evaluated = capsys.readouterr().out
     assert "adding at step 20:" in evaluated and "baseline: always predicting 1.0" in evaluated
     assert cli.main(["list"]) == 0
