@@ -24,12 +24,14 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def rate(name: str, value: Any) -> float:
-    """Return ``value`` if it is a probability in [0, 1), else raise naming ``name``."""
+def rate(name: str, value: Any, *, up_to_one: bool = False) -> float:
+    """Return ``value`` if it is a probability in [0, 1) (in [0, 1] with ``up_to_one``),
+    else raise naming ``name``."""
+    interval = "[0, 1]" if up_to_one else "[0, 1)"
     if not isinstance(value, (int, float, np.floating)) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a float in [0, 1), got {value!r}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1), got {value}")
+        raise TypeError(f"`{name}` must be a float in {interval}, got {value!r}")
+    if not (0.0 <= value <= 1.0 if up_to_one else 0.0 <= value < 1.0):
+        raise ValueError(f"`{name}` must be in {interval}, got {value}")
     return float(value)
 
 
@@ -43,6 +45,61 @@ def flag(name: str, value: Any, *, optional: bool = False) -> bool | None:
         allowed = "True, False or None" if optional else "True or False"
         raise TypeError(f"`{name}` must be {allowed}, got {value!r}")
     return bool(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _dimension(n: Any) -> bool:
+    """An int >= 0, or a symbolic dimension of ``jax.export`` (no float, bool or string)."""
+    if _is_int(n):
+        return n >= 0
+    return n is not None and not isinstance(n, (bool, float, complex, str, np.bool_, np.floating))
+
+
+def batch_shape(value: Any) -> tuple:
+    """``value`` as a batch shape: a tuple of ints >= 0, or one int B for (B,)."""
+    try:
+        shape = (value,) if _is_int(value) else tuple(value)
+    except TypeError:
+        shape = None
+    if shape is None or not all(map(_dimension, shape)):
+        raise TypeError(f"`batch_shape` must be a tuple of ints >= 0 such as (B,), got {value!r}")
+    return tuple(int(n) if _is_int(n) else n for n in shape)
+
+
+def finite_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite real number, else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a float, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value}")
+    return float(value)
+
+
+def initializer(name: str, value: Any) -> Any:
+    """Return ``value`` if it is None (the preset's) or callable, else raise naming ``name``."""
+    if value is not None and not callable(value):
+        raise TypeError(f"`{name}` must be an initializer init(key, shape, dtype) such as "
+                        f"lstm_jax.initializers.orthogonal(), got {value!r}")
+    return value
+
+
+def float_dtype(name: str, value: Any, *, optional: bool = False) -> Any:
+    """Return ``value`` if it names a floating-point dtype (or is None, when
+    ``optional``), else raise naming ``name``: an integer dtype would compute silently
+    wrong (gates of 0 or 1)."""
+    if optional and value is None:
+        return None
+    try:
+        dtype = None if value is None else jnp.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        got = repr(value) if dtype is None else dtype.name
+        raise TypeError(f"`{name}` must be a floating-point dtype such as jnp.float32, got {got}")
+    return value
 
 
 def one_of(name: str, value: Any, choices) -> Any:
@@ -157,11 +214,12 @@ def sequence(xs, seq_lengths, time_major: bool, features: int | None, feature_ax
     """
     xs = float_array("xs", xs)
     step = "I" if feature_axes == 1 else "*S, I"
-    layout = f"(T, B, {step})" if time_major else f"(B, T, {step})"
+    layout, several = ((f"(T, B, {step})", f"(T, *batch, {step})") if time_major
+                       else (f"(B, T, {step})", f"(*batch, T, {step})"))
     if xs.ndim < 1 + feature_axes:
         spatial = "" if feature_axes == 1 else f" with {feature_axes - 1} spatial axes S"
-        raise ValueError(f"`xs` must have shape {layout} or (T, {step}){spatial}, got shape "
-                         f"{tuple(xs.shape)}")
+        raise ValueError(f"`xs` must have shape {layout}, {several} or (T, {step}){spatial}, "
+                         f"got shape {tuple(xs.shape)}")
     if features is not None:
         input_size("xs", xs, features)
     batch_ndim = xs.ndim - 1 - feature_axes

@@ -55,7 +55,7 @@ STEP_OUTPUTS = ("new_carry", "y_t")  # ONNX names each value once: not "carry" a
 
 
 def export(layer: Layer, params: Any, *, batch: int | None = None, time: int | None = None,
-           platforms: Sequence[str] | None = None, step: bool = False) -> jax.export.Exported:
+           platforms: Sequence[str] | str | None = None, step: bool = False) -> jax.export.Exported:
     """``layer.apply`` with ``params`` as a ``jax.export.Exported`` program.
 
     Args:
@@ -63,8 +63,8 @@ def export(layer: Layer, params: Any, *, batch: int | None = None, time: int | N
       params: its params, baked into the program as constants.
       batch, time: fix B or T; None leaves them symbolic, so one program serves every
         batch size and length.
-      platforms: lower for these, e.g. ``("cpu", "cuda")`` (jax lowers for CUDA on a
-        machine without a GPU); None: the default backend's.
+      platforms: lower for these, e.g. ``("cpu", "cuda")`` or ``"cpu"`` (jax lowers for
+        CUDA on a machine without a GPU); None: the default backend's.
       step: export one step, ``(carry, x_t (B, I)) -> (carry, y_t (B, P))``, instead
         of whole sequences, ``(xs (B, T, I), seq_lengths (B,) int32) -> (carry, ys
         (B, T, P))`` (time-major layers: xs (T, B, I), ys (T, B, P)). The first carry
@@ -92,7 +92,7 @@ def export(layer: Layer, params: Any, *, batch: int | None = None, time: int | N
 
 
 def export_step(layer: Layer, params: Any, *, batch: int | None = None,
-                platforms: Sequence[str] | None = None) -> jax.export.Exported:
+                platforms: Sequence[str] | str | None = None) -> jax.export.Exported:
     """``export(layer, params, step=True, ...)``: one time step, ``(carry, x_t (B, I))
     -> (carry, y_t (B, P))``; stepping it over a sequence gives ``apply``'s ys.
 
@@ -160,10 +160,12 @@ def step_function(layer: Layer, params: Any, batch: int | None = None,
     return fn, (plain(template), jax.ShapeDtypeStruct((B, features), _dtype(params)))
 
 
-def export_function(fn: Callable, args: tuple, platforms: Sequence[str] | None = None
+def export_function(fn: Callable, args: tuple, platforms: Sequence[str] | str | None = None
                     ) -> jax.export.Exported:
     """``jax.export`` of ``fn`` at ``args`` (ShapeDtypeStructs), traced with the plain
     XLA loop (``runner.exporting``)."""
+    if isinstance(platforms, str):  # one platform: ("cpu",), not ("c", "p", "u")
+        platforms = (platforms,)
     with runner.exporting():
         return jax.export.export(jax.jit(fn), platforms=platforms)(*args)
 

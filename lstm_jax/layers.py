@@ -120,10 +120,12 @@ def bidirectional(forward: Any, backward: Any = None, *, merge: str = "concat") 
     config = BidirectionalConfig(fwd, bwd, merge, _time_major([fwd, bwd]))
 
     def init(key, input_size):
+        """Directions(forward, backward) params for inputs of ``input_size`` features."""
         k_fwd, k_bwd = jax.random.split(key)
         return Directions(fwd.init(k_fwd, input_size), bwd.init(k_bwd, input_size))
 
     def initial_carry(params, batch_shape=()):
+        """Directions(forward, backward) of each direction's initial carry."""
         return Directions(
             fwd.initial_carry(params.forward, batch_shape),
             bwd.initial_carry(params.backward, batch_shape),
@@ -131,6 +133,8 @@ def bidirectional(forward: Any, backward: Any = None, *, merge: str = "concat") 
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
               return_gates=False, resets=None, return_all_states=False):
+        """Run both directions over xs (B, T, I): ``(Directions carry, ys (B, T, P))``
+        with ys merged, then gates and states as Directions (see ``lj.bidirectional``)."""
         carry = _pair("carry", carry)
         params = _pair("params", params)
         k_fwd, k_bwd = _split_key(key, 2)
@@ -167,7 +171,7 @@ def _given(resets, return_all_states) -> dict:
 def _pair(name: str, value):
     if value is None:
         return (None, None)
-    if not isinstance(value, tuple) or len(value) != 2:
+    if type(value) not in (Directions, tuple) or len(value) != 2:  # not a cell's LSTMState
         raise TypeError(
             f"`{name}` of a bidirectional layer must be Directions(forward, backward), "
             f"got {type(value).__name__}"
@@ -216,11 +220,12 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
     layers = tuple(as_layer(layer) for layer in layers)
     if not layers:
         raise ValueError("`layers` must hold at least one layer, got none")
-    everything = dropout == 1 and not isinstance(dropout, bool)  # torch accepts p=1
-    rate = 1.0 if everything else _checks.rate("dropout", dropout)
+    rate = _checks.rate("dropout", dropout, up_to_one=True)  # torch accepts p=1
+    everything = rate == 1.0
     config = StackConfig(layers, rate, _time_major(layers))
 
     def init(key, input_size):
+        """A tuple of each layer's params, the first for ``input_size`` features."""
         params = []
         for layer, layer_key in zip(layers, jax.random.split(key, len(layers))):
             params.append(layer.init(layer_key, input_size))
@@ -228,10 +233,13 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
         return tuple(params)
 
     def initial_carry(params, batch_shape=()):
+        """A tuple of each layer's initial carry."""
         return tuple(layer.initial_carry(p, batch_shape) for layer, p in zip(layers, params))
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
               return_gates=False, resets=None, return_all_states=False):
+        """Run the layers in turn over xs (B, T, I): ``(carries, ys (B, T, P))``, then
+        gates and states, each a tuple with one entry per layer (see ``lj.stack``)."""
         params = _per_layer("params", params, len(layers))
         carry = (None,) * len(layers) if carry is None else _per_layer("carry", carry, len(layers))
         keys = _split_key(key, 2 * len(layers))
@@ -252,8 +260,8 @@ def stack(layers, *, dropout: float = 0.0) -> Layer:
 
 
 def _per_layer(name: str, value, n: int):
-    if not isinstance(value, (tuple, list)) or len(value) != n:
-        got = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
+    if type(value) not in (tuple, list) or len(value) != n:  # not a cell's LSTMState
+        got = f"{type(value).__name__} of length {len(value)}" if type(value) in (tuple, list) else type(value).__name__
         raise TypeError(f"`{name}` of a {n}-layer stack must be a tuple of {n} entries, got {got}")
     return value
 

@@ -27,7 +27,7 @@ import numpy as np
 from lstm_jax import _checks, _cudnn, _dropout, _loop
 from lstm_jax._fused import fused_scan
 from lstm_jax.cells import protocol
-from lstm_jax.cells.base import Layer, hidden
+from lstm_jax.cells.base import Cell, Layer, hidden
 
 Array = jax.Array
 
@@ -164,6 +164,9 @@ def rnn(
       ``(carry, ys)``, then the gates if ``return_gates``, then the states if
       ``return_all_states``:
 
+      xs is (B, T, I), or (*batch, T, I) with several batch axes (seq_lengths then
+      (*batch)), or (T, I) unbatched.
+
       - ``seq_lengths`` (B,) int: positions ``t >= seq_lengths[b]`` are padding. Their
         outputs are 0, they never change the carry, and the returned carry is the one
         after step ``seq_lengths[b] - 1``.
@@ -229,16 +232,23 @@ def rnn(
     _check_options(config)
 
     def init(key, input_size):
+        """This layer's params for inputs of ``input_size`` features (see ``lj.rnn``)."""
         params = cell.init(key, input_size)
         if not config.learn_initial_carry:
             return params
         return RNNParams(params, cell.initial_carry(params, ()))
 
     def initial_carry(params, batch_shape=()):
-        return _start(cell, *_unpack(config, params), tuple(batch_shape))
+        """The carry a sequence starts from, (*batch_shape, F) per field: zeros, or the
+        learned one broadcast."""
+        return _start(cell, *_unpack(config, params), _checks.batch_shape(batch_shape))
 
     def apply(params, xs, *, seq_lengths=None, carry=None, reverse=False, key=None,
               return_gates=False, resets=None, return_all_states=False):
+        """Run the layer over xs (B, T, I): ``(carry, ys (B, T, P))``, then the gates and
+        the states when asked for; ``lj.rnn`` says what each option does."""
+        reverse = _checks.flag("reverse", reverse)
+        return_gates = _checks.flag("return_gates", return_gates)
         params, learned = _unpack(config, params)  # the cell's params, the learned carry
         params, key = _dropout.weight_drop(key, params, config.weight_drop)
         if return_gates:
@@ -255,6 +265,8 @@ def rnn(
             carry = _start(cell, params, learned, step_shape)
         else:
             _checks.carry_like(carry, cell.initial_carry(params, step_shape))
+        if not isinstance(cell, Cell):
+            _check_own_step(cell, params, carry, jax.ShapeDtypeStruct(xs_T.shape[1:], xs_T.dtype))
         resets_T = running_resets(resets, batch_shape, xs_T.shape[0], lengths,
                                   config.time_major, reverse)
         if lengths is not None:  # (*batch, 1, ...): one length for all of a sequence's S
@@ -321,6 +333,17 @@ def _unpack(config: RNNConfig, params):
     zeros = config.cell.initial_carry(params.cell, ())
     _checks.tree_like("params.initial_carry", params.initial_carry, zeros)
     return params.cell, params.initial_carry
+
+
+def _check_own_step(cell, params, carry, x_t) -> None:
+    """A cell of your own must return from ``step`` a carry like the one it was given, as
+    ``lax.scan`` needs: checked on shapes before the loop, naming the cell."""
+    new_carry, _ = jax.eval_shape(cell.step, params, carry, x_t)
+    try:
+        _checks.carry_like(new_carry, carry)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"the step of {protocol.name(cell)} must return a carry like the "
+                          f"one it is given: {error}") from None
 
 
 def _start(cell, params, learned, batch_shape: tuple):

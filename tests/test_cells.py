@@ -148,6 +148,78 @@ def test_bad_cell_options():
         lj.simple(H, activation="gelu")
     with pytest.raises(ValueError, match="`input_size` must be a positive int, got 0"):
         lj.lstm(H).init(jax.random.key(0), 0)
+    for option, value, shown in (("dtype", jnp.int32, "int32"), ("param_dtype", jnp.bool_, "bool"),
+                                 ("dtype", "half-ish", "'half-ish'")):
+        with pytest.raises(TypeError, match=f"^`{option}` must be a floating-point dtype such as "
+                                            f"jnp.float32, got {shown}$"):
+            lj.gru(H, **{option: value})  # int32 computed gates of 0 and 1, silently
+    with pytest.raises(TypeError, match="^`forget_bias` must be a float, got 'one'$"):
+        lj.lstm(H, forget_bias="one")
+    with pytest.raises(ValueError, match="^`forget_bias` must be finite, got nan$"):
+        lj.mgu(H, forget_bias=float("nan"))
+    with pytest.raises(TypeError, match="^`kernel_init` must be an initializer init\\(key, shape, "
+                                        "dtype\\) such as lstm_jax.initializers.orthogonal\\(\\), "
+                                        "got 'orthogonal'$"):
+        lj.lstm(H, kernel_init="orthogonal")  # at construction, not at init
+
+
+# params of another cell, or of this cell built with other options: the check names what
+# differs, before the step's own math meets the shapes (factory of the cell, of the params)
+OTHER_PARAMS = {
+    "wider": (lambda: lj.lstm(H), lambda: lj.lstm(2 * H), ValueError,
+              r"^params.w_ih is \(5, 48\) where this model has \(5, 24\)$"),
+    "coupled": (lambda: lj.lstm(H), lambda: lj.lstm(H, coupled=True), ValueError,
+                r"^params.w_ih is \(5, 18\) where this model has \(5, 24\)$"),
+    "projected": (lambda: lj.lstm(H), lambda: lj.lstm(H, proj_size=P), TypeError,
+                  r"^'params' holds another structure than this model's \(unexpected w_hr\)$"),
+    "not projected": (lambda: lj.lstm(H, proj_size=P), lambda: lj.lstm(H), TypeError,
+                      r"\(missing w_hr\)$"),
+    "peephole": (lambda: lj.lstm(H), lambda: lj.lstm(H, peephole=True), TypeError,
+                 r"\(unexpected peephole.f, peephole.i, peephole.o\)$"),
+    "layer norm": (lambda: lj.lstm(H, layer_norm=True), lambda: lj.lstm(H), TypeError,
+                   r"\(missing layer_norm.cell.bias, layer_norm.cell.scale, layer_norm.inputs.scale\)$"),
+    "bias": (lambda: lj.gru(H, bias=False), lambda: lj.gru(H), TypeError, r"\(unexpected b, b_hn\)$"),
+    "kind": (lambda: lj.lstm(H), lambda: lj.gru(H), TypeError,
+             "^`params` must be LSTMParams for a lstm cell, got GRUParams$"),
+    "dict": (lambda: lj.lstm(H), lambda: lj.lstm(H), TypeError,
+             "^`params` must be LSTMParams for a lstm cell, got dict$"),
+}
+
+
+@pytest.mark.parametrize("name", OTHER_PARAMS)
+def test_params_of_another_cell_are_refused_naming_what_differs(name):
+    make_cell, make_other, error, match = OTHER_PARAMS[name]
+    cell = make_cell()
+    params = make_other().init(jax.random.key(0), I)
+    if name == "dict":  # a flax module's variables, lj.nn.to_dict's form
+        params = lj.nn.to_dict(params)
+    carry = cell.initial_carry(cell.init(jax.random.key(0), I), (B,))
+    with pytest.raises(error, match=match):
+        cell.step(params, carry, jnp.ones((B, I)))
+    with pytest.raises(error, match=match):
+        cell.initial_carry(params, (B,))
+    with pytest.raises(error, match=match):
+        lj.rnn(cell).apply(params, jnp.ones((B, 7, I)))
+
+
+def test_params_with_one_array_of_another_shape_name_it():
+    cell, params = make(lambda: lj.lstm(H))
+    wrong = params._replace(w_hh=jnp.zeros((H, 2 * 4 * H)))
+    with pytest.raises(ValueError, match=r"^params.w_hh is \(6, 48\) where this model has \(6, 24\)$"):
+        lj.rnn(cell).apply(wrong, jnp.ones((B, 7, I)))
+    halved = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)  # another dtype is a choice
+    assert lj.rnn(cell).apply(halved, jnp.ones((B, 7, I)))[1].shape == (B, 7, H)
+
+
+def test_initial_carry_takes_a_batch_shape_or_one_batch_size():
+    cell, params = make(lambda: lj.lstm(H))
+    assert_close(cell.initial_carry(params, B), cell.initial_carry(params, (B,)))
+    assert lj.rnn(cell).initial_carry(params, np.int64(B)).h.shape == (B, H)
+    for bad in ((-1,), (2.0,), "3", None, (B, True)):
+        with pytest.raises(TypeError, match=r"`batch_shape` must be a tuple of ints >= 0 such as \(B,\), got "):
+            cell.initial_carry(params, bad)
+        with pytest.raises(TypeError, match="`batch_shape` must be a tuple of ints >= 0"):
+            lj.rnn(cell).initial_carry(params, bad)
 
 
 def test_step_rejects_bad_inputs():

@@ -355,7 +355,8 @@ def test_bad_options(options, error, message):
 def test_bad_inputs_name_the_spatial_axes():
     cell, params = make("2d")
     layer = lj.rnn(cell)
-    with pytest.raises(ValueError, match=r"`xs` must have shape \(B, T, \*S, I\) or "
+    with pytest.raises(ValueError, match=r"`xs` must have shape \(B, T, \*S, I\), "
+                                         r"\(\*batch, T, \*S, I\) or "
                                          r"\(T, \*S, I\) with 2 spatial axes S, got shape "
                                          r"\(3, 4, 3\)"):
         layer.apply(params, jnp.zeros((3, 4, I)))  # no time axis left: (B, T, I) of a dense cell

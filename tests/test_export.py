@@ -124,6 +124,15 @@ def test_fixed_batch_and_time_and_a_time_major_layer():
                  atol=1e-6)
 
 
+def test_one_platform_may_be_named_by_a_string():
+    layer, params = stacked()
+    exported = lj.export(layer, params, platforms="cpu")  # not ("c", "p", "u")
+    assert exported.platforms == ("cpu",)
+    xs, lengths = batch(*SHAPES[1])
+    assert_trees_equal_within(exported.call(xs, lengths), plain_apply(layer, params, xs, lengths),
+                              atol=1e-6)
+
+
 def test_it_lowers_for_cpu_and_cuda_together_without_a_gpu():
     layer, params = stacked()
     exported = lj.export(layer, params, platforms=("cpu", "cuda"))

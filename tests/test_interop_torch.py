@@ -467,6 +467,8 @@ def _mixed_layout_stack():
         (lambda: lj.rnn(lj.gru(H), recurrent_dropout=0.1), "recurrent_dropout"),
         (lambda: lj.bidirectional(lj.rnn(lj.lstm(H), zoneout=lj.LSTMState(0.0, 0.1))), "zoneout"),
         (lambda: lj.stack([lj.stack([lj.lstm(H)])]), "'stack' layer"),
+        (lambda: lj.rnn(lj.lstm(H, proj_size=H)),
+         f"torch's LSTM needs proj_size < hidden_size, got proj_size={H} and hidden_size={H}"),
     ],
 )
 def test_to_torch_rejects_what_torch_cannot_express(make_layer, match):

@@ -142,8 +142,8 @@ def test_layer_construction_errors():
         lj.bidirectional(lj.lstm(H), lj.lstm(4), merge="sum")
     with pytest.raises(ValueError, match="`merge` must be one of"):
         lj.bidirectional(lj.lstm(H), merge="max")
-    with pytest.raises(ValueError, match=r"`dropout` must be in \[0, 1\), got 1.5"):
-        lj.stack([lj.lstm(H)], dropout=1.5)
+    with pytest.raises(ValueError, match=r"`dropout` must be in \[0, 1\], got 1.5"):
+        lj.stack([lj.lstm(H)], dropout=1.5)  # 1 itself zeroes them all, as torch allows
 
 
 def test_layer_apply_errors():
@@ -159,6 +159,15 @@ def test_layer_apply_errors():
         bi.apply(params[0], xs, carry=jnp.zeros((B, H)))
     with pytest.raises(ValueError, match=r"`xs` must have 5 features"):
         model.apply(params, jnp.ones((B, T, 3)))
+    one_cells_carry = lj.LSTMState(jnp.zeros((B, H)), jnp.zeros((B, H)))  # a tuple of two
+    with pytest.raises(TypeError, match="`carry` of a bidirectional layer must be Directions"
+                                        r"\(forward, backward\), got LSTMState"):
+        bi.apply(params[0], xs, carry=one_cells_carry)
+    with pytest.raises(TypeError, match="`carry` of a 2-layer stack must be a tuple of 2 "
+                                        "entries, got LSTMState"):
+        model.apply(params, xs, carry=one_cells_carry)
+    with pytest.raises(TypeError, match="`reverse` must be True or False, got 'no'"):
+        model.apply(params, xs, reverse="no")
 
 
 def test_layers_describe_themselves():

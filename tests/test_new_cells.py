@@ -330,7 +330,7 @@ def test_indrnn_bounds_are_applied_in_the_step_and_stop_gradients_beyond_them():
     np.testing.assert_array_equal(new_h, [[1.0, -0.5, 0.5, 0.75]] * 2)  # u as the step uses it
     d_u = jax.grad(lambda p: jnp.sum(cell.step(p, h, jnp.zeros((2, 1)))[1]))(params).w_hh
     np.testing.assert_array_equal(d_u, [0.0, 0.0, 0.0, 2.0])  # only the unit within bounds
-    assert lj.indrnn(4).step(params, h, jnp.zeros((2, 1)))[0][0, 0] == 3.0  # no bounds
+    assert lj.indrnn(4, bias=False).step(params, h, jnp.zeros((2, 1)))[0][0, 0] == 3.0  # no bounds
 
 
 def test_indrnn_max_bound_keeps_a_relu_unit_within_two_over_t_steps():

@@ -370,6 +370,13 @@ def test_errors_from_bad_input():
         linen_model.apply({}, XS)
     with pytest.raises(TypeError, match=r"\(missing w_hr\)"):
         from_dict(lj.rnn(lj.lstm(H, proj_size=P)), variables["params"])
+    with pytest.raises(TypeError, match=r"^`params` must be a layer's params \(NamedTuples, "
+                                        r"tuples or dicts of arrays\), got int$"):
+        to_dict(3)
+    with pytest.raises(TypeError, match="^LSTM\\(\\) got an unexpected keyword argument 'peepole'$"):
+        ljl.LSTM(H, peepole=True)  # misspelt: the module is named, as lj.lstm names itself
+    with pytest.raises(TypeError, match="^GRU\\(\\) got an unexpected keyword argument 'bais'$"):
+        ljx.GRU(I, H, bais=False, rngs=nnx.Rngs(0))
     with pytest.raises(TypeError, match="`layer` must be a Layer"):
         ljl.RecurrentLayer(lj.lstm(H)).init(jax.random.key(0), XS)
     with pytest.raises(TypeError, match="`layer` must be a Layer"):

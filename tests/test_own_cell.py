@@ -300,6 +300,23 @@ def test_an_option_needing_a_missing_capability_is_one_exact_error(options, mess
         lj.rnn(Leaky(), **options)
 
 
+class Shrinking(Leaky):
+    """A step that breaks the protocol: the carry it returns lost a unit of h."""
+
+    def step(self, params, carry, x_t):
+        carry, y_t = super().step(params, carry, x_t)
+        return {**carry, "h": carry["h"][..., 1:]}, y_t
+
+
+def test_a_step_returning_another_carry_is_named_before_the_loop(setup):
+    _, params, xs = setup
+    with pytest.raises(ValueError, match=re.escape(
+            "the step of Shrinking must return a carry like the one it is given: `carry` must "
+            "have shapes and dtypes {'h': '(3, 3) float32', 'm': '(3, 3) float32'}, got "
+            "{'h': '(3, 2) float32', 'm': '(3, 3) float32'}")):
+        lj.rnn(Shrinking()).apply(params, xs)  # not lax.scan's message from inside the loop
+
+
 def test_return_gates_needs_combine(setup):
     cell, params, xs = setup
     with pytest.raises(ValueError, match=re.escape(

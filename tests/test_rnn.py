@@ -392,7 +392,8 @@ def test_apply_rejects_bad_inputs():
     cell, params = make(lambda: lj.lstm(H))
     layer = lj.rnn(cell)
     xs = inputs()
-    with pytest.raises(ValueError, match=r"`xs` must have shape \(B, T, I\) or \(T, I\), got shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"`xs` must have shape \(B, T, I\), \(\*batch, T, I\) or "
+                                         r"\(T, I\), got shape \(5,\)"):
         layer.apply(params, jnp.ones(5))
     with pytest.raises(TypeError, match="`xs` must have a floating-point dtype, got int32"):
         layer.apply(params, jnp.ones((B, T, I), jnp.int32))
@@ -410,6 +411,10 @@ def test_apply_rejects_bad_inputs():
         layer.apply(params, xs, carry=jnp.zeros((B, H)))
     with pytest.raises(ValueError, match=r"`carry` must have shapes and dtypes"):
         layer.apply(params, xs, carry=cell.initial_carry(params, (B + 1,)))
+    with pytest.raises(TypeError, match="`reverse` must be True or False, got 'False'"):
+        layer.apply(params, xs, reverse="False")  # a string would be read as True
+    with pytest.raises(TypeError, match="`return_gates` must be True or False, got 'no'"):
+        layer.apply(params, xs, return_gates="no")
 
 
 def test_rnn_rejects_bad_options():

@@ -293,7 +293,7 @@ def test_init_follows_the_official_defaults():
     assert not jnp.any(zero.w_hh)
     np.testing.assert_array_equal(lj.slstm(2, num_heads=2).init(jax.random.key(0), 1).b[2:4],
                                   5.0)  # one unit per head
-    carry = lj.slstm(8).initial_carry(params, (3,))
+    carry = lj.slstm(8, num_heads=2).initial_carry(params, (3,))
     assert isinstance(carry, lj.SLSTMState)
     assert all(a.shape == (3, 8) and not jnp.any(a) for a in carry)
 
@@ -323,9 +323,9 @@ def test_errors_name_the_argument():
     with pytest.raises(TypeError, match="`carry` must have the structure"):
         cell.step(params, lj.LSTMState(jnp.zeros((B, H)), jnp.zeros((B, H))), x)
     other = lj.slstm(H, num_heads=2).init(jax.random.key(0), I)
-    with pytest.raises(ValueError, match=r"`params.w_hh` must have shape \(3, 2, 8\) for an "
-                                         r"sLSTM of 6 units in 3 heads, got \(2, 3, 12\)"):
-        cell.step(other, cell.initial_carry(other, (B,)), x)
+    with pytest.raises(ValueError, match=r"^params.w_hh is \(2, 3, 12\) where this model has "
+                                         r"\(3, 2, 8\)$"):  # 2 heads of 3 units, not 3 of 2
+        cell.step(other, cell.initial_carry(params, (B,)), x)
 
 
 def test_kind_is_registered_and_trains_from_a_config():

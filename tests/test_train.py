@@ -402,6 +402,9 @@ def test_a_model_trained_on_padded_sequences_requires_their_lengths():
         "valid lengths (T for a sequence without padding)")
     by_hand = padded.model.apply(padded.params, xs[:4], lengths[:4])
     np.testing.assert_array_equal(padded.predict(xs[:4], lengths[:4]), by_hand)
+    for wrong, values in (([11, 3, 3, 3], r"\[3, 11\]"), ([-1, 3, 3, 3], r"\[-1, 3\]")):
+        with pytest.raises(ValueError, match=rf"`seq_lengths` must lie in \[0, T=10\], got values in {values}"):
+            padded.predict(xs[:4], np.array(wrong))  # as layer.apply says it, not run silently
     full = trained_on(from_arrays(xs, labels))
     assert not full.task.variable_lengths
     np.testing.assert_allclose(full.predict(xs[:4]), full.predict(xs[:4], np.full(4, 10)),

@@ -73,8 +73,9 @@ class Cell(NamedTuple):
         return self.config.sums_projections
 
     def input_size(self, params) -> int:
-        """I, the number of input features ``params`` expect."""
-        return self.config.input_size(params)
+        """I, the number of input features ``params`` expect, once ``params`` are checked
+        to be this cell's (``checked_input_size``)."""
+        return checked_input_size(self.init, self.config, params)
 
 
 class Layer(NamedTuple):
@@ -86,7 +87,8 @@ class Layer(NamedTuple):
         return_gates=False, resets=None, return_all_states=False) -> (carry, ys)``,
         then the gates with ``return_gates`` and every step's carry with
         ``return_all_states`` (see ``lj.rnn``). xs is (B, T, I) (or (T, B, I) when
-        time-major, or (T, I) unbatched) and ys (B, T, output_size).
+        time-major, (T, I) unbatched, or (*batch, T, I) with several batch axes) and
+        ys (B, T, output_size).
       initial_carry: ``(params, batch_shape=()) -> carry``: zeros, or the learned
         carry broadcast (``lj.rnn(..., learn_initial_carry=True)``).
       output_size: the last dimension of ys; None for a layer over a cell that does not
@@ -215,12 +217,12 @@ def common_options(
         hidden_size=_checks.positive_int("hidden_size", hidden_size),
         bias=_checks.flag("bias", bias),
         init=_checks.one_of("init", init, {"flax", "pytorch"}),
-        kernel_init=kernel_init,
-        recurrent_init=recurrent_init,
-        bias_init=bias_init,
+        kernel_init=_checks.initializer("kernel_init", kernel_init),
+        recurrent_init=_checks.initializer("recurrent_init", recurrent_init),
+        bias_init=_checks.initializer("bias_init", bias_init),
         activation=resolve_activation("activation", activation),
-        param_dtype=param_dtype,
-        dtype=dtype,
+        param_dtype=_checks.float_dtype("param_dtype", param_dtype),
+        dtype=_checks.float_dtype("dtype", dtype, optional=True),
     )
 
 
@@ -321,7 +323,26 @@ def hidden(carry) -> Array:
     return jax.tree.leaves(carry)[0]
 
 
-def build_cell(config, params_type: type, init, combine, *, project_inputs=None,
+@functools.lru_cache(maxsize=256)
+def _params_like(init: Callable, input_size: int) -> Any:
+    """What a cell's ``init`` makes for ``input_size`` features, as shapes and dtypes;
+    cached, so that a step called in a Python loop traces ``init`` once."""
+    return jax.eval_shape(lambda: init(jax.random.key(0), input_size))
+
+
+def checked_input_size(init: Callable, config, params) -> int:
+    """I, the number of input features ``params`` expect, once they are checked to be
+    what the cell's ``init`` makes for I: its params type, the parts it was built with
+    (a peephole, a layer norm, a bias: none more, none fewer) and every shape, so that
+    params of another cell fail here, naming what differs, not deep inside the step."""
+    _checks.params_type(params, type(_params_like(init, 1)), config.kind)
+    input_size = config.input_size(params)
+    _checks.tree_like("params", params, _params_like(init, input_size), dtypes=False,
+                      by_path=True)
+    return input_size
+
+
+def build_cell(config, init, combine, *, project_inputs=None,
                initial_carry=None, project_hidden=None, log_coefficients=None,
                cudnn_weights=None) -> Cell:
     """Assemble a ``Cell`` from its kind's init and gate math (``combine``).
@@ -347,8 +368,10 @@ def build_cell(config, params_type: type, init, combine, *, project_inputs=None,
     project_hidden = project_hidden or recurrent_matmul
 
     def step(params, carry, x_t):
-        _checks.params_type(params, params_type, name)
-        x_t = check_step_inputs(params, carry, x_t, initial_carry, config.input_size(params),
+        """One time step, ``(params, carry, x_t (*batch, I)) -> (carry, y_t (*batch, P))``:
+        the body of a ``jax.lax.scan`` (see ``lj.Cell``)."""
+        x_t = check_step_inputs(params, carry, x_t, initial_carry,
+                                checked_input_size(checked_init, config, params),
                                 config.feature_axes)
         with jax.named_scope(f"{name}_step"):
             gx_t, gh_t = project_inputs(params, x_t), project_hidden(params, carry)
@@ -356,11 +379,14 @@ def build_cell(config, params_type: type, init, combine, *, project_inputs=None,
         return carry, y_t
 
     def checked_init(key, input_size):
+        """This cell's params for inputs of ``input_size`` features."""
         return init(key, _checks.positive_int("input_size", input_size))
 
     def checked_initial_carry(params, batch_shape=()):
-        _checks.params_type(params, params_type, name)
-        return initial_carry(params, tuple(batch_shape))
+        """Zeros of the carry, (*batch_shape, H) per field; ``batch_shape`` a tuple, or
+        one int B for (B,)."""
+        checked_input_size(checked_init, config, params)
+        return initial_carry(params, _checks.batch_shape(batch_shape))
 
     return Cell(checked_init, checked_initial_carry, step, project_inputs, project_hidden,
                 combine, config, log_coefficients, cudnn_weights)

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lstm_jax import _checks
 from lstm_jax.cells import base
 from lstm_jax.cells.lstm import LSTMParams, LSTMState, lstm
 
@@ -154,7 +155,7 @@ def conv_lstm(
     common = base.common_options(hidden_size, **common)
     config = ConvLSTMConfig(
         kernel_size=_kernel_size(kernel_size, spatial_dims),
-        forget_bias=float(forget_bias),
+        forget_bias=_checks.finite_float("forget_bias", forget_bias),
         gate_activation=base.resolve_activation("gate_activation", gate_activation),
         **common,
     )
@@ -209,6 +210,6 @@ def _build(config: ConvLSTMConfig) -> base.Cell:
         del params  # the weights live in the projections
         return gate_math(_GATES_ONLY, state, gx_t, gh_t)
 
-    return base.build_cell(config, ConvLSTMParams, init, combine,
+    return base.build_cell(config, init, combine,
                            project_inputs=project_inputs, initial_carry=initial_carry,
                            project_hidden=project_hidden)

@@ -106,4 +106,4 @@ def _build(config: GRUConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, GRUGates(r=r, z=z, n=n, h=h)
 
-    return base.build_cell(config, GRUParams, init, combine)
+    return base.build_cell(config, init, combine)

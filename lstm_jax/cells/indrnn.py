@@ -136,5 +136,5 @@ def _build(config: IndRNNConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, IndRNNGates(h=h)
 
-    return base.build_cell(config, IndRNNParams, init, combine,
+    return base.build_cell(config, init, combine,
                            project_hidden=project_hidden)

@@ -235,7 +235,7 @@ def lstm(
         forget_gate=_checks.flag("forget_gate", forget_gate),
         output_gate=_checks.flag("output_gate", output_gate),
         gate_recurrence=_checks.flag("gate_recurrence", gate_recurrence),
-        forget_bias=float(forget_bias),
+        forget_bias=_checks.finite_float("forget_bias", forget_bias),
         chrono_init=None if chrono_init is None else _checks.positive_int("chrono_init", chrono_init),
         gate_activation=base.resolve_activation("gate_activation", gate_activation),
         candidate_activation=base.resolve_activation(
@@ -396,6 +396,6 @@ def _build(config: LSTMConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, state.h.dtype))
         return new_state, y_t, LSTMGates(f=f, i=i, g=g, o=o, c=c, h=h)
 
-    return base.build_cell(config, LSTMParams, init, combine, project_inputs=project_inputs,
+    return base.build_cell(config, init, combine, project_inputs=project_inputs,
                            initial_carry=initial_carry,
                            cudnn_weights=None if cudnn_unsupported(config) else cudnn_weights)

@@ -89,7 +89,7 @@ def mgu(
     """
     config = MGUConfig(
         reset_gate=_checks.flag("reset_gate", reset_gate),
-        forget_bias=float(forget_bias),
+        forget_bias=_checks.finite_float("forget_bias", forget_bias),
         gate_activation=base.resolve_activation("gate_activation", gate_activation),
         **base.common_options(hidden_size, **common),
     )
@@ -128,4 +128,4 @@ def _build(config: MGUConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, MGUGates(f=f, n=n, h=h)
 
-    return base.build_cell(config, MGUParams, init, combine)
+    return base.build_cell(config, init, combine)

@@ -188,5 +188,5 @@ def _build(config, params_type, coefficients, gates_type) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, gates_type(**gates, h=h)
 
-    return base.build_cell(config, params_type, init, combine, project_hidden=project_hidden,
+    return base.build_cell(config, init, combine, project_hidden=project_hidden,
                            log_coefficients=log_coefficients)

@@ -81,4 +81,4 @@ def _build(config: SimpleConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, h_prev.dtype))
         return h.astype(h_prev.dtype), y_t, SimpleGates(h=h)
 
-    return base.build_cell(config, SimpleParams, init, combine)
+    return base.build_cell(config, init, combine)

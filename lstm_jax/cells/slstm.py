@@ -155,7 +155,8 @@ def slstm(
     config = SLSTMConfig(
         num_heads=num_heads,
         forget_gate=_checks.one_of("forget_gate", forget_gate, FORGET_GATES),
-        forget_bias=forget_bias if isinstance(forget_bias, str) else float(forget_bias),
+        forget_bias=(forget_bias if isinstance(forget_bias, str)
+                     else _checks.finite_float("forget_bias", forget_bias)),
         **common,
     )
     return _build(config)
@@ -207,9 +208,6 @@ def _build(config: SLSTMConfig) -> base.Cell:
         return SLSTMState(zeros, zeros, zeros, zeros)
 
     def project_hidden(params, carry, h_mask=None):
-        if params.w_hh.shape != (K, D, 4 * D):
-            raise ValueError(f"`params.w_hh` must have shape {(K, D, 4 * D)} for an sLSTM of "
-                             f"{H} units in {K} heads, got {params.w_hh.shape}")
         h = carry.h if h_mask is None else carry.h * h_mask
         return _per_head_matmul(h, params.w_hh, dtype)
 
@@ -230,5 +228,5 @@ def _build(config: SLSTMConfig) -> base.Cell:
         y_t = h.astype(base.output_dtype(dtype, state.h.dtype))
         return new_state, y_t, SLSTMGates(f=f, i=i, g=g, o=o, c=c, n=n, m=m, h=h)
 
-    return base.build_cell(config, SLSTMParams, init, combine,
+    return base.build_cell(config, init, combine,
                            initial_carry=initial_carry, project_hidden=project_hidden)

@@ -294,8 +294,12 @@ def _cell_options(cell: Cell) -> dict:
             raise ValueError(
                 f"torch's RNN supports activation 'tanh' or 'relu', got {c.activation!r}"
             )
-    return dict(kind=kind, hidden_size=c.hidden_size, proj_size=getattr(c, "proj_size", None),
-                bias=c.bias, nonlinearity=nonlinearity)
+    proj_size = getattr(c, "proj_size", None)
+    if proj_size is not None and proj_size >= c.hidden_size:
+        raise ValueError(f"torch's LSTM needs proj_size < hidden_size, got proj_size={proj_size} "
+                         f"and hidden_size={c.hidden_size}")
+    return dict(kind=kind, hidden_size=c.hidden_size, proj_size=proj_size, bias=c.bias,
+                nonlinearity=nonlinearity)
 
 
 def _first_difference(a: dict, b: dict) -> str:

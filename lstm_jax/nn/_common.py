@@ -14,7 +14,7 @@ from lstm_jax.cells.base import Layer
 CALL_DOC = """Run the layer over ``xs``: ``layer.apply`` (see ``lj.rnn``).
 
 Args:
-  xs: (B, T, I), or (T, B, I) when the layer is time-major, or (T, I).
+  xs: (B, T, I), or (T, B, I) when the layer is time-major, or (T, I), or (*batch, T, I).
   initial_carry: ``apply``'s ``carry``; its other keyword arguments (``seq_lengths``,
     ``reverse``, ``return_gates``, ...) pass through unchanged.
   return_carry, deterministic: override the attributes.{rngs}
@@ -61,6 +61,9 @@ def to_dict(params) -> dict:
     name, only the parts present (``{"w_ih", "w_hh", "b"}`` for ``lj.lstm(H)``), a
     bidirectional layer's under "forward" and "backward", a stack's layer n under
     "layers_n". ``from_dict`` is the inverse."""
+    if jax.tree_util.treedef_is_leaf(jax.tree.structure(params)):
+        raise TypeError(f"`params` must be a layer's params (NamedTuples, tuples or dicts of "
+                        f"arrays), got {type(params).__name__}")
     return _checks.as_dict(params, SEQUENCE)
 
 
@@ -124,7 +127,10 @@ def constructor(factory: Callable, module: type, name: str, framework: str) -> C
     signature = inspect.Signature(module_params[:at] + factory_params + module_params[at + 1:])
 
     def make(*args, **kwargs):
-        arguments = signature.bind(*args, **kwargs).arguments
+        try:
+            arguments = signature.bind(*args, **kwargs).arguments
+        except TypeError as error:  # e.g. a misspelt option: name the module, as lj.lstm does
+            raise TypeError(f"{name}() {error}") from None
         cell = factory(arguments.pop(factory_params[0].name),
                        **{k: arguments.pop(k) for k in list(arguments) if k in cell_options})
         lead = [arguments.pop(p.name) for p in module_params[:at]]

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 import optax
 
+from lstm_jax import _checks
 from lstm_jax.tasks import Task, get_task
 from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
@@ -677,6 +678,8 @@ class Trained(NamedTuple):
                 f"`seq_lengths` is required: the model of {self.experiment!r} was trained on "
                 f"padded sequences of different lengths, and without them the padding is "
                 f"read as data; pass the (B,) valid lengths (T for a sequence without padding)")
+        if seq_lengths is not None and np.ndim(xs) >= 2:  # the layers' check, before jit
+            _checks.lengths(seq_lengths, np.shape(xs)[:1], np.shape(xs)[1])
         return _compiled(self.model.apply)(self.params, xs, seq_lengths)
 
     def sample(self, prompt, length: int, *, temperature: float = 1.0, seed: int = 0):
