@@ -52,6 +52,8 @@ def _train(args, fields: list[str]) -> int:
     sweep = _sweep(args.sweep, experiment, fields)
     many = seeds is not None or sweep is not None
     names = [name for name, _ in cfg.group_runs(experiment.config(), seeds, sweep)] if many else []
+    if args.out is not None and not args.out.strip():
+        raise cfg.ConfigError("--out needs a directory, got an empty one")  # not the folder "."
     if args.resume:
         if args.out is None:
             raise cfg.ConfigError("--resume needs --out DIR, the run directory to continue")
@@ -137,21 +139,76 @@ def _sweep(words: list[str] | None, experiment, fields: list[str]) -> dict | Non
 def _first_run_dir(out: Path, names: list[str]) -> Path:
     """The run directory whose config a resumed command continues: ``out`` itself, or for
     runs trained at once (``names``: their directories in ``out``) that of the first.
-    ``out`` holding runs trained at once needs the ``--seeds``/``--sweep`` that made them."""
+
+    ``--resume`` continues runs that are there: ``out`` (or each ``out/NAME``) must hold
+    a run, or be one that an interrupt stopped before it started (nothing in it but an
+    empty checkpoints/). Anything else, such as a misspelt ``--out`` or runs trained at
+    once resumed without the ``--seeds``/``--sweep`` that made them, is refused rather
+    than started afresh."""
     from lstm_jax.train import config as cfg
     from lstm_jax.train import rundir
 
-    if names:
-        return out / names[0]
+    if out.exists() and not out.is_dir():
+        raise cfg.ConfigError(f"--out {out} is a file, not a run directory")
+    if not out.exists():
+        raise cfg.ConfigError(f"--out {out} does not exist: --resume continues a run there; "
+                              f"leave --resume out to start one")
+    single = (out / rundir.RECORD).exists()
     held = sorted(p.parent.name for p in out.glob(f"*/{rundir.RECORD}"))
-    if held and not (out / rundir.RECORD).exists():
+    if names:
+        missing = [name for name in names if not _resumable(out / name)]
+        if missing and single:
+            raise cfg.ConfigError(f"{out} holds one run, not runs trained at once: continue it "
+                                  f"without --seeds and --sweep")
+        if missing:
+            raise cfg.ConfigError(f"{out} holds no run {missing[0]}"
+                                  + (f" (it holds {', '.join(held)})" if held else "")
+                                  + ": continue runs trained at once with the --seeds and "
+                                    "--sweep that started them")
+        return out / names[0]
+    if held and not single:
         numbers = [name.removeprefix("seed") for name in held]
         if [cfg.seed_label(int(n)) for n in numbers if n.isdigit()] == held:
             raise cfg.ConfigError(f"{out} holds a run per seed ({', '.join(held)}); continue them "
                                   f"with --seeds {','.join(numbers)} --resume")
         raise cfg.ConfigError(f"{out} holds runs trained at once ({', '.join(held)}); continue "
                               f"them with the --seeds and --sweep that started them, and --resume")
+    if not _resumable(out):
+        raise cfg.ConfigError(f"{out} is not a run directory (it has no {rundir.RECORD}): "
+                              f"--resume continues a run; leave it out to start one in a new "
+                              f"or empty directory")
     return out
+
+
+def _resumable(run_dir: Path) -> bool:
+    """A run directory, or one an interrupt left before its run started: empty, or
+    holding an empty checkpoints/ alone."""
+    from lstm_jax.train import rundir
+
+    if (run_dir / rundir.RECORD).exists():
+        return True
+    return run_dir.is_dir() and all(
+        entry.name == "checkpoints" and entry.is_dir() and not any(entry.iterdir())
+        for entry in run_dir.iterdir())
+
+
+def _check_writable(flag: str, folder: Path) -> None:
+    """Refuse a folder that cannot be made or written in, leaving nothing behind: its
+    nearest existing parent must be a folder that takes a new entry."""
+    import tempfile
+
+    from lstm_jax.train import config as cfg
+
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise cfg.ConfigError(f"{flag} {folder}: {existing} is a file")
+    try:
+        Path(tempfile.mkdtemp(dir=existing)).rmdir()
+    except OSError as error:
+        raise cfg.ConfigError(f"{flag} {folder}: cannot write in {existing} "
+                              f"({error.strerror})") from None
 
 
 def _keep_freed_memory() -> None:
@@ -249,6 +306,11 @@ def _reproduce(args, fields: list[str]) -> int:
     from lstm_jax.train import experiments, interrupts, reproduce
 
     experiment = experiments.load(args.experiment)
+    if "seed" in cfg.explicit_fields(fields):
+        raise cfg.ConfigError("reproduce trains each variant with the row's seeds: choose them "
+                              "with --seeds S ..., not --seed")
+    for flag, folder in (("--runs", args.runs), ("--results", args.results)):
+        _check_writable(flag, Path(folder))  # before hours of training, not after
     prog = f"lstm-jax reproduce {args.experiment}"
     command = shlex.join(["lstm-jax", *args.argv])
     _keep_freed_memory()
@@ -413,7 +475,7 @@ def _train_parser(parent=None) -> argparse.ArgumentParser:
                             "value and seed); repeated, every combination. FIELD: "
                             f"{', '.join(STEP_INPUTS)} or an option read at init, e.g. "
                             "cell_options.forget_bias")
-    train.add_argument("--out", help="the run directory (default runs/EXPERIMENT-TIME)")
+    train.add_argument("--out", metavar="DIR", help="the run directory (default runs/EXPERIMENT-TIME)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out DIR")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("-h", "--help", action="store_true", help="show the config fields")
@@ -510,14 +572,22 @@ def _dispatch(argv: list[str]) -> int:
     except Exception as error:
         if not _run_failed(error):
             raise
+        if args.command in READ_RUNS:
+            print(f"lstm-jax: error: {error}", file=sys.stderr)  # a damaged or foreign checkpoint
+            return 2
         print(f"lstm-jax: {error}", file=sys.stderr)
         return 1
 
 
+READ_RUNS = ("eval", "sample", "export")  # commands that only read a run: its checkpoint is input
+
+
 def _run_failed(error: Exception) -> bool:
     """Whether ``error`` ended a run that had started (a checkpoint that cannot be read or
-    written, a diverged loss): one line, exit 1. Their modules load jax and orbax, so they
-    are imported only once an error is there, not for every `--help`."""
+    written, a diverged loss): one line, exit 1; or, for a command that only reads a run
+    (``READ_RUNS``), a checkpoint that does not restore: bad input, as DESIGN.md counts a
+    truncated or foreign checkpoint, so `error:` and exit 2. Their modules load jax and
+    orbax, so they are imported only once an error is there, not for every `--help`."""
     from lstm_jax.train.checkpoint import CheckpointError
     from lstm_jax.train.loop import TrainingDiverged
 

@@ -233,11 +233,67 @@ def test_resume_accepts_the_original_flags_extends_and_refuses_contradictions(
     assert "--steps may only grow" in capsys.readouterr().err
 
 
+def test_resume_continues_only_runs_that_are_there(finished_run, tmp_path, capsys):
+    """A misspelt --out, a folder of one's own, or runs trained at once resumed without
+    the --seeds that made them: each refused, nothing written, where --resume used to
+    start a new run there."""
+    thesis = tmp_path / "notarun"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("precious")
+    group = tmp_path / "group"
+    for name in ("seed0", "seed1"):
+        shutil.copytree(finished_run, group / name)
+    refused = {
+        tmp_path / "nonexist": f"--out {tmp_path / 'nonexist'} does not exist: --resume "
+                               f"continues a run there; leave --resume out to start one",
+        thesis: f"{thesis} is not a run directory (it has no config.json): --resume continues "
+                f"a run; leave it out to start one in a new or empty directory",
+        thesis / "thesis.tex": f"--out {thesis / 'thesis.tex'} is a file, not a run directory",
+        group: f"{group} holds a run per seed (seed0, seed1); continue them with --seeds 0,1 --resume",
+    }
+    for out, message in refused.items():
+        capsys.readouterr()
+        assert cli.main(["train", "adding", "--resume", "--out", str(out)]) == 2
+        assert capsys.readouterr().err == f"lstm-jax: error: {message}\n"
+    with_seeds = {
+        (group, "0,2"): f"{group} holds no run seed2 (it holds seed0, seed1): continue runs "
+                        f"trained at once with the --seeds and --sweep that started them",
+        (group / "seed0", "0"): f"{group / 'seed0'} holds one run, not runs trained at once: "
+                                f"continue it without --seeds and --sweep",
+    }
+    for (out, seeds), message in with_seeds.items():
+        assert cli.main(["train", "adding", "--resume", "--out", str(out), "--seeds", seeds]) == 2
+        assert capsys.readouterr().err == f"lstm-jax: error: {message}\n"
+    assert not (tmp_path / "nonexist").exists() and not (group / "seed2").exists()
+    assert [p.name for p in thesis.iterdir()] == ["thesis.tex"]
+    assert sorted(p.name for p in (group / "seed0").iterdir()) == sorted(p.name for p in finished_run.iterdir())
+    unstarted = tmp_path / "unstarted"  # an interrupt before the run started: resumable
+    (unstarted / "checkpoints").mkdir(parents=True)
+    assert cli._resumable(unstarted) and cli._resumable(finished_run)
+    assert not cli._resumable(thesis) and not cli._resumable(tmp_path / "nonexist")
+    assert cli.main(["train", "adding", "--out", ""]) == 2
+    assert capsys.readouterr().err == "lstm-jax: error: --out needs a directory, got an empty one\n"
+
+
 def damage(step_dir: Path) -> None:
     """Truncate a checkpoint's files, its _CHECKPOINT_METADATA among them."""
     for path in step_dir.rglob("*"):
         if path.is_file() and path.stat().st_size > 0 and "metadata" not in path.name:
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_eval_of_a_run_whose_checkpoints_do_not_restore_is_an_input_error(finished_run, tmp_path, capsys):
+    """A truncated checkpoint is bad input (DESIGN.md) for the commands that only read a
+    run: `error:` and exit 2, as --resume of the same run says it."""
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    for step_dir in (run / "checkpoints").iterdir():
+        if step_dir.name.isdigit():
+            damage(step_dir)
+    capsys.readouterr()
+    assert cli.main(["eval", str(run)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith(f"lstm-jax: error: cannot restore any of the 2 checkpoints in "
+                               f"{run / 'checkpoints'}") for line in lines), lines
 
 
 def test_the_only_checkpoint_damaged_is_one_line_saying_what_to_do(tmp_path, capfd, caplog):

@@ -239,3 +239,22 @@ def test_the_command_line_reproduces_and_renders_the_table(experiment_file, tmp_
         assert failed.returncode == 2 and failed.stderr.startswith("lstm-jax: error: "), failed.stderr
         assert message in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
     assert not Path(tmp_path / "runs" / "tiny" / "lstm-seed0").exists()
+
+
+def test_reproduce_refuses_seed_and_folders_it_cannot_write_before_training(tmp_path, capsys):
+    from lstm_jax import cli
+
+    (tmp_path / "a_file").write_text("")
+    cases = {
+        ("--seed", "3"): "reproduce trains each variant with the row's seeds: choose them with "
+                         "--seeds S ..., not --seed",  # it was ignored, and recorded in the summary
+        ("--results", str(tmp_path / "a_file" / "res")):
+            f"--results {tmp_path / 'a_file' / 'res'}: {tmp_path / 'a_file'} is a file",
+        ("--runs", str(tmp_path / "a_file")): f"--runs {tmp_path / 'a_file'}: {tmp_path / 'a_file'} is a file",
+    }
+    for extra, message in cases.items():
+        code = cli.main(["reproduce", "adding", "--variants", "lstm-T100", "--seeds", "0",
+                         "--steps", "2", "--runs", str(tmp_path / "runs"), *extra])
+        assert code == 2
+        assert capsys.readouterr().err == f"lstm-jax: error: {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing trained or made

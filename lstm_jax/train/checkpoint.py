@@ -195,6 +195,7 @@ class Checkpoints:
                 return {name: _rebuilt(like, restored[name]) for name, like in likes.items()}
             except Exception as error:  # orbax/tensorstore raise many types
                 reason = _reason(error)
+        _silence_late_read_errors()
         raise CheckpointError(reason)
 
     def _latest_that_restores(self, attempt: Callable[[int], Any],
@@ -328,6 +329,37 @@ def _quiet(collect: bool = True):
         sys.unraisablehook = hook
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+def _closed_loop(unraisable) -> bool:
+    return (isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == "Event loop is closed")
+
+
+def _unretrieved(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Future exception was never retrieved")
+
+
+def _silence_late_read_errors() -> None:
+    """After a failed read, tensorstore's other reads finish later, outside ``_quiet``:
+    their callbacks into orbax's event loop, closed by then, raise "RuntimeError: Event
+    loop is closed" into ``sys.unraisablehook``, and their futures, collected at some
+    later moment, log "Future exception was never retrieved" through asyncio's logger.
+    Both printed tracebacks among or after the one-line report, and both only repeat
+    it. Installed once per process, on the first failed read: a hook that drops exactly
+    that error and passes every other one to the hook it replaces, and a filter on the
+    asyncio logger for exactly that message."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_loop", False):
+        return
+
+    def hook(unraisable) -> None:
+        if not _closed_loop(unraisable):
+            previous(unraisable)
+
+    hook.drops_closed_loop = True
+    sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(_unretrieved)
 
 
 def _finish_despite_interrupts(work: Callable[[], None], interrupted: Callable[[], None]) -> None:
