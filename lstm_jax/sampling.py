@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import jax
@@ -33,7 +34,7 @@ def sample(
       token: (B,) int, the last token read (the prompt's last).
       key: a PRNG key; step ``t`` draws with ``jax.random.fold_in(key, t)``.
       length: tokens to draw (a Python int: it fixes the scan's length).
-      temperature: a Python float >= 0 dividing the logits; 0 takes the argmax.
+      temperature: a finite Python float >= 0 dividing the logits; 0 takes the argmax.
 
     Returns:
       ``(tokens, carry)``: (B, length) int32 ids and the carry after the last step (the
@@ -48,8 +49,7 @@ def sample(
     """
     if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
         raise ValueError(f"`length` must be a positive int, got {length!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"`temperature` must be a float >= 0, got {temperature!r}")
+    temperature = check_temperature(temperature)
     token = jnp.asarray(token)
     if token.ndim != 1 or not jnp.issubdtype(token.dtype, jnp.integer):
         raise ValueError(f"`token` must be (B,) int ids, got {token.dtype} {token.shape}")
@@ -68,3 +68,10 @@ def sample(
     (carry, _), tokens_LxB = jax.lax.scan(draw, (carry, token.astype(jnp.int32)),
                                           jnp.arange(length))
     return tokens_LxB.T, carry
+
+
+def check_temperature(temperature: Any) -> float:
+    """``temperature`` as a float if it is a finite number >= 0, else a ValueError naming it."""
+    if not isinstance(temperature, (int, float)) or not 0 <= temperature < math.inf:
+        raise ValueError(f"`temperature` must be a finite float >= 0, got {temperature!r}")
+    return float(temperature)

@@ -367,6 +367,15 @@ def test_a_missing_module_in_an_experiment_file_is_one_line_naming_the_file(tmp_
     assert "lstm_jax_user_experiment_broken_exp" not in sys.modules
 
 
+def test_a_file_that_is_not_python_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("get_config = None\n")
+    with pytest.raises(lt.ConfigError) as error:
+        experiments.load(str(path))
+    assert str(error.value) == (f"{path} is not a Python file: give a shipped experiment's "
+                                f"name or the path of your own .py file")
+
+
 def test_indrnn_adding_initialises_the_indrnn_as_the_reference_addition_example():
     """Input weights N(0, 0.001²), the first layer's |u| within 2^(1/T), the last
     layer's u all 1; the other cells get the default model."""

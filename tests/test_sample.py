@@ -84,7 +84,9 @@ def test_each_drawn_token_is_fed_back_as_the_next_input():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"length": 0}, "`length` must be a positive int, got 0"),
-    ({"length": 3, "temperature": -0.5}, "`temperature` must be a float >= 0, got -0.5"),
+    ({"length": 3, "temperature": -0.5}, "`temperature` must be a finite float >= 0, got -0.5"),
+    ({"length": 3, "temperature": float("nan")}, "`temperature` must be a finite float >= 0, got nan"),
+    ({"length": 3, "temperature": float("inf")}, "`temperature` must be a finite float >= 0, got inf"),
 ])
 def test_bad_length_or_temperature_name_the_argument(kwargs, message):
     step, _ = tiny_rnn()

@@ -116,7 +116,7 @@ def test_a_bad_sweep_is_a_config_error():
                                 r"distinct values, got \[\]"),
         ({"learning_rate": [0.1, 0.1]}, r"the values of learning_rate must be a non-empty list of "
                                         r"distinct values, got \[0\.1, 0\.1\]"),
-        ({"learning_rate": [-1.0]}, r"`learning_rate` must be positive"),
+        ({"learning_rate": [-1.0]}, r"`learning_rate` must be a finite number > 0, got -1\.0"),
         ({"task_options.name": ["a/b"]}, r"a swept value cannot name a directory: "
                                          r"'task_options\.name=a/b'"),
     ]:

@@ -38,6 +38,61 @@ def sine_arrays(n=96, steps=10, seed=0):
     return xs, labels
 
 
+# ---- config -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value, message", [
+    ("learning_rate", float("nan"), "`learning_rate` must be a finite number > 0, got nan"),
+    ("learning_rate", float("inf"), "`learning_rate` must be a finite number > 0, got inf"),
+    ("learning_rate", -1.0, "`learning_rate` must be a finite number > 0, got -1.0"),
+    ("weight_decay", float("nan"), "`weight_decay` must be a finite number >= 0, got nan"),
+    ("weight_decay", -1.0, "`weight_decay` must be a finite number >= 0, got -1.0"),
+    ("grad_clip", float("nan"), "`grad_clip` must be a finite number >= 0, got nan"),
+    ("grad_clip", float("-inf"), "`grad_clip` must be a finite number >= 0, got -inf"),
+    ("warmup_steps", -1, "`warmup_steps` must be >= 0, got -1"),
+    ("seed", 2**63, "`seed` must be in [-2**63, 2**63) (the ints jax.random.key takes), "
+                    "got 9223372036854775808"),
+    ("seed", -2**63 - 1, "`seed` must be in [-2**63, 2**63) (the ints jax.random.key takes), "
+                         "got -9223372036854775809"),
+])
+def test_an_out_of_range_hyperparameter_names_its_field_and_value(field, value, message):
+    with pytest.raises(lt.ConfigError) as error:
+        dataclasses.replace(TINY, **{field: value})
+    assert str(error.value) == message
+
+
+def test_the_ends_of_the_ranges_are_accepted():
+    for changes in [{"weight_decay": 0.0, "grad_clip": 0.0, "warmup_steps": 0},
+                    {"seed": -2**63}, {"seed": 2**63 - 1}]:
+        config = dataclasses.replace(TINY, **changes)
+        assert loop.run_keys(config.seed).init == config.seed  # jax.random.key takes it
+
+
+def test_a_nan_on_the_command_line_is_one_line_before_a_run_directory(tmp_path, monkeypatch, capsys):
+    from lstm_jax import cli
+
+    monkeypatch.chdir(tmp_path)
+    for flags, message in [
+        (["--learning-rate", "nan"], "`learning_rate` must be a finite number > 0, got nan"),
+        (["--weight-decay", "inf"], "`weight_decay` must be a finite number >= 0, got inf"),
+        (["--sweep", "learning_rate=nan,0.1"], "`learning_rate` must be a finite number > 0, got nan"),
+        (["--seed", "99999999999999999999"], "`seed` must be in [-2**63, 2**63)"),
+        (["--seeds", "1,99999999999999999999"], "--seeds must be in [-2**63, 2**63) (the ints "
+                                                 "jax.random.key takes), got 99999999999999999999"),
+    ]:
+        assert cli.main(["train", "adding", *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("lstm-jax: error: ") and err.count("\n") == 1, err
+        assert message in err
+    assert list(tmp_path.iterdir()) == []  # no run directory
+
+
+def test_a_sweep_of_a_bad_value_is_refused_with_its_field():
+    with pytest.raises(lt.ConfigError, match=r"^`grad_clip` must be a finite number >= 0, got nan$"):
+        lt.config.sweep_grid(TINY, {"grad_clip": [1.0, float("nan")]})
+    with pytest.raises(lt.ConfigError, match=r"^`seeds` must be in \[-2\*\*63, 2\*\*63\)"):
+        lt.config.group_runs(TINY, seeds=[0, 2**64])
+
+
 # ---- steps --------------------------------------------------------------------------
 
 def test_train_step_lowers_the_loss():
@@ -409,6 +464,15 @@ def test_a_model_trained_on_padded_sequences_requires_their_lengths():
     assert not full.task.variable_lengths
     np.testing.assert_allclose(full.predict(xs[:4]), full.predict(xs[:4], np.full(4, 10)),
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [-0.5, float("nan"), float("inf")])
+def test_sampling_at_a_temperature_not_finite_and_non_negative_is_a_config_error(temperature):
+    ids = (np.arange(40, dtype=np.int32) % 6).reshape(8, 5)
+    trained = trained_on(from_arrays(ids, np.roll(ids, -1, axis=1), readout="every"))
+    with pytest.raises(lt.ConfigError) as error:
+        trained.sample([1, 2], 3, temperature=temperature)
+    assert str(error.value) == f"`temperature` must be a finite float >= 0, got {temperature!r}"
 
 
 def test_sampling_again_reuses_the_compiled_draw():

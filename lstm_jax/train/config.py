@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import functools
 import itertools
+import math
 import typing
 from typing import Annotated, Any
 
@@ -73,7 +74,12 @@ READOUTS = ("task", "last", "mean", "every")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything a training run depends on. Two runs with equal configs are identical."""
+    """Everything a training run depends on. Two runs with equal configs are identical.
+
+    Making one checks every field's type and range (``learning_rate`` a finite number
+    > 0, ``weight_decay`` and ``grad_clip`` finite numbers >= 0, ``seed`` in ``SEEDS``,
+    ...) and raises ConfigError naming the field and the value received.
+    """
 
     # task
     task: str = "adding"  # a task in lstm_jax.tasks.TASKS; an experiment's get_task() replaces it (runs record its name)
@@ -116,9 +122,14 @@ class Config:
                 raise ConfigError(f"`{name}` must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"`dropout` must be in [0, 1), got {self.dropout}")
-        if self.learning_rate <= 0 or self.warmup_steps < 0 or self.grad_clip < 0:
-            raise ConfigError("`learning_rate` must be positive, `warmup_steps` and `grad_clip` "
-                              "non-negative")
+        if not 0 < self.learning_rate < math.inf:  # NaN fails every comparison
+            raise ConfigError(f"`learning_rate` must be a finite number > 0, got {self.learning_rate}")
+        for name in ("weight_decay", "grad_clip"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"`{name}` must be a finite number >= 0, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"`warmup_steps` must be >= 0, got {self.warmup_steps}")
+        seed_in_range("`seed`", self.seed)
         if self.bptt_chunk < 0:
             raise ConfigError(f"`bptt_chunk` must be >= 0 (0: full BPTT), got {self.bptt_chunk}")
         if self.bptt_chunk and self.bidirectional:
@@ -238,11 +249,23 @@ def explicit_fields(args: list[str]) -> set[str]:
     return named & set(FIELDS)
 
 
+SEEDS = range(-2**63, 2**63)  # the ints jax.random.key takes: a C long
+
+
+def seed_in_range(name: str, seed: int) -> None:
+    """Raise unless ``seed`` is in ``SEEDS``; ``name`` names it in the message."""
+    if seed not in SEEDS:
+        raise ConfigError(f"{name} must be in [-2**63, 2**63) (the ints jax.random.key "
+                          f"takes), got {seed}")
+
+
 def check_seeds(seeds) -> tuple[int, ...]:
-    """``seeds`` as a tuple of distinct ints, at least one."""
+    """``seeds`` as a tuple of distinct ints in ``SEEDS``, at least one."""
     seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else seeds
     if not isinstance(seeds, tuple) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ConfigError(f"{arguments.named('seeds')} must be one or more ints, got {seeds!r}")
+    for seed in seeds:
+        seed_in_range(arguments.named("seeds"), seed)
     if len(set(seeds)) < len(seeds):
         raise ConfigError(f"{arguments.named('seeds')} must be distinct, got "
                           f"{', '.join(map(str, seeds))}")

@@ -92,7 +92,8 @@ def list_experiments() -> dict[str, str]:
 def load(name_or_path: str) -> Experiment:
     """A shipped experiment by name, or the experiment in a ``.py`` file.
 
-    Unknown names list the shipped ones.
+    Unknown names list the shipped ones; a path that is no file, or a file Python does
+    not import (``.txt``), is a ConfigError.
     """
     if name_or_path.endswith(".py") or "/" in name_or_path:
         return _load_file(Path(name_or_path))
@@ -108,6 +109,9 @@ def _load_file(path: Path) -> Experiment:
     if not path.is_file():
         raise ConfigError(f"no experiment file {path}")
     spec = importlib.util.spec_from_file_location(f"lstm_jax_user_experiment_{path.stem}", path)
+    if spec is None:  # not a suffix Python imports: .txt, .yaml, none
+        raise ConfigError(f"{path} is not a Python file: give a shipped experiment's name or "
+                          f"the path of your own .py file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # as an import would: dataclasses in the file need it
     try:

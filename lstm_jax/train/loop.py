@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from lstm_jax import _checks
+from lstm_jax.sampling import check_temperature
 from lstm_jax.tasks import Task, get_task
 from lstm_jax.tasks.arrays import epochs
 from lstm_jax.train import interrupts, rundir
@@ -692,22 +693,25 @@ class Trained(NamedTuple):
         Raises:
           ConfigError: the model cannot be stepped (not a token model with a per-step
             readout, or bidirectional), the prompt is empty or holds unknown
-            characters, or ``length`` / ``temperature`` are out of range.
+            characters, ``length`` is not a positive int, or ``temperature`` not a
+            finite number >= 0.
         """
         if self.model.step is None or not self.task.tokens:
             raise ConfigError(f"the model of {self.experiment!r} cannot be sampled: that needs "
                               f"token inputs, a per-step readout and no bidirectional layer")
         if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
             raise ConfigError(f"`length` must be a positive int, got {length!r}")
-        if not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ConfigError(f"`temperature` must be >= 0, got {temperature!r}")
+        try:
+            temperature = check_temperature(temperature)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         try:
             ids = self.task.encode(prompt) if self.task.encode else np.asarray(prompt, np.int32)
         except ValueError as error:
             raise ConfigError(f"prompt: {error}") from None
         if ids.ndim != 1 or len(ids) == 0:
             raise ConfigError("the prompt must hold at least one token")
-        draw = _sampler(self.model.step, length, float(temperature))
+        draw = _sampler(self.model.step, length, temperature)
         tokens = np.asarray(draw(self.params, ids[None, :], jax.random.key(seed)))[0]
         return self.task.decode(tokens) if self.task.decode else tokens
 
