@@ -32,6 +32,11 @@ def answer(exported, description: dict, request: dict, state: dict) -> dict:
     """One request's answer; ``state["carry"]`` holds a step file's carry between calls."""
     inputs = description["inputs"]
     if not description["step"]:
+        names = [i["name"] for i in inputs]
+        missing = [name for name in names if name not in request]
+        if missing:
+            raise ValueError(f"the request has no {', '.join(missing)}; this file takes "
+                             f"{', '.join(names)}")
         arrays = [np.asarray(request[i["name"]], i["dtype"]) for i in inputs]
         return {"predictions": np.asarray(exported.call(*arrays)).tolist()}
     if request.get("reset"):
@@ -50,7 +55,10 @@ def answer(exported, description: dict, request: dict, state: dict) -> dict:
 
 
 def serve(path: str, requests, replies) -> None:
-    exported, description = load(path)
+    try:
+        exported, description = load(path)
+    except OSError as error:  # no such file, or its .json missing
+        sys.exit(f"serve.py: cannot read {error.filename}: {error.strerror}")
     state: dict = {}
     for line in requests:
         if not line.strip():

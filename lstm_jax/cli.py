@@ -561,7 +561,8 @@ def _dispatch(argv: list[str]) -> int:
         parser = _parser()
         args, rest = parser.parse_known_args(argv)
         if args.command not in ("train", "reproduce", "bench") and rest:
-            parser.parse_args(argv)  # argparse's own error for stray words
+            raise ConfigError(f"unrecognized arguments: {' '.join(rest)} "
+                              f"(see `lstm-jax {args.command} --help`)")
         interrupts.check()
         args.argv = argv  # the command line, as config.json records it
         with arguments.command_line():  # messages name --out, --resume, ... not run_dir=

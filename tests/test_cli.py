@@ -143,6 +143,9 @@ CELLS = ", ".join(lj.KINDS)  # lstm, gru, simple, mgu, ...
     (["train", "adding", "--out", "{file}/run"], "cannot create run directory {file}/run"),
     (["eval", "{tmp}/nothing"], "{tmp}/nothing/config.json not found: is {tmp}/nothing a run directory?"),
     (["eval", "{corrupt}"], "{corrupt}/config.json is not valid JSON"),
+    (["eval", "{tmp}", "--steps", "3"], "unrecognized arguments: --steps 3 (see `lstm-jax eval --help`)"),
+    (["eval", "{group}"], "{group} holds runs trained at once (seed0, seed1), not one run: give "
+                          "one of them, e.g. {group}/seed0"),
 ])
 def test_user_errors_are_one_line_exit_2_and_leave_nothing(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -150,7 +153,11 @@ def test_user_errors_are_one_line_exit_2_and_leave_nothing(args, message, tmp_pa
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "config.json").write_text('{"experiment": "adding", "config": {')
-    names = {"file": tmp_path / "a_file", "tmp": tmp_path, "corrupt": corrupt}
+    group = tmp_path / "group"
+    for seed in (0, 1):
+        (group / f"seed{seed}").mkdir(parents=True)
+        (group / f"seed{seed}" / "config.json").write_text("{}")
+    names = {"file": tmp_path / "a_file", "tmp": tmp_path, "corrupt": corrupt, "group": group}
     args = [a.format(**names) for a in args]
     before = sorted(p.name for p in tmp_path.iterdir())
     assert cli.main(args) == 2

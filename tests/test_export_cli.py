@@ -110,14 +110,18 @@ def requests_and_expected(finished_run):
 def check_replies(text, expected):
     first, second = [json.loads(line) for line in text.splitlines()]
     assert_close(first["predictions"], expected, atol=1e-6)
-    assert second == {"error": "KeyError: 'seq_lengths'"}
+    assert second == {"error": "ValueError: the request has no seq_lengths; this file takes "
+                               "xs, seq_lengths"}
 
 
-def test_serve_answers_requests_in_process(finished_run, exported_run):
+def test_serve_answers_requests_in_process(finished_run, exported_run, tmp_path):
     requests, expected = requests_and_expected(finished_run)
     replies = io.StringIO()
     load_serve().serve(str(exported_run[0]), io.StringIO(requests), replies)
     check_replies(replies.getvalue(), expected)
+    with pytest.raises(SystemExit, match=f"^serve.py: cannot read {tmp_path / 'none.bin'}: "
+                                         f"No such file or directory$"):
+        load_serve().serve(str(tmp_path / "none.bin"), io.StringIO(requests), replies)
 
 
 @pytest.mark.slow

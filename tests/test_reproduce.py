@@ -114,9 +114,12 @@ def test_reproduce_writes_a_summary_true_to_the_runs_then_continues_without_retr
     assert f"lstm: {reproduce._number(lstm['mean']['mse'])} against the published 0.01, short of" in table
 
     before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")}
+    said = []
     again = reproduce.reproduce(str(experiment_file), runs_dir=runs_dir, results_dir=results,
-                                progress=False, log=lambda line: None)
+                                progress=False, log=said.append)
     assert {p: p.stat().st_mtime_ns for p in runs_dir.rglob("metrics.jsonl")} == before
+    kept = [line for line in said if line.endswith("had finished at step 4: kept as it is")]
+    assert len(kept) == len(summary["runs"])  # each run says it was not trained again
     assert again["variants"]["lstm"]["final"] == summary["variants"]["lstm"]["final"]
 
 

@@ -88,6 +88,18 @@ def test_bad_paths_and_texts_shorter_than_a_window_are_named(tmp_path):
         get_task("chars", path=str(tmp_path / "latin1.txt"))
 
 
+def test_a_relative_path_option_is_recorded_absolute(tmp_path, monkeypatch):
+    """`--task-options path=small.txt` names a file in the folder the command ran in; the
+    run's config.json records it absolute, so eval, sample and --resume work from anywhere."""
+    monkeypatch.chdir(tmp_path)
+    base = lt.load_experiment("charlm").config()
+    given = lt.config.cli(base, ["--task-options", "path=small.txt", "seq_len=32"], prog="t")
+    assert given.task_options["path"] == str(tmp_path / "small.txt")
+    assert given.task_options["seq_len"] == 32
+    kept = lt.config.cli(base, ["--task-options", f"path={tmp_path / 'a.txt'}"], prog="t")
+    assert kept.task_options["path"] == str(tmp_path / "a.txt")
+
+
 def test_without_the_bible_program_or_its_cache_the_error_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(text.shutil, "which", lambda name: None)

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import itertools
 import math
+import os
 import typing
 from typing import Annotated, Any
 
@@ -213,6 +214,10 @@ def cli(config: Config, args: list[str], prog: str) -> Config:
     given = {name: getattr(parsed, name) for name in FIELDS
              if getattr(parsed, name) != getattr(config, name)
              or isinstance(getattr(parsed, name), GivenOptions)}
+    task_options = given.get("task_options")
+    if isinstance(task_options, GivenOptions) and isinstance(task_options.get("path"), str):
+        # a file named here is recorded absolute: eval, sample and --resume work from anywhere
+        given["task_options"] = GivenOptions(task_options, path=os.path.abspath(task_options["path"]))
     return replace(config, **given)
 
 

@@ -178,9 +178,11 @@ def reproduce(experiment: Experiment | str, *, runs_dir: str | Path = "runs",
         prepared = (loop.prepare_group([run.config for run in group], experiment=experiment)
                     if len(group) > 1
                     else [loop.prepare(group[0].config, experiment=experiment, devices=devices)])
-        loop.run_many(prepared, [rundir.make(paths[k]) for k in places], resume=resumes[places[0]],
-                      progress=progress, command=command)
-        for k, one in zip(places, prepared):
+        results = loop.run_many(prepared, [rundir.make(paths[k]) for k in places],
+                                resume=resumes[places[0]], progress=progress, command=command)
+        for k, one, result in zip(places, prepared, results):
+            if result["already_finished"]:
+                log(f"  {paths[k]} had finished at step {result['metrics']['step']}: kept as it is")
             summaries[k] = _run_summary(runs[k], paths[k], one.task)
     finished = [summaries[k] for k in range(len(runs))]
     summary = summarize(experiment, finished, command)

@@ -91,6 +91,10 @@ def read_record(run_dir: Path) -> tuple[dict, Config]:
     """(the record, its Config) from ``run_dir/config.json``; one-line ConfigErrors."""
     path = Path(run_dir) / RECORD
     if not path.is_file():
+        held = sorted(p.parent.name for p in Path(run_dir).glob(f"*/{RECORD}"))
+        if held:  # the parent of runs trained at once (--seeds, --sweep)
+            raise ConfigError(f"{run_dir} holds runs trained at once ({', '.join(held)}), not "
+                              f"one run: give one of them, e.g. {Path(run_dir) / held[0]}")
         raise ConfigError(f"{path} not found: is {run_dir} a run directory?")
     try:
         record = json.loads(path.read_text())
