@@ -130,7 +130,7 @@ CELLS = ", ".join(lj.KINDS)  # lstm, gru, simple, mgu, ...
     (["train"], f"train needs an experiment: {SHIPPED} or the path of your own .py file"),
     (["train", "nope"], f"unknown experiment 'nope'; known experiments: {SHIPPED}"),
     (["train", "missing_exp.py"], "no experiment file"),
-    (["train", "adding", "--hiden-size", "3"], "Unrecognized options: --hiden-size, 3; did you mean --hidden-size?"),
+    (["train", "adding", "--hiden-size", "3"], "Unrecognized options: --hiden-size; did you mean --hidden-size?"),
     (["train", "adding", "--hidden-size", "x"], "Error parsing --hidden-size: invalid literal for int()"),
     (["train", "adding", "--steps", "0"], "`steps` must be positive, got 0"),
     (["train", "adding", "--task-options", "length=1"], "`length` must be at least 2, got 1"),

@@ -81,8 +81,7 @@ def test_a_nan_on_the_command_line_is_one_line_before_a_run_directory(tmp_path, 
     ]:
         assert cli.main(["train", "adding", *flags]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("lstm-jax: error: ") and err.count("\n") == 1, err
-        assert message in err
+        assert err.startswith(f"lstm-jax: error: {message}") and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []  # no run directory
 
 

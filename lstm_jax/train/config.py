@@ -210,7 +210,8 @@ def cli(config: Config, args: list[str], prog: str) -> Config:
     except SystemExit as exit:
         if exit.code in (0, None):
             raise
-        raise ConfigError(_one_line(captured.getvalue())) from None
+        # a field's own check names the field: tyro's "Error parsing Config: " adds nothing
+        raise ConfigError(_one_line(captured.getvalue()).removeprefix("Error parsing Config: ")) from None
     given = {name: getattr(parsed, name) for name in FIELDS
              if getattr(parsed, name) != getattr(config, name)
              or isinstance(getattr(parsed, name), GivenOptions)}
@@ -237,8 +238,12 @@ def _one_line(message: str) -> str:
     if "Perhaps you meant:" in lines:
         suggestion = lines[lines.index("Perhaps you meant:") + 1].split()[0]
         text += f"; did you mean {suggestion}?"
-    if text.startswith("Unrecognized options"):
-        text += "; the config fields: " + ", ".join(map(flag, FIELDS))
+    if text.startswith("Unrecognized options: "):  # tyro lists the values too: --bogus, 3
+        head, sep, rest = text.partition("; ")
+        words = head.removeprefix("Unrecognized options: ").split(", ")
+        options = ", ".join(word for word in words if word.startswith("-")) or ", ".join(words)
+        text = (f"Unrecognized options: {options}{sep}{rest}; the config fields: "
+                + ", ".join(map(flag, FIELDS)))
     return text
 
 
