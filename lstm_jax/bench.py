@@ -21,6 +21,10 @@ and the many models' as ``many.jsonl`` or ``many_gpu.jsonl`` (``REPORTS``); the 
 ``benchmarks/run.py`` also renders them as ``RESULTS.md`` against the project's
 targets (``benchmarks/render.py``).
 
+Ctrl-C or SIGTERM stops a run between repetitions (``interrupts.check``): the sections
+measured are written, the one being measured is not, and the line printed names the
+command that measures the rest.
+
 flax and torch are imported only here, when a benchmark runs.
 """
 
@@ -32,6 +36,7 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
 import tempfile
 from pathlib import Path
 import statistics
@@ -46,9 +51,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax import _machine
+from lstm_jax._files import write_atomically
 from lstm_jax.cells import KINDS, lstm
 from lstm_jax.layers import bidirectional, stack
 from lstm_jax.runner import rnn
+from lstm_jax.train import interrupts
+from lstm_jax.train.config import ConfigError
 
 SHAPES = [(32, 128, 64, 128), (1, 512, 64, 256), (64, 100, 128, 256), (16, 256, 256, 512)]
 GPU_SHAPES = [(64, 256, 512, 512), (1, 256, 256, 256), (16, 512, 128, 128), (128, 100, 256, 1024)]
@@ -263,6 +271,7 @@ def median_ms(fn: Callable, reps: int = 15, warmup: int = 3) -> float:
 def _time(fn: Callable, reps: int) -> list[float]:
     samples = []
     for _ in range(reps):
+        interrupts.check()  # between repetitions: a signal stops the benchmark here
         start = time.perf_counter()
         fn()
         samples.append(1e3 * (time.perf_counter() - start))
@@ -277,6 +286,7 @@ def measure(case: Case, reps: int = 10, rounds: int = 3) -> list[dict]:
     samples = {(name, mode): [] for name in runners for mode in ("forward", "train")}
     for runner in runners.values():  # compile and warm up
         for fn in runner:
+            interrupts.check()
             fn()
             fn()
     per_round = max(1, reps // rounds)
@@ -346,6 +356,7 @@ def measure_cases(cases: list[Case], reps: int = 10, log=print, rounds: int = 3)
     """The rows of ``measure`` for every case, logging a line per case."""
     rows = []
     for case in cases:
+        interrupts.check()
         case_rows = measure(case, reps=reps, rounds=rounds)
         rows += case_rows
         log(format_case(case, case_rows))
@@ -360,8 +371,10 @@ def measure_all(cases: list[Case] | None = None, reps: int = 10, log=print) -> d
     report = {"machine": machine(), "peak": gemm_peak(), "rows": [], "compile": {}, "memory": {}}
     log(f"peak: {report['peak']}")
     report["rows"] = measure_cases(cases or default_cases(), reps=reps, log=log)
+    interrupts.check()
     report["compile"] = {str(T): round(compile_seconds(T), 3) for T in (100, 10_000)}
     log(f"compile seconds: {report['compile']}")
+    interrupts.check()
     report["memory"] = {str(remat): training_temp_bytes(10_000, remat) for remat in (False, True)}
     log(f"temp bytes at T=10,000 (remat False/True): {report['memory']}")
     return report
@@ -473,6 +486,7 @@ def loop_row(experiment: str, config, contenders: dict[str, Callable[[], tuple]]
     loop_only = []
     for index in range(rounds):
         for name in list(contenders)[:: 1 if index % 2 == 0 else -1]:
+            interrupts.check()
             start = time.perf_counter()
             _, reporting = contenders[name]()
             wall[name].append(time.perf_counter() - start)
@@ -499,6 +513,7 @@ def measure_loop(cases: list[tuple[str, object]] | None = None, rounds: int = 3,
     load = [round(x, 2) for x in os.getloadavg()]
     rows = []
     for experiment, config in cases or loop_cases():
+        interrupts.check()
         row = loop_row(experiment, config, loop_contenders(experiment, config), rounds)
         rows.append(row)
         log(f"{experiment}: lstm-jax train / bare steps/s = {row['ratio']:.3f} (rounds: "
@@ -584,8 +599,10 @@ def measure_stream(shapes=STREAM_SHAPES, reps: int = 10, steps: int = STREAM_STE
     started = machine()  # its load average is the one before the measurement
     rows = []
     for shape in shapes:
+        interrupts.check()
         contenders = stream_contenders(shape, steps)
         for run in contenders.values():
+            interrupts.check()
             run()  # compile and warm up
         samples: dict[str, list[float]] = {name: [] for name in contenders}
         for index in range(reps):
@@ -692,9 +709,11 @@ def interleaved_ms(runs: dict[str, Callable[[], object]], reps: int) -> dict[str
     ``reps`` rounds after a warm-up call each, the order of a round alternating."""
     times = {name: [] for name in runs}
     for run in runs.values():
+        interrupts.check()
         run()
     for rep in range(reps):
         for name in list(runs)[:: 1 if rep % 2 == 0 else -1]:
+            interrupts.check()
             start = time.perf_counter()
             runs[name]()
             times[name].append(1e3 * (time.perf_counter() - start))
@@ -708,6 +727,7 @@ def many_rows(config, counts=MANY_COUNTS, devices=None, reps: int = 10, log=prin
     mode."""
     rows = []
     for models in counts:
+        interrupts.check()
         contenders = many_contenders(config, models, devices)
         for mode, ways in contenders.items():
             ms = interleaved_ms(ways, reps)
@@ -743,12 +763,14 @@ def _cores() -> int:
 
 
 def _python(code: str, **popen) -> subprocess.Popen:
-    """``python -c code`` importing this copy of lstm_jax, stdout piped."""
+    """``python -c code`` importing this copy of lstm_jax, stdout piped. In a session of
+    its own: a Ctrl-C at the terminal reaches this process alone, which stops (and kills)
+    it at its next safe point, instead of a traceback from each."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            text=True, **popen)
+                            text=True, start_new_session=True, **popen)
 
 
 def _separate_worker(cell: str, seed: int, steps: int, shape) -> None:
@@ -800,7 +822,18 @@ def separate_processes_ms(cell: str, models: int, steps: int = MANY_STEPS, shape
 def _many_process(**spec) -> list[dict]:
     """The rows of ``_many_worker(spec)``, run in a new process."""
     worker = _python(f"from lstm_jax import bench; bench._many_worker({json.dumps(spec)!r})")
-    output, _ = worker.communicate()
+    try:
+        while True:  # waiting, a signal is acted on within a fraction of a second
+            interrupts.check()
+            try:
+                output, _ = worker.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        if worker.poll() is None:  # stopped: the process is not needed
+            worker.kill()
+        worker.wait()
     if worker.returncode:
         raise RuntimeError(f"the many-models benchmark process failed (exit {worker.returncode})")
     return json.loads(output.splitlines()[-1])
@@ -822,6 +855,7 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
              for r in _many_process(**spec, kept=False, split=False) if r["way"] == "at once"]
     for cell in cells:
         for models in counts:
+            interrupts.check()
             ms = separate_processes_ms(cell, models, steps, shape)
             sequential = next(r["ms"] for r in rows if (r["cell"], r["models"], r["mode"], r["way"])
                               == (cell, models, "train", "sequential"))
@@ -843,6 +877,7 @@ def measure_many_gpu(cells=MANY_CELLS, counts=GPU_MANY_COUNTS, reps: int = 10, s
     started = {**machine(), "devices": len(jax.devices())}
     rows = []
     for cell in cells:
+        interrupts.check()
         rows += many_rows(many_config(cell, shape), counts, jax.devices(), reps, log)
     return {"machine": {**started, "load": started["load_average"],
                         "load_after": [round(x, 2) for x in os.getloadavg()]}, "rows": rows}
@@ -860,12 +895,10 @@ def format_case(case: Case, rows: list[dict]) -> str:
 
 
 def write_jsonl(report: dict, path) -> None:
-    with open(path, "w") as f:
-        for key, record in report.items():
-            if key != "rows":
-                f.write(json.dumps({"kind": key, **record}) + "\n")
-        for row in report["rows"]:
-            f.write(json.dumps({"kind": "row", **row}) + "\n")
+    """The report as JSON lines, written whole or not at all."""
+    lines = [json.dumps({"kind": key, **record}) for key, record in report.items() if key != "rows"]
+    lines += [json.dumps({"kind": "row", **row}) for row in report["rows"]]
+    write_atomically(Path(path), "".join(line + "\n" for line in lines))
 
 
 def read_jsonl(path) -> dict:
@@ -887,9 +920,21 @@ REPORTS = {"main": "results.jsonl", "parallel": "parallel.jsonl",  # section -> 
            "many": "many.jsonl", "many_gpu": "many_gpu.jsonl"}
 
 
+def _positive_int(text: str) -> int:
+    """argparse's type of ``--reps``: a median needs at least one repetition."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser, default_out: Path = Path("benchmarks")):
     """The options of ``lstm-jax bench``, on ``parser`` (a sub-command's or a script's)."""
-    parser.add_argument("--reps", type=int, default=10, help="timed repetitions per contender")
+    parser.add_argument("--reps", type=_positive_int, default=10,
+                        help="timed repetitions per contender")
     parser.add_argument("--quick", action="store_true", help="one shape per section (a smoke run)")
     parser.add_argument("--gpu", action="store_true",
                         help="the GPU rows (LSTM at the GPU shapes, float32 and bfloat16) "
@@ -945,28 +990,104 @@ def sections(args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
     return chosen
 
 
+SECTION_FLAGS = ("gpu", "parallel", "own_cell", "loop", "stream", "many", "quick")
+
+
+def _flags(args: argparse.Namespace, **chosen: bool) -> str:
+    """The flags of ``args`` as a command line writes them (``chosen`` overriding some)."""
+    on = {flag: getattr(args, flag) for flag in SECTION_FLAGS} | chosen
+    flags = "".join(f" --{flag.replace('_', '-')}" for flag in SECTION_FLAGS if on[flag])
+    return flags + (f" --reps {args.reps}" if args.reps != 10 else "")
+
+
+def check(args: argparse.Namespace) -> None:
+    """The mistakes argparse cannot see, found before anything is measured: ConfigError."""
+    if args.gpu:
+        platforms = sorted({device.platform for device in jax.devices()})
+        if "gpu" not in platforms:
+            raise ConfigError(f"--gpu needs a GPU; jax sees only {', '.join(platforms)}")
+
+
+def _make_folder(path: Path) -> list[Path]:
+    """Make ``path`` (and the folders above it): ConfigError if it cannot be made. Returns
+    the folders it made, deepest first, for ``_unmake``."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} is a file; give a folder for the reports")
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _unmake(missing)
+        raise ConfigError(f"cannot create --out {path}: {error.strerror or error}") from None
+    return missing
+
+
+def _unmake(folders: list[Path]) -> None:
+    """Remove the ``folders`` made (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or already gone
+            break
+
+
 def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
     """``lstm-jax bench``: measure, print a line per case, write each section's report
-    (``REPORTS``) in ``args.out``."""
-    flags = "".join(f" --{flag.replace('_', '-')}"
-                    for flag in ("gpu", "parallel", "own_cell", "loop", "stream", "many",
-                                 "quick")
-                    if getattr(args, flag))
-    flags += f" --reps {args.reps}" if args.reps != 10 else ""
-    args.out.mkdir(parents=True, exist_ok=True)
-    for section, measure_section in sections(args).items():
-        report = measure_section()
-        report["machine"]["command"] = command + flags
-        write_jsonl(report, args.out / REPORTS[section])
-        print(f"wrote {args.out / REPORTS[section]}")
+    (``REPORTS``) in ``args.out``; return the exit status.
+
+    Checked before anything runs (ConfigError): ``--gpu`` on a machine without one and an
+    ``--out`` that cannot be made. Interrupted (Ctrl-C/SIGTERM between repetitions, or at
+    once by a second one), the sections measured are kept, the folder is removed if it
+    was made for nothing, and one line on stderr names what was and was not written and
+    the command that measures the rest; the status is 128 + the signal."""
+    check(args)
+    chosen = sections(args)
+    made = _make_folder(args.out)
+    written: list[str] = []
+    section = None
+    try:
+        for section, measure_section in chosen.items():
+            interrupts.check()
+            report = measure_section()
+            report["machine"]["command"] = command + _flags(args)
+            write_jsonl(report, args.out / REPORTS[section])  # measured: kept, even if stopped now
+            written.append(section)
+            print(f"wrote {args.out / REPORTS[section]}", flush=True)
+    except KeyboardInterrupt as stop:
+        rest = [name for name in chosen if name not in written]
+        print(_interrupted_message(stop, args, command, section, written, rest), file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
+    finally:
+        if not written:
+            _unmake(made)
     return 0
 
 
+def _interrupted_message(stop: KeyboardInterrupt, args: argparse.Namespace, command: str,
+                         section: str | None, written: list[str], rest: list[str]) -> str:
+    """``run``'s line when a signal stopped it in ``section``."""
+    out = lambda names: ", ".join(str(args.out / REPORTS[name]) for name in names)
+    # the sections left: main (first) is chosen by the flags alone; parallel and own_cell
+    # also by their own flags
+    flags = (_flags(args, parallel="parallel" in rest, own_cell="own_cell" in rest)
+             if written and set(rest) <= {"parallel", "own_cell"} else _flags(args))
+    again = f"{command}{flags} --out {shlex.quote(str(args.out))}"
+    name = str(stop) or "SIGINT"  # Python's own KeyboardInterrupt: outside interrupts.deferred
+    if not rest:  # at once, after the last report was written
+        return f"lstm-jax: interrupted ({name}) as it ended; wrote {out(written)}"
+    if not written:
+        return (f"lstm-jax: interrupted ({name}) in the {section} section; nothing was written. "
+                f"Start again with: {again}")
+    return (f"lstm-jax: interrupted ({name}) in the {section} section; wrote {out(written)}; "
+            f"{out(rest)} {'was' if len(rest) == 1 else 'were'} not written. Continue with: {again}")
+
+
 def main(argv=None) -> int:
-    """``python -m lstm_jax.bench``: the same as ``lstm-jax bench``."""
-    parser = argparse.ArgumentParser(prog="lstm-jax bench", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m lstm_jax.bench``: the same as ``lstm-jax bench`` (its errors and
+    interrupts too)."""
+    from lstm_jax import cli
+
+    return cli.main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

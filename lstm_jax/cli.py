@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -76,9 +77,9 @@ def _train(args, fields: list[str]) -> int:
     try:
         results = loop.run_many(group, run_dirs, resume=args.resume, progress=not args.no_progress,
                                 command=shlex.join(["lstm-jax", *args.argv]))
-    except interrupts.Interrupted as stop:
+    except KeyboardInterrupt as stop:  # at a safe point, or at once: the run directory is made
         print(_interrupted_message(stop, run_dir, args, many), file=sys.stderr)
-        return stop.exit_code
+        return getattr(stop, "exit_code", 130)
     if many:
         return _print_runs(results, group)
     result, prepared = results[0], group[0]
@@ -343,7 +344,7 @@ def _reproduce(args, fields: list[str]) -> int:
 
 
 def _results(args, fields: list[str]) -> int:
-    from lstm_jax.train import reproduce
+    from lstm_jax.train import interrupts, reproduce
 
     results = Path(args.results)
     summaries = reproduce.read_summaries(results)
@@ -352,8 +353,20 @@ def _results(args, fields: list[str]) -> int:
 
         raise ConfigError(f"no run summaries in {results}; make them with "
                           f"`lstm-jax reproduce NAME --results {results}`")
-    for summary in summaries:
-        reproduce.plot_summary(summary, results / f"{summary['experiment']}.png")
+    drawn = []
+    try:
+        for summary in summaries:  # a figure each, then the table: stopped between them
+            interrupts.check()
+            reproduce.plot_summary(summary, results / f"{summary['experiment']}.png")
+            drawn.append(f"{summary['experiment']}.png")
+        interrupts.check()
+    except KeyboardInterrupt as stop:  # at a safe point, or at once
+        table = results.parent / reproduce.TABLE_NAME
+        print(f"lstm-jax: interrupted ({_signal_name(stop)}); "
+              + (f"redrew {', '.join(drawn)} in {results}; " if drawn else "")
+              + f"{table} was not written. Start again with: {shlex.join(['lstm-jax', *args.argv])}",
+              file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
     print(f"{reproduce.write_table(results)}: {len(summaries)} experiments")
     return 0
 
@@ -365,7 +378,17 @@ def _interrupted_message(stop, run_dir: Path, args, many: bool) -> str:
         chosen += ["--sweep", word]
     command = shlex.join(["lstm-jax", "train", args.experiment, *chosen, "--out", str(run_dir),
                           "--resume"])
-    if getattr(stop, "checkpoint", None) is None:
+    from lstm_jax.train import rundir
+
+    if not any(run_dir.glob(f"{'*/' if many else ''}{rundir.RECORD}")):
+        # stopped at once before the run's config was written: it is the command's own
+        words = [*args.argv, *([] if args.out else ["--out", str(run_dir)]),
+                 *([] if args.resume else ["--resume"])]
+        command = shlex.join(["lstm-jax", *words])
+        saved = "nothing was trained yet"
+    elif not hasattr(stop, "checkpoint"):  # stopped at once before training: nothing changed
+        saved = f"its checkpoints in {run_dir} are as they were"
+    elif stop.checkpoint is None:
         saved = "no checkpoint was written yet, so resuming starts again from step 0"
     elif many:
         each, where = ("run's", "RUN") if args.sweep else ("seed's", "seedS")
@@ -375,7 +398,7 @@ def _interrupted_message(stop, run_dir: Path, args, many: bool) -> str:
         saved = f"the last checkpoint is {run_dir / 'checkpoints' / str(stop.checkpoint)}"
     step = getattr(stop, "step", None)
     where = f" at step {step}" if step is not None else ""
-    return f"lstm-jax: interrupted ({stop}){where}; {saved}. Continue with: {command}"
+    return f"lstm-jax: interrupted ({_signal_name(stop)}){where}; {saved}. Continue with: {command}"
 
 
 def _eval(args, fields: list[str]) -> int:
@@ -391,12 +414,15 @@ def _eval(args, fields: list[str]) -> int:
 
 def _sample(args, fields: list[str]) -> int:
     from lstm_jax import train as lt
+    from lstm_jax.train import interrupts
 
     trained = lt.load(Path(args.run_dir))
     if trained.task.decode is None:
         raise lt.ConfigError(f"{args.run_dir} is a run of {trained.experiment!r}, whose task "
                              f"has no text to sample")
+    interrupts.check()  # before the sample is compiled and drawn
     text = trained.sample(args.prompt, args.length, temperature=args.temperature, seed=args.seed)
+    interrupts.check()  # stopped: nothing printed (main says so)
     print(args.prompt + text)
     return 0
 
@@ -547,10 +573,23 @@ def main(argv: list[str] | None = None) -> int:
 
     with interrupts.deferred():
         try:
-            return _dispatch(argv)
-        except KeyboardInterrupt as stop:  # before a run started: nothing was written
-            print("lstm-jax: interrupted; nothing was written", file=sys.stderr)
+            code = _dispatch(argv)
+        except KeyboardInterrupt as stop:  # a command that had written something says so itself
+            print(f"lstm-jax: interrupted ({_signal_name(stop)}); nothing was written. Start "
+                  f"again with: {shlex.join(['lstm-jax', *argv])}", file=sys.stderr)
             return getattr(stop, "exit_code", 130)
+        signum = interrupts.pending()
+        if signum is not None and code == 0:  # it came after the command's last safe point
+            print(f"lstm-jax: interrupted ({signal.Signals(signum).name}) as the command "
+                  f"ended; everything was written", file=sys.stderr)
+            return 128 + signum
+        return code
+
+
+def _signal_name(stop: KeyboardInterrupt) -> str:
+    """The signal that stopped a command: ``Interrupted``'s or ``StoppedAtOnce``'s, and
+    SIGINT for Python's own ``KeyboardInterrupt`` (outside ``interrupts.deferred``)."""
+    return str(stop) or "SIGINT"
 
 
 def _dispatch(argv: list[str]) -> int:

@@ -4,6 +4,7 @@ the repository's rendering of RESULTS.md (benchmarks/render.py)."""
 import argparse
 import dataclasses
 import importlib.util
+import signal
 from pathlib import Path
 
 import jax
@@ -253,3 +254,107 @@ def test_many_models_section_runs_its_processes(tmp_path):
     assert ((2, "train", "sharded") in ways) == (report["machine"]["devices"] % 2 == 0)
     assert all(r["ms"] > 0 for r in report["rows"])
     assert report["machine"]["load"] and report["machine"]["load_after"]
+
+
+MEASURES = ("measure_all", "measure_parallel", "measure_own_cell", "measure_loop",
+            "measure_stream", "measure_many", "measure_many_gpu")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--reps", "0", "--quick"], "argument --reps: must be a positive int, got '0' "
+                                 "(see `lstm-jax bench --help`)"),
+    (["--reps", "x"], "argument --reps: must be a positive int, got 'x' (see `lstm-jax bench --help`)"),
+    (["--out", "/proc/x", "--quick", "--stream"], "cannot create --out /proc/x: No such file or directory"),
+    (["--out", "{tmp}/a_file/x", "--quick"], "cannot create --out {tmp}/a_file/x: Not a directory"),
+    (["--out", "{tmp}/a_file", "--quick"], "--out {tmp}/a_file is a file; give a folder for the reports"),
+    (["--gpu", "--quick", "--many", "--out", "{tmp}/d"], "--gpu needs a GPU; jax sees only cpu"),
+])
+def test_bench_mistakes_are_one_line_exit_2_before_anything_runs(flags, message, tmp_path,
+                                                                monkeypatch, capsys):
+    from lstm_jax import cli
+
+    for name in MEASURES:  # nothing is measured
+        monkeypatch.setattr(bench, name, lambda *a, **k: pytest.fail("measured"))
+    cpu = [type("Device", (), {"platform": "cpu"})()]  # this machine's, wherever the test runs
+    monkeypatch.setattr(bench.jax, "devices", lambda *a: cpu)
+    (tmp_path / "a_file").write_text("")
+    assert cli.main(["bench", *(f.format(tmp=tmp_path) for f in flags)]) == 2
+    assert capsys.readouterr().err == f"lstm-jax: error: {message.format(tmp=tmp_path)}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # no --out folder made
+
+
+def signalling_sections(monkeypatch, signals: int, stop_in: str):
+    """Three sections as `lstm-jax bench` runs them, each a report of one row; in the
+    section ``stop_in``, the first of its three repetitions (``bench._time``) gets
+    ``signals`` SIGTERMs, as ``kill`` sends them."""
+    def section(name):
+        def measure():
+            def repetition():
+                if name == stop_in and not sent:
+                    sent.append(True)
+                    for _ in range(signals):
+                        signal.raise_signal(signal.SIGTERM)
+            sent: list = []
+            return {"machine": {}, "rows": [{"ms": min(bench._time(repetition, 3))}]}
+        return measure
+
+    monkeypatch.setattr(bench, "sections", lambda args: {
+        name: section(name) for name in ("main", "parallel", "own_cell")})
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_bench_stops_between_repetitions_keeps_the_sections_measured(signals, tmp_path,
+                                                                     monkeypatch, capsys):
+    """SIGTERM in the parallel section: the main section's report is kept, the others are
+    not written, and the line names the command that measures them; a second SIGTERM
+    stops at once, with the same line."""
+    from lstm_jax import cli
+
+    signalling_sections(monkeypatch, signals, "parallel")
+    out = tmp_path / "out"
+    assert cli.main(["bench", "--quick", "--out", str(out)]) == 143
+    assert sorted(p.name for p in out.iterdir()) == ["results.jsonl"]
+    assert bench.read_jsonl(out / "results.jsonl")["machine"]["command"] == "lstm-jax bench --quick"
+    captured = capsys.readouterr()
+    assert captured.out == f"wrote {out / 'results.jsonl'}\n"
+    assert captured.err.splitlines() == [
+        "lstm-jax: SIGTERM received: stopping at the next safe point (SIGTERM again to stop at once)",
+        f"lstm-jax: interrupted (SIGTERM) in the parallel section; wrote {out / 'results.jsonl'}; "
+        f"{out / 'parallel.jsonl'}, {out / 'own_cell.jsonl'} were not written. Continue with: "
+        f"lstm-jax bench --parallel --own-cell --quick --out {out}"]
+
+
+def test_bench_stopped_in_its_first_section_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    from lstm_jax import cli
+
+    signalling_sections(monkeypatch, 1, "main")
+    out = tmp_path / "new" / "out"
+    assert cli.main(["bench", "--reps", "3", "--out", str(out)]) == 143
+    assert list(tmp_path.iterdir()) == []  # the folders made for it are gone
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"lstm-jax: interrupted (SIGTERM) in the main section; nothing was written. Start again "
+        f"with: lstm-jax bench --reps 3 --out {out}")
+
+
+@pytest.mark.slow
+def test_bench_sigterm_from_outside_stops_it_between_repetitions(tmp_path):
+    """The real sections, in a process of their own, SIGTERM once parallel.jsonl is written."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "lstm_jax.cli", "bench", "--quick",
+                                "--parallel", "--own-cell", "--reps", "2", "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line == f"wrote {out / 'parallel.jsonl'}\n":
+            process.send_signal(signal.SIGTERM)
+            break
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == (
+        f"lstm-jax: interrupted (SIGTERM) in the own_cell section; wrote {out / 'parallel.jsonl'}; "
+        f"{out / 'own_cell.jsonl'} was not written. Continue with: lstm-jax bench --own-cell "
+        f"--quick --reps 2 --out {out}")
+    assert sorted(p.name for p in out.iterdir()) == ["parallel.jsonl"]

@@ -311,6 +311,32 @@ def test_an_error_of_the_write_is_raised_by_the_caller():
         ckpt._finish_despite_interrupts(work, pytest.fail)
 
 
+def test_a_signal_during_a_save_is_announced_before_the_save_says_it_finishes(
+        tmp_path, monkeypatch, capsys):
+    """Under the command's ``interrupts.deferred()``: the line answering Ctrl-C comes first,
+    then the checkpoint's; the run stops at its next check, the checkpoint complete."""
+    from orbax.checkpoint._src.checkpointers import checkpointer
+
+    from lstm_jax.train import interrupts
+
+    original = checkpointer.Checkpointer._save_step_metadata
+
+    def signalled(*args, **kwargs):  # mid-save, in orbax's thread: a real Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the main thread takes it meanwhile
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(checkpointer.Checkpointer, "_save_step_metadata", signalled)
+    with interrupts.deferred(), Checkpoints(tmp_path) as checkpoints:
+        checkpoints.save(3, make_state(step=3, seed=3))  # returns: the signal waits for a check
+        with pytest.raises(interrupts.Interrupted):
+            interrupts.check()
+        assert checkpoints.latest_step() == 3
+    assert capsys.readouterr().err.splitlines() == [
+        "lstm-jax: Ctrl-C received: stopping at the next safe point (Ctrl-C again to stop at once)",
+        f"lstm-jax: finishing checkpoint {tmp_path / '3'} before stopping"]
+
+
 SIGNALLED_SAVE = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, sys.argv[2])

@@ -4,6 +4,7 @@ import gc
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -348,19 +349,117 @@ def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(
     assert lt.load(out).step == 10  # trained again from step 5
 
 
+def ctrl_c_twice_at(monkeypatch, moment: str) -> None:
+    """Ctrl-C twice in this process: as the first training step starts compiling
+    ("compile"), or before the run's state is made ("start": config.json not yet written)."""
+    from lstm_jax.train import loop
+
+    def twice():
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # stops at once: raised from here
+
+    if moment == "compile":
+        make = loop.make_train_step
+
+        def make_train_step(*args, **options):
+            step = make(*args, **options)
+            return lambda *a: twice() or step(*a)
+
+        monkeypatch.setattr(loop, "make_train_step", make_train_step)
+    else:
+        states = loop._starting_states
+        monkeypatch.setattr(loop, "_starting_states", lambda *a: twice() or states(*a))
+
+
+@pytest.mark.parametrize("moment", ["compile", "start"])
+def test_ctrl_c_twice_once_the_run_directory_is_made_prints_the_command_that_continues(
+        moment, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    flags = ["--steps", "20", *SMALL]
+    with monkeypatch.context() as patch:
+        ctrl_c_twice_at(patch, moment)
+        assert cli.main(["train", "adding", "--out", str(out), *flags]) == 130
+    if moment == "compile":  # config.json is written: the run continues from it
+        command = f"lstm-jax train adding --out {out} --resume"
+        saved = "no checkpoint was written yet, so resuming starts again from step 0"
+    else:  # nothing recorded yet: the command itself, continued in its directory
+        command = shlex.join(["lstm-jax", "train", "adding", "--out", str(out), *flags, "--resume"])
+        saved = "nothing was trained yet"
+    assert capsys.readouterr().err.splitlines() == [
+        "lstm-jax: Ctrl-C received: stopping at the next safe point (Ctrl-C again to stop at once)",
+        f"lstm-jax: interrupted (SIGINT); {saved}. Continue with: {command}"]
+    assert (out / "checkpoints").is_dir()  # made, and kept for the command that continues
+    assert cli.main(shlex.split(command)[1:]) == 0
+    assert lt.load(out).step == 20 and lt.load(out).config.hidden_size == 8
+
+
+@pytest.mark.slow
+def test_ctrl_c_twice_from_outside_once_the_run_directory_is_made(tmp_path):
+    """The same with real signals to a process of its own (INTERRUPTING, "compile")."""
+    out = tmp_path / "run"
+    flags = ["--steps", "20", *SMALL]
+    stopped = subprocess.run([sys.executable, "-c", INTERRUPTING, "compile twice", "train",
+                              "adding", "--out", str(out), *flags],
+                             capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert stopped.stderr.splitlines()[-1] == (
+        f"lstm-jax: interrupted (SIGINT); no checkpoint was written yet, so resuming starts "
+        f"again from step 0. Continue with: lstm-jax train adding --out {out} --resume")
+    resumed = run_cli("train", "adding", "--out", str(out), "--resume", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert lt.load(out).step == 20
+
+
+def test_a_signal_after_the_last_safe_point_is_not_an_exit_0(monkeypatch, capsys):
+    """The command did all of its work: it says so, and exits with the signal's status."""
+    real = lt.list_experiments
+    monkeypatch.setattr(lt, "list_experiments",
+                        lambda: signal.raise_signal(signal.SIGTERM) or real())
+    assert cli.main(["list"]) == 143
+    captured = capsys.readouterr()
+    assert "adding problem, T=100" in captured.out
+    assert captured.err.splitlines()[-1] == ("lstm-jax: interrupted (SIGTERM) as the command "
+                                             "ended; everything was written")
+
+
+def test_results_stopped_between_figures_says_which_were_redrawn(tmp_path, monkeypatch, capsys):
+    from lstm_jax.train import reproduce
+
+    results = tmp_path / "results"
+    monkeypatch.setattr(reproduce, "read_summaries",
+                        lambda folder: [{"experiment": "adding"}, {"experiment": "copy"}])
+
+    def plot_summary(summary, path):  # SIGTERM as the first figure is drawn
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("figure")
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(reproduce, "plot_summary", plot_summary)
+    assert cli.main(["results", "--results", str(results)]) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"lstm-jax: interrupted (SIGTERM); redrew adding.png in {results}; "
+        f"{tmp_path / 'RESULTS.md'} was not written. Start again with: lstm-jax results "
+        f"--results {results}")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["adding.png", "results"]
+
+
 INTERRUPTING = textwrap.dedent("""
     # Run the CLI with SIGINT sent to this process at a chosen moment: "compile" (just as
-    # the first training step starts compiling) or "save" (inside the checkpoint save of step 10).
+    # the first training step starts compiling; "compile twice": two SIGINTs then) or "save"
+    # (inside the checkpoint save of step 10).
     import os, signal, sys
     from lstm_jax import cli
     from lstm_jax.train import checkpoint, loop
     moment = sys.argv[1]
-    if moment == "compile":
+    if moment.startswith("compile"):  # "compile twice": Ctrl-C again, which stops at once
         make = loop.make_train_step
         def make_train_step(*args, **options):
             step = make(*args, **options)
             def first(*a):
                 os.kill(os.getpid(), signal.SIGINT)
+                if moment == "compile twice":
+                    os.kill(os.getpid(), signal.SIGINT)
                 return step(*a)
             return first
         loop.make_train_step = make_train_step
@@ -406,7 +505,9 @@ def test_sigint_during_start_up_exits_130_and_writes_nothing(tmp_path):
     assert "Traceback" not in stderr and "Segmentation" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("lstm-jax: interrupted")
     if not (tmp_path / "run").exists():
-        assert stderr.strip().endswith("lstm-jax: interrupted; nothing was written")
+        assert stderr.strip().endswith(
+            f"lstm-jax: interrupted (SIGINT); nothing was written. Start again with: "
+            f"lstm-jax train adding --out {tmp_path / 'run'} {shlex.join(SMALL)}")
 
 
 @pytest.mark.slow

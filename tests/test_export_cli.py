@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,62 @@ def test_onnx_without_jax2onnx_names_what_to_install(finished_run, tmp_path, mon
         f"lstm-jax: error: --format onnx needs jax2onnx: pip install {pins} && pip install "
         f"--no-deps 'jax2onnx==0.17.1'\n")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_signal_while_exporting_writes_neither_file_and_exits_143(finished_run, tmp_path,
+                                                                    monkeypatch, capsys):
+    """SIGTERM as the model is lowered: the export stops before writing, exit 143."""
+    out = tmp_path / "m.bin"
+    real = exporting.export_function
+    monkeypatch.setattr(exporting, "export_function", lambda *a: (
+        signal.raise_signal(signal.SIGTERM), real(*a))[1])
+    assert cli.main(["export", str(finished_run), "--out", str(out)]) == 143
+    captured = capsys.readouterr()
+    assert captured.out == "" and list(tmp_path.iterdir()) == []
+    assert captured.err.splitlines() == [
+        "lstm-jax: SIGTERM received: stopping at the next safe point (SIGTERM again to stop at once)",
+        f"lstm-jax: interrupted (SIGTERM); nothing was written. Start again with: lstm-jax export "
+        f"{finished_run} --out {out}"]
+
+
+def test_stopped_at_once_between_the_two_files_leaves_neither(finished_run, tmp_path, monkeypatch):
+    """A second signal as FILE.json is written: FILE, written just before, is removed too."""
+    from lstm_jax.train import interrupts
+
+    out = tmp_path / "m.bin"
+    real = export.write_atomically
+
+    def write(path, data):
+        if path.name.endswith(".json"):
+            raise interrupts.StoppedAtOnce(signal.SIGINT)
+        real(path, data)
+
+    monkeypatch.setattr(export, "write_atomically", write)
+    assert cli.main(["export", str(finished_run), "--out", str(out)]) == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+SIGNALLED_EXPORT = """
+# `lstm-jax export ARGS...` with a real SIGTERM sent to this process as the model is lowered
+import os, signal, sys
+from lstm_jax import cli, exporting
+export_function = exporting.export_function
+def signalled(*args):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return export_function(*args)
+exporting.export_function = signalled
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_an_export_sigterm_from_outside_exits_143_and_writes_nothing(finished_run, tmp_path):
+    out = tmp_path / "m.bin"
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_EXPORT, "export", str(finished_run),
+                             "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 143, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"lstm-jax: interrupted (SIGTERM); nothing was written. Start again with: lstm-jax "
+        f"export {finished_run} --out {out}")
+    assert list(tmp_path.iterdir()) == []

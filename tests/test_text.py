@@ -3,6 +3,10 @@
 import math
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 
 import jax
 import numpy as np
@@ -166,6 +170,47 @@ def test_lstm_jax_sample_prints_the_prompt_and_its_continuation(trained_run, cap
     assert cli.main(["sample", str(trained_run), "--prompt", "Qxyz"]) == 2
     assert capsys.readouterr().err == ("lstm-jax: error: prompt: characters 'Qxz' are not in the "
                                        "text's vocabulary\n")
+
+
+def test_lstm_jax_sample_stopped_by_a_signal_prints_no_sample(trained_run, monkeypatch, capsys):
+    """A signal while the sample is drawn (one XLA program): nothing printed, exit 143."""
+    real = lt.Trained.sample
+    monkeypatch.setattr(lt.Trained, "sample", lambda *a, **k: (
+        signal.raise_signal(signal.SIGTERM), real(*a, **k))[1])
+    args = ["sample", str(trained_run), "--prompt", "the", "--length", "30"]
+    assert cli.main(args) == 143
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "lstm-jax: SIGTERM received: stopping at the next safe point (SIGTERM again to stop at once)",
+        f"lstm-jax: interrupted (SIGTERM); nothing was written. Start again with: lstm-jax "
+        f"sample {trained_run} --prompt the --length 30"]
+
+
+SIGNALLED_SAMPLE = textwrap.dedent("""
+    # `lstm-jax sample ARGS...` with a real Ctrl-C sent to this process as the sample is drawn
+    import os, signal, sys
+    from lstm_jax import cli
+    from lstm_jax.train import loop
+    sample = loop.Trained.sample
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return sample(*args, **kwargs)
+    loop.Trained.sample = signalled
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
+@pytest.mark.slow
+def test_lstm_jax_sample_interrupted_in_a_process_of_its_own_exits_130(trained_run):
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_SAMPLE, "sample", str(trained_run),
+                             "--prompt", "the", "--length", "3000"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 130, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"lstm-jax: interrupted (SIGINT); nothing was written. Start again with: lstm-jax sample "
+        f"{trained_run} --prompt the --length 3000")
 
 
 @pytest.mark.parametrize("args, message", [

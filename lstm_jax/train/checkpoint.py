@@ -8,7 +8,9 @@ Writes are atomic: orbax writes each checkpoint to ``<step>.orbax-checkpoint-tmp
 renames it when complete. ``save`` writes in a helper thread and waits for it; SIGINT
 and SIGTERM arriving meanwhile are reported, held until the write is complete, and then
 handed to their handlers (Ctrl-C's ``KeyboardInterrupt`` comes out of ``save``, a
-handler that raises ``SystemExit`` runs then): the checkpoint is complete. A write that
+handler that raises ``SystemExit`` runs then): the checkpoint is complete. A first one
+under ``interrupts.deferred()``, which only asks the run to stop at its next check, is
+recorded (and announced) at once, before the line saying the save is being finished. A write that
 fails, or raises inside orbax, is discarded. Temporary folders left by a killed process
 are removed when the folder is opened again.
 
@@ -37,6 +39,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from lstm_jax import _checks
+from lstm_jax.train import interrupts
 
 _ITEMS = ("params", "state")  # the sub-folders of a step
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's marker of an unfinished write
@@ -421,7 +424,11 @@ def _signals_held(held_one: Callable[[], None]):
     held: list[int] = []
 
     def hold(number, frame) -> None:
-        held.append(number)
+        # a first signal under interrupts.deferred() is announced and recorded now, so its
+        # line comes before held_one's (it only asks the run to stop at its next check);
+        # any other signal waits for the end of the block
+        if not (interrupts.is_handler(previous.get(number)) and interrupts.record_first(number)):
+            held.append(number)
         held_one()
 
     for number in previous:

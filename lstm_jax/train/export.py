@@ -8,6 +8,7 @@ readout; with ``step`` it is ``(carry, x_t) -> (carry, predictions (B, O))``, x_
 ids or (B, I), the carry zeros at the start (``lstm_jax.exporting``).
 
 jax loads only once the arguments are checked (``check``): a mistake comes back at once.
+A signal (``interrupts``) stops it before the files are written: both or neither.
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ def export_run(run_dir: Path, out: Path, *, fmt: str = "stablehlo",
     dimension as its name, "B" or "T")."""
     check(out, fmt, platforms, batch, time, step)
     from lstm_jax import exporting
+    from lstm_jax.train import interrupts
     from lstm_jax.train.loop import load
 
     trained = load(run_dir)
+    interrupts.check()  # before the model is traced and lowered
     fn, args = (_step if step else _sequence)(trained, batch, time)
     inputs = exporting.STEP_INPUTS if step else exporting.SEQUENCE_INPUTS
     outputs = STEP_OUTPUTS if step else SEQUENCE_OUTPUTS
@@ -79,8 +82,13 @@ def export_run(run_dir: Path, out: Path, *, fmt: str = "stablehlo",
         described["platforms"] = list(exported.platforms)
     description = {"run": str(run_dir), "experiment": trained.experiment,
                    "checkpoint_step": trained.step, "format": fmt, "step": step, **described}
+    interrupts.check()  # the last safe point: then both files, each whole, or neither
     write_atomically(out, data)
-    write_atomically(Path(f"{out}.json"), json.dumps(description, indent=2) + "\n")
+    try:
+        write_atomically(Path(f"{out}.json"), json.dumps(description, indent=2) + "\n")
+    except BaseException:  # e.g. stopped at once: no file without the description beside it
+        out.unlink(missing_ok=True)
+        raise
     return description
 
 

@@ -1,11 +1,16 @@
-"""Ctrl-C and SIGTERM that stop a run between steps, never in the middle of one.
+"""Ctrl-C and SIGTERM that stop a command between steps, never in the middle of one.
 
 ``deferred()`` replaces the SIGINT/SIGTERM handlers with one that only records the
-signal; the training loop calls ``check()`` at safe points (between steps, between
-evaluation batches, after a checkpoint is written), which raises ``Interrupted``.
-So an interrupt never lands inside XLA's compiler, a jitted step or an orbax save,
-and a checkpoint being written is completed before the run stops. A second Ctrl-C
-stops at once (Python's ``KeyboardInterrupt``).
+signal and says so on stderr; every command calls ``check()`` at its safe points
+(between training steps, between evaluation batches, after a checkpoint is written,
+between benchmark repetitions, before a file is written), which raises
+``Interrupted``. So an interrupt never lands inside XLA's compiler, a jitted step, an
+orbax save or half a file, and a checkpoint being written is completed before the run
+stops. A second signal, of either kind, stops at once: ``StoppedAtOnce`` is raised
+wherever the program is (a ``KeyboardInterrupt``, which ``check``'s callers do not
+catch as a safe stop). The announcement names the way to do that for the signal
+received: Ctrl-C again after a Ctrl-C, SIGTERM again after a SIGTERM (``kill`` is
+sent from elsewhere, where no Ctrl-C reaches the process).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import threading
 from typing import Iterator
 
 _pending: list[int] = []  # the signal received, at most one
+_bars: set[int] = set()  # progress bars on a terminal now (ids): their line is not ended
+_active: list[bool] = []  # a deferred() block is open
 
 
 class Interrupted(KeyboardInterrupt):
@@ -28,15 +35,49 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second SIGINT or SIGTERM: raised by the handler wherever the program was, not at a
+    safe point; ``exit_code`` is 128 + that signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def announcement(signum: int) -> str:
+    """The line that answers a first signal: what happens, and how to stop at once."""
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    return (f"lstm-jax: {name} received: stopping at the next safe point "
+            f"({name} again to stop at once)")
+
+
 def _record(signum, frame) -> None:
-    if _pending and signum == signal.SIGINT:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        raise KeyboardInterrupt
-    if not _pending:
-        _pending.append(signum)
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        print(f"\nlstm-jax: {name} received: stopping at the next safe point "
-              f"(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+    if not record_first(signum):
+        raise StoppedAtOnce(signum)
+
+
+def record_first(signum: int) -> bool:
+    """What the handler of ``deferred()`` does with a first signal, for a caller that has
+    taken the signal itself (``checkpoint``, while a save holds signals): record it and
+    announce it, and return True; False, doing nothing, if a signal is already pending."""
+    if _pending:
+        return False
+    _pending.append(signum)
+    new_line = "\n" if _bars else ""  # a progress bar's line is ended first
+    print(new_line + announcement(signum), file=sys.stderr, flush=True)
+    return True
+
+
+def is_handler(handler) -> bool:
+    """Whether ``handler`` (``signal.getsignal``'s) is the one ``deferred()`` installs."""
+    return handler is _record
+
+
+def bar_shown(bar: object, shown: bool = True) -> None:
+    """A progress bar on a terminal starts (``shown``) or ends: while one is on screen, the
+    announcement begins with a new line (the cursor is at the end of the bar's line)."""
+    (_bars.add if shown else _bars.discard)(id(bar))
 
 
 @contextlib.contextmanager
@@ -46,18 +87,24 @@ def deferred() -> Iterator[None]:
     Nested blocks share the outer one's handlers. Outside the main thread (where
     Python cannot install handlers) the block changes nothing.
     """
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is _record:
+    if threading.current_thread() is not threading.main_thread() or _active:
         yield
         return
     previous = {s: signal.signal(s, _record) for s in (signal.SIGINT, signal.SIGTERM)
                 if signal.getsignal(s) is not signal.SIG_IGN}  # e.g. nohup: stay ignored
+    _active.append(True)
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _pending.clear()
+        _active.clear()
+
+
+def pending() -> int | None:
+    """The signal received since ``deferred()`` began, or None."""
+    return _pending[0] if _pending else None
 
 
 def check() -> None:

@@ -340,7 +340,7 @@ def run_many(group: list[Prepared], run_dirs: list[Path], *, resume: bool = Fals
             states, finals = _loop(group, states, start, checkpoints, logs, progress,
                                    elapsed=[e[-1] if e else 0.0 for e in earlier],
                                    evaluate_start=_eval_due(config, start) and not evaluated)
-        except interrupts.Interrupted as stop:
+        except KeyboardInterrupt as stop:  # at a safe point, or at once (a second signal)
             stop.checkpoint = checkpoints[0].latest_step()
             raise
     for prepared, path, log in zip(group, run_dirs, logs):

@@ -17,6 +17,8 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from lstm_jax.train import interrupts
+
 
 class MetricsLog:
     """Appends one JSON object per line to ``metrics.jsonl``."""
@@ -254,6 +256,7 @@ class Progress:
 
             self._tqdm = tqdm(total=total, initial=initial, desc=desc, unit="step",
                               file=self.stream, dynamic_ncols=True)
+            interrupts.bar_shown(self)  # an interrupt's line then starts on a line of its own
 
     def update(self, n: int = 1, postfix: Mapping[str, Any] | None = None) -> None:
         """``n`` more steps done; ``postfix`` (e.g. ``{"loss": 0.0123}``) replaces the last."""
@@ -275,6 +278,7 @@ class Progress:
         if self._tqdm is not None:
             self._tqdm.close()
             self._tqdm = None
+            interrupts.bar_shown(self, False)
         elif self.enabled and self.done != self._line_step:
             self._write_line()
 
