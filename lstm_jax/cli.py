@@ -322,10 +322,11 @@ def _reproduce(args, fields: list[str]) -> int:
             only=args.variants, chosen_seeds=_seeds(args.seeds),
             overrides=lambda config: cfg.cli(config, fields, prog=prog),
             progress=not args.no_progress, command=_what_reproduces(args.argv), devices=devices)
-    except interrupts.Interrupted as stop:
-        print(f"lstm-jax: interrupted ({stop}); the finished runs are kept and the unfinished "
-              f"one continues from its last checkpoint. Continue with: {command}", file=sys.stderr)
-        return stop.exit_code
+    except KeyboardInterrupt as stop:  # at a safe point, or at once (a second signal)
+        print(f"lstm-jax: interrupted ({_signal_name(stop)}); the finished runs are kept and the "
+              f"unfinished one continues from its last checkpoint. Continue with: {command}",
+              file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
     metric = summary["reference"]["metric"]
     print(f"{experiment.name} ({metric}, mean ± std over seeds):")
     for name, variant in summary["variants"].items():

@@ -261,3 +261,24 @@ def test_reproduce_refuses_seed_and_folders_it_cannot_write_before_training(tmp_
         assert code == 2
         assert capsys.readouterr().err == f"lstm-jax: error: {message}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing trained or made
+
+
+@pytest.mark.parametrize("stop", ["Interrupted", "StoppedAtOnce"])
+def test_reproduce_stopped_by_a_signal_says_how_to_continue(stop, tmp_path, monkeypatch, capsys):
+    """A first signal stops at a safe point, a second at once: both print the command that
+    continues and exit 128 + the signal, never "nothing was written"."""
+    import signal
+
+    from lstm_jax import cli
+    from lstm_jax.train import interrupts
+
+    def stopped(*args, **kwargs):
+        raise getattr(interrupts, stop)(signal.SIGTERM)
+
+    monkeypatch.setattr(reproduce, "reproduce", stopped)
+    args = ["reproduce", "adding", "--variants", "lstm-T100", "--runs", str(tmp_path / "runs"),
+            "--results", str(tmp_path / "res")]
+    assert cli.main(args) == 143
+    assert capsys.readouterr().err == (
+        "lstm-jax: interrupted (SIGTERM); the finished runs are kept and the unfinished one "
+        f"continues from its last checkpoint. Continue with: lstm-jax {' '.join(args)}\n")
