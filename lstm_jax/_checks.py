@@ -15,9 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def positive_int(name: str, value: Any) -> int:
     """Return ``value`` if it is an int > 0, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not _is_int(value):
         raise TypeError(f"`{name}` must be a positive int, got {value!r}")
     if value <= 0:
         raise ValueError(f"`{name}` must be a positive int, got {value}")
@@ -45,10 +49,6 @@ def flag(name: str, value: Any, *, optional: bool = False) -> bool | None:
         allowed = "True, False or None" if optional else "True or False"
         raise TypeError(f"`{name}` must be {allowed}, got {value!r}")
     return bool(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _dimension(n: Any) -> bool:
