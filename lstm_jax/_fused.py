@@ -48,15 +48,25 @@ def _flatten(a, lead: int):
     return a.reshape((-1, *a.shape[lead:]))
 
 
+MODELS_WRITTEN_OUT = 16  # models mapped on a CPU as one call each, at most; lax.map beyond
+
+
 def _models_mapped_on_cpu(fn):
     """``fn`` (a function of its arguments alone, its params first) with its derivatives,
-    but run model after model (``jax.lax.map``) where ``jax.vmap`` batches it over models
-    (its params batched) on a CPU; batched as usual on an accelerator or with the params
-    shared (``_machine.maps_models``): 4 adding models' training steps vmapped took
-    1.23x the time of the 4 one after the other, with the pass mapped 1.09-1.11x
-    (benchmarks/NOTES.md, "Many models at once", finding 10). A ``custom_vmap`` cannot be differentiated in reverse mode, so
-    its derivatives are ``fn``'s own (``custom_jvp``): the backward pass, second order
-    included, is traced from ``fn`` and batched as usual."""
+    but run model after model where ``jax.vmap`` batches it over models (its params
+    batched) on a CPU; batched as usual on an accelerator or with the params shared
+    (``_machine.maps_models``). 4 adding models' training steps vmapped took 1.23x the
+    time of the 4 one after the other, with the pass mapped by ``jax.lax.map`` 1.09-1.11x,
+    and with it written out as one call per model 0.97-1.01x (benchmarks/NOTES.md, "Many
+    models at once", findings 10 and 11): ``lax.map`` stacks each model's outputs into an
+    (N, ...) buffer that a CPU zero-fills first, and the forward pass's saved stacks are
+    such outputs; written out, they are stacked by one concatenate. Beyond
+    ``MODELS_WRITTEN_OUT`` models, ``lax.map``: each call written out adds its loops to
+    the program (compiling 16 LSTM models' training step took 3.2 s, 1.4 s mapped).
+
+    A ``custom_vmap`` cannot be differentiated in reverse mode, so its derivatives are
+    ``fn``'s own (``custom_jvp``): the backward pass, second order included, is traced
+    from ``fn`` and batched as usual."""
     mapped = jax.custom_batching.custom_vmap(fn)
 
     @mapped.def_vmap
@@ -72,7 +82,12 @@ def _models_mapped_on_cpu(fn):
                     each[i] = a
                 return fn(*jax.tree.unflatten(tree, each))
 
-            out = jax.lax.map(one_model, [leaves[i] for i in at])
+            stacks = [leaves[i] for i in at]
+            if axis_size > MODELS_WRITTEN_OUT:
+                out = jax.lax.map(one_model, stacks)
+            else:
+                outs = [one_model([a[k] for a in stacks]) for k in range(axis_size)]
+                out = jax.tree.map(lambda *each: jnp.stack(each), *outs)
         else:
             axes = jax.tree.unflatten(tree, [0 if b else None for b in batched])
             out = jax.vmap(fn, in_axes=tuple(axes))(*args)

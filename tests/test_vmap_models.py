@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 import lstm_jax as lj
+from lstm_jax import _fused
 from tests.helpers import B, H, I, T, assert_trees_close, inputs, perturbed
 
 N = 3  # models
@@ -70,18 +71,27 @@ def test_vmap_over_inputs_alone_and_vmap_of_vmap():
     assert_trees_close(jax.tree.map(lambda a: a[1, ::-1], nested), shared)
 
 
-def test_on_a_cpu_vmap_over_models_runs_the_fused_pass_model_after_model():
+def test_on_a_cpu_vmap_over_models_runs_the_fused_pass_model_after_model(monkeypatch):
     """Batched over models (params stacked), the fused pass's forward loop and backward
-    pass are mapped, a scan over the models (XLA:CPU splits a batched loop's ops over its
-    threads at a cost: benchmarks/NOTES.md, "Many models at once", finding 10); with the
-    params shared, vmap batches them as usual."""
+    pass run model after model (XLA:CPU splits a batched loop's ops over its threads at
+    a cost: benchmarks/NOTES.md, "Many models at once", findings 10 and 11): written out,
+    one loop per model, up to ``MODELS_WRITTEN_OUT`` models, and a scan over the models
+    beyond, with the same results; with the params shared, vmap batches them as usual."""
     layer, models = lj.rnn(lj.lstm(H)), 4
-    params = jax.tree.map(lambda *a: jnp.stack(a), *[layer.init(jax.random.key(k), I)
-                                                    for k in range(models)])
+    params = jax.tree.map(lambda *a: jnp.stack(a), *[
+        perturbed(layer.init(jax.random.key(k), I), jax.random.key(10 + k)) for k in range(models)])
     xs = jnp.stack([inputs(seed=k) for k in range(models)])
     grad = jax.grad(lambda p, x: loss(layer, {}, p, x, None), argnums=(0, 1))
-    over_models = str(jax.make_jaxpr(jax.vmap(grad))(params, xs))
-    assert over_models.count(f"length={models}") == 2  # the forward loop, the backward pass
+    loops = lambda jaxpr: jaxpr.count(f"length={T}")  # the time loops, forward and backward
+    written_out = str(jax.make_jaxpr(jax.vmap(grad))(params, xs))
+    assert f"length={models}" not in written_out and loops(written_out) == 2 * models
     shared = str(jax.make_jaxpr(jax.vmap(grad, in_axes=(None, 0)))(
         jax.tree.map(lambda a: a[0], params), xs))
-    assert f"length={models}" not in shared
+    assert f"length={models}" not in shared and loops(shared) == 2
+    monkeypatch.setattr(_fused, "MODELS_WRITTEN_OUT", models - 1)
+    scanned = str(jax.make_jaxpr(jax.vmap(grad))(params, xs))
+    assert scanned.count(f"length={models}") == 2 and loops(scanned) == 2
+    assert_trees_close(jax.jit(jax.vmap(grad))(params, xs),
+                       jax.tree.map(lambda *a: jnp.stack(a), *[
+                           grad(jax.tree.map(lambda a: a[k], params), xs[k]) for k in range(models)]),
+                       atol=1e-5, rtol=1e-5)
