@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax import runner
+from lstm_jax import _platforms, runner
 from lstm_jax.cells import protocol
 from lstm_jax.cells.base import Layer
 from lstm_jax.layers import first_cell, has_bidirectional, input_size
@@ -64,7 +64,8 @@ def export(layer: Layer, params: Any, *, batch: int | None = None, time: int | N
       batch, time: fix B or T; None leaves them symbolic, so one program serves every
         batch size and length.
       platforms: lower for these, e.g. ``("cpu", "cuda")`` or ``"cpu"`` (jax lowers for
-        CUDA on a machine without a GPU); None: the default backend's.
+        CUDA on a machine without a GPU); None: the default backend's. A name jax does
+        not lower for is refused with those it does.
       step: export one step, ``(carry, x_t (B, I)) -> (carry, y_t (B, P))``, instead
         of whole sequences, ``(xs (B, T, I), seq_lengths (B,) int32) -> (carry, ys
         (B, T, P))`` (time-major layers: xs (T, B, I), ys (T, B, P)). The first carry
@@ -164,10 +165,27 @@ def export_function(fn: Callable, args: tuple, platforms: Sequence[str] | str | 
                     ) -> jax.export.Exported:
     """``jax.export`` of ``fn`` at ``args`` (ShapeDtypeStructs), traced with the plain
     XLA loop (``runner.exporting``)."""
+    with runner.exporting():
+        return jax.export.export(jax.jit(fn), platforms=_known(platforms))(*args)
+
+
+def _known(platforms: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """``platforms`` as a tuple of ``_platforms.PLATFORMS`` (one string: a tuple of it),
+    or None; else the error naming the argument and the platforms known."""
+    if platforms is None:
+        return None
     if isinstance(platforms, str):  # one platform: ("cpu",), not ("c", "p", "u")
         platforms = (platforms,)
-    with runner.exporting():
-        return jax.export.export(jax.jit(fn), platforms=platforms)(*args)
+    if not isinstance(platforms, (tuple, list)) or not all(isinstance(p, str) for p in platforms):
+        raise TypeError(f"`platforms` must be a platform's name, a tuple of them such as "
+                        f"(\"cpu\", \"cuda\"), or None (the default backend's), got {platforms!r}")
+    if not platforms:
+        raise ValueError(f"`platforms` must name at least one platform, or be None (the "
+                         f"default backend's), got {platforms!r}")
+    unknown = _platforms.unknown("`platforms`", platforms)
+    if unknown:
+        raise ValueError(unknown)
+    return tuple(platforms)
 
 
 def onnx_function(fn: Callable, args: tuple, input_names: Sequence[str],

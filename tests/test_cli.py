@@ -181,7 +181,8 @@ QUICK_COMMANDS = [["--help"], ["train", "--help"], ["train", "adding", "--help"]
                   ["train"], ["train", "nope"], ["train", "adding", "--hiden-size", "3"], ["eval"],
                   ["train", "adding", "--seeds", "0,0"], ["train", "adding", "--seeds", "0", "--seed", "1"],
                   ["export", "--help"], ["export", "run"], ["export", "run", "--out", "f", "--step",
-                                                            "--time", "3"]]
+                                                            "--time", "3"],
+                  ["export", "run", "--out", "f", "--platforms", "gpu"]]
 
 
 def test_help_and_argument_errors_need_no_jax_orbax_or_bench(monkeypatch, capsys):

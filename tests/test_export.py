@@ -133,6 +133,26 @@ def test_one_platform_may_be_named_by_a_string():
                               atol=1e-6)
 
 
+@pytest.mark.parametrize("platforms, error, message", [
+    ("gpu", ValueError, "`platforms`: unknown platform 'gpu'; known: cpu, cuda, rocm, tpu"),
+    (("cpu", "gpu"), ValueError,
+     "`platforms`: unknown platform 'gpu'; known: cpu, cuda, rocm, tpu"),
+    ((), ValueError, "`platforms` must name at least one platform, or be None (the default "
+                     "backend's), got ()"),
+    (3, TypeError, "`platforms` must be a platform's name, a tuple of them such as "
+                   "(\"cpu\", \"cuda\"), or None (the default backend's), got 3"),
+    (("cpu", 3), TypeError, "`platforms` must be a platform's name, a tuple of them such as "
+                            "(\"cpu\", \"cuda\"), or None (the default backend's), got ('cpu', 3)"),
+])
+def test_platforms_jax_does_not_lower_for_are_refused_with_those_it_does(platforms, error,
+                                                                          message):
+    layer = lj.rnn(lj.lstm(4))
+    params = layer.init(jax.random.key(0), 3)
+    for export in (lj.export, lj.export_step):
+        with pytest.raises(error, match=f"^{re.escape(message)}$"):
+            export(layer, params, platforms=platforms)
+
+
 def test_it_lowers_for_cpu_and_cuda_together_without_a_gpu():
     layer, params = stacked()
     exported = lj.export(layer, params, platforms=("cpu", "cuda"))

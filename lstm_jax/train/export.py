@@ -18,13 +18,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from lstm_jax import _platforms
 from lstm_jax._files import write_atomically
 from lstm_jax.train.config import ConfigError
 
 if TYPE_CHECKING:
     from lstm_jax.train.loop import Trained
 
-PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # what jax.export lowers for
 SEQUENCE_OUTPUTS = ("predictions",)
 STEP_OUTPUTS = ("new_carry", "predictions")
 
@@ -44,10 +44,9 @@ def check(out: Path, fmt: str, platforms: Sequence[str] | None, batch: int | Non
 
         raise ConfigError(f"--format onnx needs jax2onnx: "
                           f"{pip_install('onnx', 'onnx-ir', 'jax2onnx')}")
-    for platform in platforms or ():
-        if platform not in PLATFORMS:
-            raise ConfigError(f"--platforms: unknown platform {platform!r}; known: "
-                              f"{', '.join(PLATFORMS)}")
+    unknown = _platforms.unknown("--platforms", platforms or ())
+    if unknown:
+        raise ConfigError(unknown)
     for name, value in (("--batch", batch), ("--time", time)):
         if value is not None and value <= 0:
             raise ConfigError(f"{name} must be a positive int, got {value}")
