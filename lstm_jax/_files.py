@@ -1,8 +1,11 @@
 """Files written whole or not at all: a reader, or a process killed mid-write, never
-leaves or sees half a file (run records, summaries, RESULTS.md, data caches)."""
+leaves or sees half a file (run records, summaries, RESULTS.md, data caches); and
+folders found writable, or made, before the work that fills them."""
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -30,3 +33,40 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def writable_folder(path: Path, *, make: bool = False) -> list[Path]:
+    """Check, before any work, that ``path`` can be a folder to write in: the nearest
+    of it and its parents that exists must be a folder that takes a new entry. With
+    ``make`` the folder is made (with the missing ones above it), else nothing is.
+
+    Returns the folders made, deepest first, for ``remove_made``. Raises OSError whose
+    ``filename`` is that nearest existing path, leaving nothing made:
+    NotADirectoryError where it is a file, else the error of the folder's creation.
+    """
+    path = Path(path)
+    missing = list(itertools.takewhile(lambda folder: not folder.exists(),
+                                       (path, *path.parents)))
+    existing = missing[-1].parent if missing else path
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    made = missing if make else []
+    try:
+        if make:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            Path(tempfile.mkdtemp(dir=existing)).rmdir()  # a new entry, at once taken back
+    except OSError as error:
+        remove_made(made)
+        raise OSError(error.errno, error.strerror, str(existing)) from None
+    return made
+
+
+def remove_made(folders: list[Path]) -> None:
+    """Remove the ``folders`` that ``writable_folder`` made (deepest first) while they
+    are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or already gone
+            break

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax import _machine
-from lstm_jax._files import write_atomically
+from lstm_jax._files import remove_made, writable_folder, write_atomically
 from lstm_jax.cells import KINDS, lstm
 from lstm_jax.layers import bidirectional, stack
 from lstm_jax.runner import rnn
@@ -1010,25 +1010,13 @@ def check(args: argparse.Namespace) -> None:
 
 def _make_folder(path: Path) -> list[Path]:
     """Make ``path`` (and the folders above it): ConfigError if it cannot be made. Returns
-    the folders it made, deepest first, for ``_unmake``."""
+    the folders it made, deepest first, for ``remove_made``."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} is a file; give a folder for the reports")
-    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        return writable_folder(path, make=True)
     except OSError as error:
-        _unmake(missing)
         raise ConfigError(f"cannot create --out {path}: {error.strerror or error}") from None
-    return missing
-
-
-def _unmake(folders: list[Path]) -> None:
-    """Remove the ``folders`` made (deepest first) while they are empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty, or already gone
-            break
 
 
 def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
@@ -1059,7 +1047,7 @@ def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
         return getattr(stop, "exit_code", 130)
     finally:
         if not written:
-            _unmake(made)
+            remove_made(made)
     return 0
 
 

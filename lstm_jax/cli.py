@@ -194,21 +194,17 @@ def _resumable(run_dir: Path) -> bool:
 
 
 def _check_writable(flag: str, folder: Path) -> None:
-    """Refuse a folder that cannot be made or written in, leaving nothing behind: its
-    nearest existing parent must be a folder that takes a new entry."""
-    import tempfile
-
+    """Refuse a folder that cannot be made or written in, making nothing
+    (``_files.writable_folder``)."""
+    from lstm_jax._files import writable_folder
     from lstm_jax.train import config as cfg
 
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise cfg.ConfigError(f"{flag} {folder}: {existing} is a file")
     try:
-        Path(tempfile.mkdtemp(dir=existing)).rmdir()
+        writable_folder(folder)
+    except NotADirectoryError as error:
+        raise cfg.ConfigError(f"{flag} {folder}: {error.filename} is a file") from None
     except OSError as error:
-        raise cfg.ConfigError(f"{flag} {folder}: cannot write in {existing} "
+        raise cfg.ConfigError(f"{flag} {folder}: cannot write in {error.filename} "
                               f"({error.strerror})") from None
 
 

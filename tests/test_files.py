@@ -2,10 +2,11 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
-from lstm_jax._files import write_atomically
+from lstm_jax._files import remove_made, writable_folder, write_atomically
 
 
 def mode(path) -> int:
@@ -36,3 +37,28 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         write_atomically(path, Unencodable("new"))
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_a_folder_is_checked_without_making_anything(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    assert writable_folder(tmp_path / "runs" / "deep") == []
+    assert writable_folder(tmp_path) == []  # an existing folder: a new entry is tried in it
+    with pytest.raises(NotADirectoryError) as error:
+        writable_folder(tmp_path / "a_file" / "runs")
+    assert error.value.filename == str(tmp_path / "a_file")
+    with pytest.raises(FileNotFoundError) as error:  # /proc takes no new entry
+        writable_folder(Path("/proc/runs"))
+    assert (error.value.filename, error.value.strerror) == ("/proc", "No such file or directory")
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
+
+
+def test_a_folder_made_is_removed_while_nothing_was_written_in_it(tmp_path):
+    made = writable_folder(tmp_path / "a" / "b", make=True)
+    assert made == [tmp_path / "a" / "b", tmp_path / "a"] and (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "a" / "kept.txt").write_text("x")
+    remove_made(made)  # b is removed; a holds a file, so it stays
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["kept.txt"]
+    assert writable_folder(tmp_path / "a", make=True) == []  # it exists: nothing made
+    with pytest.raises(NotADirectoryError) as error:
+        writable_folder(tmp_path / "a" / "kept.txt" / "c", make=True)
+    assert error.value.filename == str(tmp_path / "a" / "kept.txt")
