@@ -69,11 +69,21 @@ def batch_shape(value: Any) -> tuple:
     return tuple(int(n) if _is_int(n) else n for n in shape)
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def is_finite(value: Any) -> bool:
+    """Whether ``value`` is a finite real number: an int or float, Python's or NumPy's,
+    not a bool, NaN or an infinity."""
+    return _is_real(value) and bool(np.isfinite(value))
+
+
 def finite_float(name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite real number, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not _is_real(value):
         raise TypeError(f"`{name}` must be a float, got {value!r}")
-    if not np.isfinite(value):
+    if not is_finite(value):
         raise ValueError(f"`{name}` must be finite, got {value}")
     return float(value)
 

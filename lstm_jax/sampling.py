@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+
+from lstm_jax import _checks
 
 
 def sample(
@@ -72,6 +73,6 @@ def sample(
 
 def check_temperature(temperature: Any) -> float:
     """``temperature`` as a float if it is a finite number >= 0, else a ValueError naming it."""
-    if not isinstance(temperature, (int, float)) or not 0 <= temperature < math.inf:
+    if not (_checks.is_finite(temperature) and temperature >= 0):
         raise ValueError(f"`temperature` must be a finite float >= 0, got {temperature!r}")
     return float(temperature)

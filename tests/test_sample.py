@@ -87,11 +87,21 @@ def test_each_drawn_token_is_fed_back_as_the_next_input():
     ({"length": 3, "temperature": -0.5}, "`temperature` must be a finite float >= 0, got -0.5"),
     ({"length": 3, "temperature": float("nan")}, "`temperature` must be a finite float >= 0, got nan"),
     ({"length": 3, "temperature": float("inf")}, "`temperature` must be a finite float >= 0, got inf"),
+    ({"length": 3, "temperature": True}, "`temperature` must be a finite float >= 0, got True"),
+    ({"length": 3, "temperature": "0.8"}, "`temperature` must be a finite float >= 0, got '0.8'"),
 ])
 def test_bad_length_or_temperature_name_the_argument(kwargs, message):
     step, _ = tiny_rnn()
     with pytest.raises(ValueError, match=f"^{message}$".replace("(", r"\(")):
         lj.sample(step, jnp.zeros((B, H)), jnp.zeros(B, jnp.int32), jax.random.key(0), **kwargs)
+
+
+def test_a_numpy_temperature_is_a_number_like_any_other():
+    step, _ = tiny_rnn()
+    draw = lambda temperature: lj.sample(step, jnp.zeros((B, H)), jnp.zeros(B, jnp.int32),
+                                         jax.random.key(0), length=4, temperature=temperature)[0]
+    np.testing.assert_array_equal(draw(np.float32(0.5)), draw(0.5))
+    np.testing.assert_array_equal(draw(np.int64(0)), draw(0.0))
 
 
 def test_a_token_that_is_not_a_batch_of_ids_is_refused():
