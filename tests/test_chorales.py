@@ -62,6 +62,11 @@ def test_task_shifts_frames_by_one_and_splits_by_piece(pieces):
     np.testing.assert_array_equal(again.eval_batches(None, 2, 1)[0].xs, test[0].xs)
 
 
+def test_a_test_fraction_outside_0_1_is_refused(pieces):
+    with pytest.raises(ValueError, match=r"^`test_fraction` must be in \(0, 1\), got 1.0$"):
+        chorales.chorales_task(files=pieces, test_fraction=1.0)
+
+
 def test_frame_nll_sums_pitches_and_averages_valid_frames():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 3, 4)).astype(np.float32)

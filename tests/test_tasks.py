@@ -62,6 +62,18 @@ def test_losses_ignore_rows_of_weight_zero_and_steps_past_the_length():
 
 # ---- from_arrays ----------------------------------------------------------------------
 
+@pytest.mark.parametrize("test_fraction", [1.0, 0.0, float("nan")])
+def test_a_test_fraction_outside_0_1_is_refused_by_each_task_that_holds_one_out(test_fraction):
+    from lstm_jax.tasks.text import char_task
+
+    xs, labels = classification_arrays(n=10)
+    message = f"^`test_fraction` must be in \\(0, 1\\), got {test_fraction}$"
+    with pytest.raises(ValueError, match=message):
+        from_arrays(xs, labels, test_fraction=test_fraction)
+    with pytest.raises(ValueError, match=message):  # checked before the text is read
+        char_task(path="never_read.txt", seq_len=4, test_fraction=test_fraction)
+
+
 def test_from_arrays_carves_off_a_deterministic_disjoint_test_split():
     xs, labels = classification_arrays(n=50)
     task = from_arrays(xs, labels, test_fraction=0.2)

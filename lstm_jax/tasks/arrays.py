@@ -87,6 +87,26 @@ class _Split:
         return part
 
 
+def check_test_fraction(test_fraction: float) -> float:
+    """``test_fraction`` if it is in (0, 1), else a ValueError naming it."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}")
+    return test_fraction
+
+
+def split_indices(count: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)``: the sorted indices of ``count`` examples, ``test_fraction`` of
+    them (at least one) held out for testing, the same ones for every run (``SPLIT_SEED``).
+
+    >>> [indices.tolist() for indices in split_indices(5, 0.4)]
+    [[0, 1, 3], [2, 4]]
+    """
+    check_test_fraction(test_fraction)
+    order = np.random.default_rng(SPLIT_SEED).permutation(count)
+    held_out = max(1, round(count * test_fraction))
+    return np.sort(order[held_out:]), np.sort(order[:held_out])
+
+
 def host_rng(key: jax.Array, n: int) -> np.random.Generator:
     """A NumPy generator that is a pure function of (key, n): the data order of epoch
     n, or the windows of step n, drawn on the host."""
@@ -142,11 +162,8 @@ def from_arrays(
     loss_fn, metrics = losses.loss_and_metrics(loss)
     train = _Split("", xs, targets, seq_lengths, loss, readout)
     if test is None:
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}")
-        order = np.random.default_rng(SPLIT_SEED).permutation(len(train))
-        held_out = max(1, round(len(train) * test_fraction))
-        train, test_split = train.subset(np.sort(order[held_out:])), train.subset(np.sort(order[:held_out]))
+        kept, held_out = split_indices(len(train), test_fraction)
+        train, test_split = train.subset(kept), train.subset(held_out)
     else:
         if not isinstance(test, (tuple, list)) or len(test) not in (2, 3):
             raise TypeError("`test` must be (xs, targets) or (xs, targets, seq_lengths)")

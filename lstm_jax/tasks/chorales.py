@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax.tasks import losses
-from lstm_jax.tasks.arrays import SPLIT_SEED, from_arrays
+from lstm_jax.tasks.arrays import from_arrays, split_indices
 from lstm_jax.tasks.base import Batch, Task
 from lstm_jax._extras import pip_install
 from lstm_jax.tasks.digits import MissingData
@@ -115,11 +115,7 @@ def chorales_task(files: list[str] | None = None, test_fraction: float = 0.2) ->
         for f, pitches in enumerate(piece):
             roll[n, f, pitches - lowest] = 1.0
     lengths = np.array([len(piece) - 1 for piece in pieces], np.int32)
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}")
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(pieces))
-    held_out = max(1, round(len(pieces) * test_fraction))
-    test, train = np.sort(order[:held_out]), np.sort(order[held_out:])
+    train, test = split_indices(len(pieces), test_fraction)
     inputs = roll[:, :-1] * (np.arange(steps)[None, :] < lengths[:, None])[..., None]  # 0 past the end
     task = from_arrays(inputs[train], roll[train, 1:], seq_lengths=lengths[train],
                        test=(inputs[test], roll[test, 1:], lengths[test]), loss="mse",

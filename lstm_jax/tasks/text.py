@@ -22,7 +22,7 @@ import numpy as np
 
 from lstm_jax import _checks
 from lstm_jax.tasks import losses
-from lstm_jax.tasks.arrays import host_rng
+from lstm_jax.tasks.arrays import check_test_fraction, host_rng
 from lstm_jax.tasks.base import Batch, Task
 from lstm_jax._files import write_atomically
 from lstm_jax.tasks.cache import cache_dir
@@ -86,8 +86,7 @@ def char_task(path: str | None = None, seq_len: int = 128, test_fraction: float 
     ``bpc`` is the unigram entropy of the training characters.
     """
     seq_len = _checks.positive_int("seq_len", seq_len)
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}")
+    check_test_fraction(test_fraction)
     text = bible_text() if path is None else read_text(path)
     codes = np.frombuffer(text.encode("utf-32-le"), np.uint32)
     vocab_codes, ids = np.unique(codes, return_inverse=True)  # sorted characters, ids
