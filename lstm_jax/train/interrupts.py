@@ -26,8 +26,9 @@ _bars: set[int] = set()  # progress bars on a terminal now (ids): their line is 
 _active: list[bool] = []  # a deferred() block is open
 
 
-class Interrupted(KeyboardInterrupt):
-    """A run stopped by SIGINT or SIGTERM at a safe point; ``exit_code`` is 128 + signal."""
+class _Signalled(KeyboardInterrupt):
+    """Stopped by the signal ``signum``, whose name is the message; ``exit_code`` is
+    128 + signal."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -35,14 +36,13 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
-class StoppedAtOnce(KeyboardInterrupt):
+class Interrupted(_Signalled):
+    """A run stopped by SIGINT or SIGTERM at a safe point."""
+
+
+class StoppedAtOnce(_Signalled):
     """A second SIGINT or SIGTERM: raised by the handler wherever the program was, not at a
-    safe point; ``exit_code`` is 128 + that signal."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.exit_code = 128 + signum
+    safe point (so not an ``Interrupted``)."""
 
 
 def announcement(signum: int) -> str:
