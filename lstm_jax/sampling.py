@@ -18,6 +18,7 @@ def sample(
     *,
     length: int,
     temperature: float = 1.0,
+    start: int | jax.Array = 0,
 ) -> tuple[jax.Array, Any]:
     """Draw ``length`` tokens, each fed back as the next step's input.
 
@@ -33,9 +34,13 @@ def sample(
         recurrent model with a readout.
       carry: the state before ``token``, e.g. after reading a prompt.
       token: (B,) int, the last token read (the prompt's last).
-      key: a PRNG key; step ``t`` draws with ``jax.random.fold_in(key, t)``.
+      key: a PRNG key; step ``t`` draws with ``jax.random.fold_in(key, start + t)``.
       length: tokens to draw (a Python int: it fixes the scan's length).
       temperature: a finite Python float >= 0 dividing the logits; 0 takes the argmax.
+      start: the number of the first step, an int or a () int array (traced under
+        ``jit``, so one compiled draw serves every piece): a long draw made in pieces,
+        each from the carry, last token and ``start + length`` of the one before, is the
+        draw made at once (below). ``Trained.sample`` draws so, to stop between pieces.
 
     Returns:
       ``(tokens, carry)``: (B, length) int32 ids and the carry after the last step (the
@@ -47,6 +52,14 @@ def sample(
     ...                        jax.random.key(0), length=4, temperature=0.0)
     >>> tokens.tolist(), carry.tolist()
     ([[0, 1, 2, 0], [0, 1, 2, 0]], [4, 4])
+
+    >>> noisy = lambda carry, token: (carry, jnp.zeros((2, 5)))  # every token equally likely
+    >>> args = (noisy, 0, jnp.zeros(2, jnp.int32), jax.random.key(1))
+    >>> at_once, _ = sample(*args, length=6)
+    >>> first, _ = sample(*args, length=4)
+    >>> rest, _ = sample(noisy, 0, first[:, -1], args[3], length=2, start=4)
+    >>> bool((jnp.concatenate([first, rest], axis=1) == at_once).all())
+    True
     """
     if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
         raise ValueError(f"`length` must be a positive int, got {length!r}")
@@ -54,6 +67,10 @@ def sample(
     token = jnp.asarray(token)
     if token.ndim != 1 or not jnp.issubdtype(token.dtype, jnp.integer):
         raise ValueError(f"`token` must be (B,) int ids, got {token.dtype} {token.shape}")
+    given, start = start, jnp.asarray(start)
+    if start.ndim != 0 or not jnp.issubdtype(start.dtype, jnp.integer):
+        got = f"{start.dtype} {start.shape}" if hasattr(given, "shape") else repr(given)
+        raise ValueError(f"`start` must be an int or a () int array, got {got}")
 
     def draw(state, t):
         carry, token = state
@@ -67,7 +84,7 @@ def sample(
         return (carry, token), token
 
     (carry, _), tokens_LxB = jax.lax.scan(draw, (carry, token.astype(jnp.int32)),
-                                          jnp.arange(length))
+                                          start + jnp.arange(length))
     return tokens_LxB.T, carry
 
 

@@ -54,6 +54,25 @@ def test_the_same_seed_gives_the_same_sample_and_another_seed_a_different_one():
     assert np.any(np.asarray(first) != np.asarray(other))
 
 
+def test_a_draw_made_in_pieces_from_start_is_the_draw_made_at_once():
+    step, _ = tiny_rnn()
+    carry, token, key = jnp.zeros((B, H)), jnp.array([0, 3, 6]), jax.random.key(5)
+    draw = functools.partial(lj.sample, step, temperature=4.0)  # far from greedy
+    at_once, carry_at_once = draw(carry, token, key, length=23)
+    piece = jax.jit(functools.partial(draw, length=5))  # start traced: one compile
+    pieces = []
+    for start in range(0, 23, 5):  # the last piece drawn whole, then cut
+        tokens, carry = piece(carry, token, key, start=start)
+        token = tokens[:, -1]
+        pieces.append(tokens)
+    np.testing.assert_array_equal(jnp.concatenate(pieces, axis=1)[:, :23], at_once)
+    _, carry_at_25 = draw(carry_at_once, at_once[:, -1], key, length=2, start=23)
+    np.testing.assert_allclose(carry, carry_at_25, rtol=1e-6)  # 25 steps each
+    assert piece._cache_size() == 1
+    later, _ = draw(jnp.zeros((B, H)), jnp.array([0, 3, 6]), key, length=23, start=1)
+    assert np.any(np.asarray(later) != np.asarray(at_once))  # start moves the random stream
+
+
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
 def test_draws_follow_softmax_of_logits_over_temperature(temperature):
     logits = jnp.array([2.0, 1.0, 0.0, -1.0, 0.5])
@@ -102,6 +121,14 @@ def test_a_numpy_temperature_is_a_number_like_any_other():
                                          jax.random.key(0), length=4, temperature=temperature)[0]
     np.testing.assert_array_equal(draw(np.float32(0.5)), draw(0.5))
     np.testing.assert_array_equal(draw(np.int64(0)), draw(0.0))
+
+
+@pytest.mark.parametrize("start, got", [(1.5, "1.5"), (np.zeros(2, np.int32), r"int32 \(2,\)")])
+def test_a_start_that_is_not_an_int_is_refused(start, got):
+    step, _ = tiny_rnn()
+    with pytest.raises(ValueError, match=rf"^`start` must be an int or a \(\) int array, got {got}$"):
+        lj.sample(step, jnp.zeros((B, H)), jnp.zeros(B, jnp.int32), jax.random.key(0), length=2,
+                  start=start)
 
 
 def test_a_token_that_is_not_a_batch_of_ids_is_refused():

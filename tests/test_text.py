@@ -2,6 +2,7 @@
 
 import math
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -12,9 +13,11 @@ import jax
 import numpy as np
 import pytest
 
+import lstm_jax as lj
 from lstm_jax import cli
 from lstm_jax import train as lt
 from lstm_jax.tasks import MissingData, get_task, text
+from lstm_jax.train import loop
 
 TEXT = "the cat sat on the mat. " * 40 + "a dog ran far away from the mat and the cat. " * 5
 
@@ -172,45 +175,114 @@ def test_lstm_jax_sample_prints_the_prompt_and_its_continuation(trained_run, cap
                                        "text's vocabulary\n")
 
 
+def one_shot_sample(trained, prompt, length, temperature, seed):
+    """The sample as it was drawn before it came in chunks: one program, one scan of
+    ``length`` steps after the prompt is read (the reference of the chunked draw)."""
+    step = trained.model.step
+
+    @jax.jit
+    def draw(params, ids, key):
+        carry, _ = step(params, None, ids[:, :1])
+        carry = jax.tree.map(jax.numpy.zeros_like, carry)
+        carry, _ = step(params, carry, ids[:, :-1])
+
+        def one(carry, token):
+            carry, logits = step(params, carry, token[:, None])
+            return carry, logits[:, 0]
+
+        return lj.sample(one, carry, ids[:, -1], key, length=length, temperature=temperature)[0]
+
+    ids = trained.task.encode(prompt)[None, :]
+    return trained.task.decode(np.asarray(draw(trained.params, ids, jax.random.key(seed)))[0])
+
+
+def test_a_sample_drawn_in_chunks_is_the_sample_drawn_at_once(trained_run, monkeypatch):
+    trained = lt.load(trained_run)
+    monkeypatch.setattr(loop, "SAMPLE_CHUNK", 8)
+    for length, temperature, seed in ((5, 1.0, 0), (8, 1.0, 0), (9, 1.0, 0), (16, 1.0, 0),
+                                      (43, 1.0, 0), (43, 0.7, 3)):  # 5: shorter than a chunk
+        assert (trained.sample("the c", length, temperature=temperature, seed=seed)
+                == one_shot_sample(trained, "the c", length, temperature, seed)), length
+    assert loop._sampler(trained.model.step, 8, 1.0)[1]._cache_size() == 1  # compiled once
+    monkeypatch.undo()
+    length = 2 * loop.SAMPLE_CHUNK + 3
+    assert trained.sample("the", length) == one_shot_sample(trained, "the", length, 1.0, 0)
+
+
+def test_lstm_jax_sample_stopped_between_chunks_prints_nothing(trained_run, monkeypatch, capsys):
+    """SIGTERM as the third chunk of a hundred is drawn: the draw stops after it, exit 143."""
+    monkeypatch.setattr(loop, "SAMPLE_CHUNK", 8)
+    real, starts = loop._sampler, []
+
+    def sampler(*args):
+        read, draw = real(*args)
+
+        def signalled(params, carry, token, key, start):
+            starts.append(start)
+            if len(starts) == 3:
+                signal.raise_signal(signal.SIGTERM)
+            return draw(params, carry, token, key, start)
+
+        return read, signalled
+
+    monkeypatch.setattr(loop, "_sampler", sampler)
+    args = ["sample", str(trained_run), "--prompt", "the", "--length", "800"]
+    assert cli.main(args) == 143
+    assert starts == [0, 8, 16]
+    assert capsys.readouterr() == ("", stopped_by_sigterm(args))
+
+
 def test_lstm_jax_sample_stopped_by_a_signal_prints_no_sample(trained_run, monkeypatch, capsys):
-    """A signal while the sample is drawn (one XLA program): nothing printed, exit 143."""
+    """A signal as the sample begins, before the prompt is read: nothing printed, exit 143."""
     real = lt.Trained.sample
     monkeypatch.setattr(lt.Trained, "sample", lambda *a, **k: (
         signal.raise_signal(signal.SIGTERM), real(*a, **k))[1])
     args = ["sample", str(trained_run), "--prompt", "the", "--length", "30"]
     assert cli.main(args) == 143
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err.splitlines() == [
-        "lstm-jax: SIGTERM received: stopping at the next safe point (SIGTERM again to stop at once)",
-        f"lstm-jax: interrupted (SIGTERM); nothing was written. Start again with: lstm-jax "
-        f"sample {trained_run} --prompt the --length 30"]
+    assert capsys.readouterr() == ("", stopped_by_sigterm(args))
+
+
+def stopped_by_sigterm(args):
+    """What ``lstm-jax ARGS...`` says on stderr when a SIGTERM stops it before it wrote anything."""
+    return ("lstm-jax: SIGTERM received: stopping at the next safe point (SIGTERM again to stop "
+            f"at once)\nlstm-jax: interrupted (SIGTERM); nothing was written. Start again with: "
+            f"{shlex.join(['lstm-jax', *args])}\n")
 
 
 SIGNALLED_SAMPLE = textwrap.dedent("""
-    # `lstm-jax sample ARGS...` with a real Ctrl-C sent to this process as the sample is drawn
+    # `lstm-jax sample ARGS...` with a real Ctrl-C sent to this process as its second chunk
+    # is drawn; then the chunks drawn, on stderr
     import os, signal, sys
     from lstm_jax import cli
     from lstm_jax.train import loop
-    sample = loop.Trained.sample
-    def signalled(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)
-        return sample(*args, **kwargs)
-    loop.Trained.sample = signalled
-    sys.exit(cli.main(sys.argv[1:]))
+    sampler, starts = loop._sampler, []
+    def signalled_sampler(*args):
+        read, draw = sampler(*args)
+        def signalled(*args):
+            starts.append(args[-1])
+            if len(starts) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return draw(*args)
+        return read, signalled
+    loop._sampler = signalled_sampler
+    code = cli.main(sys.argv[1:])
+    print(f"chunks drawn: {len(starts)} of {-(-int(sys.argv[-1]) // loop.SAMPLE_CHUNK)}",
+          file=sys.stderr)
+    sys.exit(code)
 """)
 
 
 @pytest.mark.slow
 def test_lstm_jax_sample_interrupted_in_a_process_of_its_own_exits_130(trained_run):
     result = subprocess.run([sys.executable, "-c", SIGNALLED_SAMPLE, "sample", str(trained_run),
-                             "--prompt", "the", "--length", "3000"],
+                             "--prompt", "the", "--length", "3000000"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 130, result.stderr
     assert result.stdout == "" and "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1] == (
+    assert result.stderr.splitlines()[-2:] == [
         f"lstm-jax: interrupted (SIGINT); nothing was written. Start again with: lstm-jax sample "
-        f"{trained_run} --prompt the --length 3000")
+        f"{trained_run} --prompt the --length 3000000",
+        "chunks drawn: 2 of 733"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -3,14 +3,14 @@
 ``deferred()`` replaces the SIGINT/SIGTERM handlers with one that only records the
 signal and says so on stderr; every command calls ``check()`` at its safe points
 (between training steps, between evaluation batches, after a checkpoint is written,
-between benchmark repetitions, before a file is written), which raises
-``Interrupted``. So an interrupt never lands inside XLA's compiler, a jitted step, an
-orbax save or half a file, and a checkpoint being written is completed before the run
-stops. A second signal, of either kind, stops at once: ``StoppedAtOnce`` is raised
-wherever the program is (a ``KeyboardInterrupt``, which ``check``'s callers do not
-catch as a safe stop). The announcement names the way to do that for the signal
-received: Ctrl-C again after a Ctrl-C, SIGTERM again after a SIGTERM (``kill`` is
-sent from elsewhere, where no Ctrl-C reaches the process).
+between benchmark repetitions, between the chunks of a sample, before a file is
+written), which raises ``Interrupted``. So an interrupt never lands inside XLA's
+compiler, a jitted step, an orbax save or half a file, and a checkpoint being written
+is completed before the run stops. A second signal, of either kind, stops at once:
+``StoppedAtOnce`` is raised wherever the program is (a ``KeyboardInterrupt``, which
+``check``'s callers do not catch as a safe stop). The announcement names the way to do
+that for the signal received: Ctrl-C again after a Ctrl-C, SIGTERM again after a
+SIGTERM (``kill`` is sent from elsewhere, where no Ctrl-C reaches the process).
 """
 
 from __future__ import annotations
