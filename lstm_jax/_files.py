@@ -13,8 +13,21 @@ from pathlib import Path
 
 def write_atomically(path: Path, data: bytes | str) -> None:
     """Write ``data`` (text is UTF-8 encoded) to ``path`` through a temporary file in
-    the same folder and ``os.replace``; the folder is created if needed. The file gets
-    the mode ``open()`` would give it (0o666 less the umask; ``mkstemp`` makes 0o600)."""
+    the same folder (``staged``) and ``os.replace``; the folder is created if needed."""
+    partial = staged(path, data)
+    try:
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def staged(path: Path, data: bytes | str) -> Path:
+    """``data`` (text is UTF-8 encoded) written whole to a new temporary file beside
+    ``path`` (``PATH.XXXXXXXX.tmp``, the folder created if needed), whose path is returned:
+    ``os.replace(partial, path)`` then puts it in place at once. The file gets the mode
+    ``open()`` would give it (0o666 less the umask; ``mkstemp`` makes 0o600). A write
+    that fails leaves nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -22,10 +35,10 @@ def write_atomically(path: Path, data: bytes | str) -> None:
         with os.fdopen(fd, "wb") as file:
             os.fchmod(file.fileno(), 0o666 & ~_umask())
             file.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(partial, path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+    return Path(partial)
 
 
 def _umask() -> int:

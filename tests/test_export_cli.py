@@ -235,21 +235,70 @@ def test_a_signal_while_exporting_writes_neither_file_and_exits_143(finished_run
         f"{finished_run} --out {out}"]
 
 
-def test_stopped_at_once_between_the_two_files_leaves_neither(finished_run, tmp_path, monkeypatch):
-    """A second signal as FILE.json is written: FILE, written just before, is removed too."""
+def test_a_description_path_that_is_a_folder_is_a_mistake(finished_run, tmp_path, capsys):
+    (tmp_path / "m.bin.json").mkdir()
+    assert cli.main(["export", str(finished_run), "--out", str(tmp_path / "m.bin")]) == 2
+    assert capsys.readouterr().err == (f"lstm-jax: error: {tmp_path}/m.bin.json, where the "
+                                       f"description of --out {tmp_path}/m.bin goes, is a folder\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.bin.json"]
+
+
+def earlier_pair(folder):
+    """An earlier export's FILE and FILE.json in ``folder``; their paths."""
+    out = folder / "m.bin"
+    out.write_text("earlier model")
+    Path(f"{out}.json").write_text("earlier description")
+    return out, Path(f"{out}.json")
+
+
+@pytest.mark.parametrize("earlier", [True, False])
+def test_stopped_at_once_as_the_files_are_written_keeps_what_was_there(
+        earlier, finished_run, tmp_path, monkeypatch, capsys):
+    """A second signal as FILE.json is written, FILE written beside it: the folder holds
+    what it held before, the earlier FILE and FILE.json or nothing."""
     from lstm_jax.train import interrupts
 
-    out = tmp_path / "m.bin"
-    real = export.write_atomically
+    out = earlier_pair(tmp_path)[0] if earlier else tmp_path / "m.bin"
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    real = export.staged
 
-    def write(path, data):
+    def staged(path, data):
         if path.name.endswith(".json"):
             raise interrupts.StoppedAtOnce(signal.SIGINT)
-        real(path, data)
+        return real(path, data)
 
-    monkeypatch.setattr(export, "write_atomically", write)
+    monkeypatch.setattr(export, "staged", staged)
     assert cli.main(["export", str(finished_run), "--out", str(out)]) == 130
-    assert list(tmp_path.iterdir()) == []
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+    assert capsys.readouterr().err.endswith(f"(SIGINT); nothing was written. Start again with: "
+                                            f"lstm-jax export {finished_run} --out {out}\n")
+
+
+def test_a_second_signal_as_the_files_are_renamed_waits_for_both(finished_run, tmp_path,
+                                                                 monkeypatch, capsys):
+    """SIGTERM twice as soon as FILE is renamed into place: FILE.json is renamed too, the
+    earlier pair replaced whole; the export ends as a signal after its last safe point."""
+    out, described = earlier_pair(tmp_path)
+    real, renamed = os.replace, []
+
+    def replace(partial, path):
+        real(partial, path)
+        renamed.append(Path(path).name)
+        if len(renamed) == 1:  # one file of the pair in place, the other not yet
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)  # again: at once, but for the pair
+
+    monkeypatch.setattr(export.os, "replace", replace)
+    assert cli.main(["export", str(finished_run), "--out", str(out)]) == 143
+    monkeypatch.undo()
+    assert renamed == ["m.bin", "m.bin.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.bin.json"]
+    assert json.loads(described.read_text())["checkpoint_step"] == 10
+    assert jax.export.deserialize(bytearray(out.read_bytes())).in_avals  # the new model
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{out}: stablehlo")
+    assert captured.err.splitlines()[-1] == ("lstm-jax: interrupted (SIGTERM) as the command "
+                                             "ended; everything was written")
 
 
 SIGNALLED_EXPORT = """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_jax._files import remove_made, writable_folder, write_atomically
+from lstm_jax._files import remove_made, staged, writable_folder, write_atomically
 
 
 def mode(path) -> int:
@@ -62,3 +62,13 @@ def test_a_folder_made_is_removed_while_nothing_was_written_in_it(tmp_path):
     with pytest.raises(NotADirectoryError) as error:
         writable_folder(tmp_path / "a" / "kept.txt" / "c", make=True)
     assert error.value.filename == str(tmp_path / "a" / "kept.txt")
+
+
+def test_a_staged_file_is_beside_the_path_and_leaves_it_as_it_was(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"old")
+    partial = staged(path, b"new")
+    assert partial.parent == tmp_path and partial.name.startswith("model.bin.")
+    assert path.read_bytes() == b"old" and partial.read_bytes() == b"new"
+    os.replace(partial, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.bin"]

@@ -62,3 +62,15 @@ def test_nested_blocks_keep_the_outer_signal_even_where_sigint_is_ignored(monkey
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # stays ignored
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_in_an_indivisible_block_a_second_signal_leaves_the_first_to_end_the_command(capsys):
+    with interrupts.deferred():
+        with interrupts.indivisible():
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGINT)  # not at once: the block goes on
+            signal.raise_signal(signal.SIGINT)
+        assert interrupts.pending() == signal.SIGTERM
+        assert capsys.readouterr().err.count("received") == 1
+        with pytest.raises(interrupts.StoppedAtOnce):  # after the block, at once again
+            signal.raise_signal(signal.SIGINT)

@@ -8,18 +8,21 @@ readout; with ``step`` it is ``(carry, x_t) -> (carry, predictions (B, O))``, x_
 ids or (B, I), the carry zeros at the start (``lstm_jax.exporting``).
 
 jax loads only once the arguments are checked (``check``): a mistake comes back at once.
-A signal (``interrupts``) stops it before the files are written: both or neither.
+A signal (``interrupts``) stops it before the files are put in place: an earlier FILE
+and FILE.json are kept, or both replaced, never one of them.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from lstm_jax import _platforms
-from lstm_jax._files import write_atomically
+from lstm_jax._files import staged
+from lstm_jax.train import interrupts
 from lstm_jax.train.config import ConfigError
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ def check(out: Path, fmt: str, platforms: Sequence[str] | None, batch: int | Non
         raise ConfigError(f"the folder of --out {out} does not exist")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give the path of the file to write")
+    if Path(f"{out}.json").is_dir():
+        raise ConfigError(f"{out}.json, where the description of --out {out} goes, is a folder")
     if platforms is not None and fmt != "stablehlo":
         raise ConfigError("--platforms chooses what a StableHLO file is lowered for; an ONNX "
                           "file runs wherever onnxruntime does")
@@ -64,7 +69,6 @@ def export_run(run_dir: Path, out: Path, *, fmt: str = "stablehlo",
     dimension as its name, "B" or "T")."""
     check(out, fmt, platforms, batch, time, step)
     from lstm_jax import exporting
-    from lstm_jax.train import interrupts
     from lstm_jax.train.loop import load
 
     trained = load(run_dir)
@@ -81,14 +85,26 @@ def export_run(run_dir: Path, out: Path, *, fmt: str = "stablehlo",
         described["platforms"] = list(exported.platforms)
     description = {"run": str(run_dir), "experiment": trained.experiment,
                    "checkpoint_step": trained.step, "format": fmt, "step": step, **described}
-    interrupts.check()  # the last safe point: then both files, each whole, or neither
-    write_atomically(out, data)
-    try:
-        write_atomically(Path(f"{out}.json"), json.dumps(description, indent=2) + "\n")
-    except BaseException:  # e.g. stopped at once: no file without the description beside it
-        out.unlink(missing_ok=True)
-        raise
+    _write_pair({out: data, Path(f"{out}.json"): json.dumps(description, indent=2) + "\n"})
     return description
+
+
+def _write_pair(files: dict[Path, bytes | str]) -> None:
+    """Write ``files`` (path -> data) as a pair: each to a temporary file beside it, then,
+    after the last safe point, both renamed into place. Stopped at any moment, the folder
+    holds the files it held before (or none) or both new ones, never one of each."""
+    partials: dict[Path, Path] = {}
+    try:
+        for path, data in files.items():
+            partials[path] = staged(path, data)
+        interrupts.check()  # the last safe point
+        with interrupts.indivisible():  # a second signal waits for both renames
+            for path, partial in partials.items():
+                os.replace(partial, path)
+    except BaseException:  # stopped, or a write failed, before the renames
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
+        raise
 
 
 def _input(trained: Trained, B, T=None):

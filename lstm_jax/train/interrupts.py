@@ -24,6 +24,7 @@ from typing import Iterator
 _pending: list[int] = []  # the signal received, at most one
 _bars: set[int] = set()  # progress bars on a terminal now (ids): their line is not ended
 _active: list[bool] = []  # a deferred() block is open
+_indivisible: list[bool] = []  # an indivisible() block is open
 
 
 class _Signalled(KeyboardInterrupt):
@@ -53,7 +54,7 @@ def announcement(signum: int) -> str:
 
 
 def _record(signum, frame) -> None:
-    if not record_first(signum):
+    if not record_first(signum) and not _indivisible:
         raise StoppedAtOnce(signum)
 
 
@@ -100,6 +101,20 @@ def deferred() -> Iterator[None]:
             signal.signal(signum, handler)
         _pending.clear()
         _active.clear()
+
+
+@contextlib.contextmanager
+def indivisible() -> Iterator[None]:
+    """A few system calls that no signal may cut in two (the renames that put an export's
+    two files in place), after the command's last safe point: under ``deferred()`` a
+    second signal inside the block does not stop at once; the first, pending, ends the
+    command as any signal after its last safe point does (exit 128 + N, "everything was
+    written"). Outside ``deferred()`` it changes nothing."""
+    _indivisible.append(True)
+    try:
+        yield
+    finally:
+        _indivisible.clear()
 
 
 def pending() -> int | None:
