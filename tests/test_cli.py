@@ -445,6 +445,32 @@ def test_results_stopped_between_figures_says_which_were_redrawn(tmp_path, monke
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["adding.png", "results"]
 
 
+def test_results_stopped_at_once_mid_figure_keeps_the_earlier_png(tmp_path, monkeypatch, capsys):
+    """A second SIGTERM once a figure's first bytes are written: the PNG there before is
+    kept whole, and no part of the new one is left."""
+    from matplotlib.figure import Figure
+
+    from lstm_jax.train import interrupts, reproduce
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "adding.png").write_bytes(b"earlier figure")
+    monkeypatch.setattr(reproduce, "read_summaries", lambda folder: [{"experiment": "adding"}])
+    monkeypatch.setattr(reproduce, "summary_figure", lambda summary: Figure())
+
+    def half_saved(fig, fname, **kwargs):
+        with open(fname, "wb") if isinstance(fname, (str, Path)) else fname as file:
+            file.write(b"\x89PNG\r\n\x1a\n")  # a PNG's first bytes
+            raise interrupts.StoppedAtOnce(signal.SIGTERM)
+
+    monkeypatch.setattr(Figure, "savefig", half_saved)
+    assert cli.main(["results", "--results", str(results)]) == 143
+    assert [(p.name, p.read_bytes()) for p in results.iterdir()] == [("adding.png",
+                                                                     b"earlier figure")]
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"lstm-jax: interrupted (SIGTERM); {tmp_path / 'RESULTS.md'} was not written.")
+
+
 INTERRUPTING = textwrap.dedent("""
     # Run the CLI with SIGINT sent to this process at a chosen moment: "compile" (just as
     # the first training step starts compiling; "compile twice": two SIGINTs then) or "save"

@@ -1,7 +1,8 @@
 """What a run writes besides checkpoints, and what it shows while it runs.
 
 - ``MetricsLog``: metrics as JSONL, one object per line.
-- ``plot_losses``: train and eval loss against step as a PNG, with the task's baselines.
+- ``plot_losses``: train and eval loss against step as a PNG, with the task's baselines
+  (``save_png``: each figure written whole).
 - ``TensorBoard``: the same scalars as TensorBoard event files in the run directory, so
   ``tensorboard --logdir runs`` shows every run.
 - ``Progress``: a tqdm bar on a terminal, one plain line every ``every`` steps in a log.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -17,6 +19,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from lstm_jax._files import write_atomically
 from lstm_jax.train import interrupts
 
 
@@ -142,7 +145,16 @@ def plot_losses(records: list[dict], path: Path, title: str,
         are drawn as dashed lines (see ``loss_baselines``).
       loss_names: the baseline names in the loss's units, when not inferred.
     """
-    loss_figure(records, title, baselines, loss_names).savefig(path, dpi=100)
+    return save_png(loss_figure(records, title, baselines, loss_names), path, dpi=100)
+
+
+def save_png(fig, path: Path, dpi: int) -> Path:
+    """``fig`` (a matplotlib Figure) as a PNG at ``path``, drawn in memory and written
+    whole (``write_atomically``): stopped at any point, ``path`` holds the earlier
+    figure or the new one, never part of a PNG. Returns ``path``."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    write_atomically(path, buffer.getvalue())
     return Path(path)
 
 

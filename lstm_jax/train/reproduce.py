@@ -411,9 +411,10 @@ def _panel(run_or_variant: dict) -> str:
 
 
 def plot_summary(summary: dict, path: Path) -> Path:
-    """``summary_figure(summary)`` saved to ``path``."""
-    summary_figure(summary).savefig(path, dpi=90)
-    return path
+    """``summary_figure(summary)`` saved to ``path``, written whole (``save_png``)."""
+    from lstm_jax.train.report import save_png
+
+    return save_png(summary_figure(summary), path, dpi=90)
 
 
 def summary_figure(summary: dict):
