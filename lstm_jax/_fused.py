@@ -56,11 +56,11 @@ def _models_mapped_on_cpu(fn):
     but run model after model where ``jax.vmap`` batches it over models (its params
     batched) on a CPU; batched as usual on an accelerator or with the params shared
     (``_machine.maps_models``). 4 adding models' training steps vmapped took 1.23x the
-    time of the 4 one after the other, with the pass mapped by ``jax.lax.map`` 1.09-1.11x,
-    and with it written out as one call per model 0.97-1.01x (benchmarks/NOTES.md, "Many
-    models at once", findings 10 and 11): ``lax.map`` stacks each model's outputs into an
-    (N, ...) buffer that a CPU zero-fills first, and the forward pass's saved stacks are
-    such outputs; written out, they are stacked by one concatenate. Beyond
+    time of the 4 one after the other; with the pass mapped by ``jax.lax.map``, 1.06-1.29x;
+    with it written out as one call per model, 0.97-1.01x (1.07x the CPU time on one core;
+    benchmarks/NOTES.md, "Many models at once", findings 10 and 11): ``lax.map`` stacks
+    each model's outputs into an (N, ...) buffer that a CPU zero-fills first, and the
+    forward pass's saved stacks are such outputs; written out, one concatenate joins them. Beyond
     ``MODELS_WRITTEN_OUT`` models, ``lax.map``: each call written out adds its loops to
     the program (compiling 16 LSTM models' training step took 3.2 s, 1.4 s mapped).
 

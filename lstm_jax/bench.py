@@ -624,7 +624,8 @@ MANY_COUNTS = (1, 2, 4, 8)
 GPU_MANY_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # an accelerator fills up with more models
 MANY_CELLS = ("lstm", "gru")
 MANY_STEPS = 20  # steps each separate process times
-MANY_WAYS = ("sequential", "vmapped", "at once", "at once, malloc as is", "sharded", "processes")
+MANY_WAYS = ("sequential", "vmapped", "at once", "vmapped, malloc as is", "at once, malloc as is",
+             "sharded", "processes")
 
 
 def many_config(cell: str, shape: tuple[int, int, int] | None = None):
@@ -843,16 +844,18 @@ def measure_many(cells=MANY_CELLS, counts=MANY_COUNTS, reps: int = 10, shape=Non
                  steps: int = MANY_STEPS, log=print) -> dict:
     """The many-models section; return {"machine", "rows"}. ``many_rows`` runs in a
     process with one CPU device per core and malloc as ``lstm-jax train --seeds`` sets it
-    (``_many_worker``); a second process measures ``at once`` with glibc's malloc as it
-    is (way "at once, malloc as is", its ratio to that process's sequential time); then
+    (``_many_worker``); a second process measures ``vmapped`` and ``at once`` with glibc's
+    malloc as it is (ways "vmapped, malloc as is" and "at once, malloc as is", their
+    ratios to that process's sequential time); then
     for each cell and count the separate processes (``separate_processes_ms``), their
     ratio to the first process's ``sequential`` time."""
     started = {**machine(), "flags": _machine.cpu(all_flags=True)["flags"], "devices": _cores()}
     spec = {"cells": list(cells), "counts": list(counts), "reps": reps,
             "shape": list(shape) if shape else None}
     rows = _many_process(**spec, kept=True, split=True)
-    rows += [{**r, "way": "at once, malloc as is"}
-             for r in _many_process(**spec, kept=False, split=False) if r["way"] == "at once"]
+    rows += [{**r, "way": f"{r['way']}, malloc as is"}
+             for r in _many_process(**spec, kept=False, split=False)
+             if r["way"] in ("vmapped", "at once")]
     for cell in cells:
         for models in counts:
             interrupts.check()

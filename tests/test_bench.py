@@ -250,7 +250,8 @@ def test_many_models_section_runs_its_processes(tmp_path):
                                 steps=2, log=lambda line: None)
     ways = {(r["models"], r["mode"], r["way"]) for r in report["rows"]}
     assert {(1, "train", "processes"), (2, "train", "processes"), (2, "forward", "vmapped"),
-            (2, "train", "sequential")} <= ways
+            (2, "train", "sequential"), (2, "train", "vmapped, malloc as is"),
+            (2, "forward", "at once, malloc as is")} <= ways
     assert ((2, "train", "sharded") in ways) == (report["machine"]["devices"] % 2 == 0)
     assert all(r["ms"] > 0 for r in report["rows"])
     assert report["machine"]["load"] and report["machine"]["load_after"]

@@ -95,3 +95,29 @@ def test_on_a_cpu_vmap_over_models_runs_the_fused_pass_model_after_model(monkeyp
                        jax.tree.map(lambda *a: jnp.stack(a), *[
                            grad(jax.tree.map(lambda a: a[k], params), xs[k]) for k in range(models)]),
                        atol=1e-5, rtol=1e-5)
+
+
+def test_over_models_runs_a_step_of_your_own_as_the_steps_alone():
+    """``lt.over_models``: one's own training step over a leading model axis, as
+    ``lstm-jax train --seeds`` runs it (on a CPU the models mapped one after another in
+    one program), each model's results those of its step alone."""
+    from lstm_jax import train as lt
+
+    layer, models = lj.rnn(lj.gru(H)), 3
+
+    def step(params, xs):
+        value, grads = jax.value_and_grad(lambda p: loss(layer, {}, p, xs, None))(params)
+        return jax.tree.map(lambda p, g: p - 0.1 * g, params, grads), value
+
+    params = [perturbed(layer.init(jax.random.key(k), I), jax.random.key(10 + k)) for k in range(models)]
+    xs = [inputs(seed=20 + k) for k in range(models)]
+    stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
+    at_once = jax.jit(lt.over_models(step))
+    assert_trees_close(at_once(stack(params), stack(xs)),
+                       stack([jax.jit(step)(p, x) for p, x in zip(params, xs)]), atol=1e-6, rtol=1e-6)
+    assert f"length={models}" in str(jax.make_jaxpr(lt.over_models(step))(stack(params), stack(xs)))
+    with pytest.raises(ValueError, match=r"^over_models: every argument needs the same leading "
+                                         r"axis of models; got leading sizes 2, 3$"):
+        lt.over_models(step)(stack(params), stack(xs[:2]))
+    with pytest.raises(ValueError, match=r"got leading sizes 3, none \(a scalar\)$"):
+        lt.over_models(lambda p, s: p)(stack(params), jnp.float32(1.0))

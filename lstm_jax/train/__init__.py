@@ -40,6 +40,7 @@ _EXPORTS = {
     "load_experiment": ("lstm_jax.train.experiments", "load"),
     "make_eval_step": ("lstm_jax.train.steps", "make_eval_step"),
     "make_train_step": ("lstm_jax.train.steps", "make_train_step"),
+    "over_models": ("lstm_jax.train.steps", "over_models"),
     "prepare": ("lstm_jax.train.loop", "prepare"),
     "prepare_group": ("lstm_jax.train.loop", "prepare_group"),
     "prepare_seeds": ("lstm_jax.train.loop", "prepare_seeds"),
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
         learning_rate_schedule,
         make_eval_step,
         make_train_step,
+        over_models,
     )
 
 __all__ = sorted(name for name, (_, attr) in _EXPORTS.items() if attr)

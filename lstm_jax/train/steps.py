@@ -154,14 +154,27 @@ def make_eval_step(model: Model, task: Task, *, models: bool = False, mesh: Mesh
 
 
 def over_models(step: Callable, mesh: Mesh | None = None) -> Callable:
-    """``step`` over a leading axis of models in its arguments and results, as one program.
+    """``step`` over a leading axis of models in its arguments and results, as one program:
+    what ``lstm-jax train --seeds`` runs, for a step function of your own.
 
     On a CPU the models run one after another inside it (``jax.lax.map``), on an
     accelerator they are ``jax.vmap``-ed (``_machine.maps_models``). With ``mesh`` (1-d,
-    over several devices) each device takes its share of the models (``jax.shard_map``).
+    over several devices) each device takes its share of the models (``jax.shard_map``;
+    the number of models a multiple of the devices). On a CPU this costs what the steps
+    one after the other do, where ``jax.vmap(step)`` of a training step costs a few
+    percent more (benchmarks/RESULTS.md, "Many models at once").
+
+    >>> import jax.numpy as jnp
+    >>> over_models(lambda w, x: w * x)(jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
+    Array([3., 8.], dtype=float32)
     """
 
     def local(*args):
+        sizes = {jnp.shape(a)[0] if jnp.ndim(a) else "none (a scalar)"
+                 for a in jax.tree.leaves(args)}
+        if len(sizes) != 1 or "none (a scalar)" in sizes:
+            raise ValueError(f"over_models: every argument needs the same leading axis of "
+                             f"models; got leading sizes {', '.join(sorted(map(str, sizes)))}")
         if _machine.maps_models():
             return jax.lax.map(lambda each: step(*each), args)
         return jax.vmap(step)(*args)
