@@ -32,7 +32,7 @@ def rate(name: str, value: Any, *, up_to_one: bool = False) -> float:
     """Return ``value`` if it is a probability in [0, 1) (in [0, 1] with ``up_to_one``),
     else raise naming ``name``."""
     interval = "[0, 1]" if up_to_one else "[0, 1)"
-    if not isinstance(value, (int, float, np.floating)) or isinstance(value, bool):
+    if not _is_real(value):
         raise TypeError(f"`{name}` must be a float in {interval}, got {value!r}")
     if not (0.0 <= value <= 1.0 if up_to_one else 0.0 <= value < 1.0):
         raise ValueError(f"`{name}` must be in {interval}, got {value}")

@@ -435,6 +435,19 @@ def test_rnn_rejects_bad_options():
         layer.apply(params, inputs())
 
 
+def test_rates_take_any_real_number_but_a_bool():
+    layer = lj.rnn(lj.lstm(H), input_dropout=np.int64(0), recurrent_dropout=np.float32(0.5))
+    rates = layer.config.input_dropout, layer.config.recurrent_dropout
+    assert rates == (0.0, 0.5) and all(type(p) is float for p in rates)
+    assert lj.stack([lj.lstm(H)], dropout=np.int64(1)).config.dropout == 1.0
+    with pytest.raises(TypeError, match=r"^`recurrent_dropout` must be a float in \[0, 1\), got True$"):
+        lj.rnn(lj.lstm(H), recurrent_dropout=True)
+    with pytest.raises(TypeError, match=r"^`dropout` must be a float in \[0, 1\], got np.False_$"):
+        lj.stack([lj.lstm(H)], dropout=np.False_)
+    with pytest.raises(ValueError, match=r"^`input_dropout` must be in \[0, 1\), got 1$"):
+        lj.rnn(lj.lstm(H), input_dropout=np.int64(1))
+
+
 def test_seq_lengths_may_be_traced_under_jit():
     cell, params = make(lambda: lj.gru(H))
     layer, xs = lj.rnn(cell), inputs()
