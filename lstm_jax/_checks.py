@@ -19,12 +19,16 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def positive_int(name: str, value: Any) -> int:
-    """Return ``value`` if it is an int > 0, else raise naming ``name``."""
+def positive_int(name: str, value: Any, *, optional: bool = False) -> int | None:
+    """Return ``value`` if it is an int > 0 (or None, when ``optional``), else raise
+    naming ``name``: TypeError for what is no int (a float, a bool), ValueError for one <= 0."""
+    if optional and value is None:
+        return None
+    allowed = "a positive int or None" if optional else "a positive int"
     if not _is_int(value):
-        raise TypeError(f"`{name}` must be a positive int, got {value!r}")
+        raise TypeError(f"`{name}` must be {allowed}, got {value!r}")
     if value <= 0:
-        raise ValueError(f"`{name}` must be a positive int, got {value}")
+        raise ValueError(f"`{name}` must be {allowed}, got {value}")
     return int(value)
 
 

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax import _platforms, runner
+from lstm_jax import _checks, _platforms, runner
 from lstm_jax.cells import protocol
 from lstm_jax.cells.base import Layer
 from lstm_jax.layers import first_cell, has_bidirectional, input_size
@@ -300,10 +300,8 @@ def _as_tuple(outputs: Any, roots: Sequence[str]) -> tuple:
 
 def dims(batch: int | None, time: int | None) -> tuple:
     """(B, T): the ints given, symbolic dimensions "B" and "T" for None."""
-    for name, value in (("batch", batch), ("time", time)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value <= 0):
-            raise ValueError(f"`{name}` must be a positive int or None (symbolic), got {value!r}")
+    batch = _checks.positive_int("batch", batch, optional=True)
+    time = _checks.positive_int("time", time, optional=True)
     return jax.export.symbolic_shape(f"{batch or 'B'}, {time or 'T'}")
 
 

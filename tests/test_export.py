@@ -190,16 +190,36 @@ def test_a_learned_initial_carry_and_truncated_layers_export():
     (lambda: lj.rnn(lj.conv_lstm(4, kernel_size=3)), {},
      "export runs layers over (B, T, I) inputs; `conv_lstm` reads spatial inputs "
      "(B, T, *S, I), whose S it cannot know"),
-    (lambda: lj.rnn(lj.lstm(4)), {"batch": 0},
-     "`batch` must be a positive int or None (symbolic), got 0"),
-    (lambda: lj.rnn(lj.lstm(4)), {"time": 2.5},
-     "`time` must be a positive int or None (symbolic), got 2.5"),
 ])
 def test_what_cannot_be_exported_says_why(make, kwargs, message):
     layer = make()
     params = layer.init(jax.random.key(0), 3)
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         lj.export(layer, params, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"batch": 0}, ValueError, "`batch` must be a positive int or None, got 0"),
+    ({"time": -1}, ValueError, "`time` must be a positive int or None, got -1"),
+    ({"time": 2.5}, TypeError, "`time` must be a positive int or None, got 2.5"),
+    ({"batch": True}, TypeError, "`batch` must be a positive int or None, got True"),
+    ({"batch": "2"}, TypeError, "`batch` must be a positive int or None, got '2'"),
+])
+def test_batch_and_time_are_positive_ints_or_none(kwargs, error, message):
+    layer = lj.rnn(lj.lstm(4))
+    params = layer.init(jax.random.key(0), 3)
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        lj.export(layer, params, **kwargs)
+    if "time" not in kwargs:
+        with pytest.raises(error, match=f"^{re.escape(message)}$"):
+            lj.export_step(layer, params, **kwargs)
+
+
+def test_numpy_ints_fix_batch_and_time():
+    layer = lj.rnn(lj.lstm(4))
+    params = layer.init(jax.random.key(0), 3)
+    exported = lj.export(layer, params, batch=np.int64(2), time=np.int32(5))
+    assert [a.shape for a in exported.in_avals] == [(2, 5, 3), (2,)]
 
 
 # ---- ONNX: onnxruntime and jax2onnx are in the test extras (the Makefile installs jax2onnx)
