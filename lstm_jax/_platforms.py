@@ -10,13 +10,20 @@ PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # what jax.export lowers for
 
 
 def unknown(name: str, platforms: Iterable[str]) -> str | None:
-    """The message for the first of ``platforms`` that is not in ``PLATFORMS``, naming
-    the argument ``name`` ("`platforms`", "--platforms"); None when all are known.
+    """The message for the first of ``platforms`` that is not in ``PLATFORMS`` or is
+    named again, naming the argument ``name`` ("`platforms`", "--platforms"); None when
+    all are known and each is named once.
 
     >>> unknown("--platforms", ["cpu", "gpu"])
     "--platforms: unknown platform 'gpu'; known: cpu, cuda, rocm, tpu"
+    >>> unknown("--platforms", ["cpu", "cuda", "cpu"])
+    "--platforms: repeated platform 'cpu'; name each platform once"
     """
+    seen = set()
     for platform in platforms:
         if platform not in PLATFORMS:
             return f"{name}: unknown platform {platform!r}; known: {', '.join(PLATFORMS)}"
+        if platform in seen:
+            return f"{name}: repeated platform {platform!r}; name each platform once"
+        seen.add(platform)
     return None

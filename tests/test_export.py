@@ -137,6 +137,9 @@ def test_one_platform_may_be_named_by_a_string():
     ("gpu", ValueError, "`platforms`: unknown platform 'gpu'; known: cpu, cuda, rocm, tpu"),
     (("cpu", "gpu"), ValueError,
      "`platforms`: unknown platform 'gpu'; known: cpu, cuda, rocm, tpu"),
+    (("cpu", "cuda", "cpu"), ValueError,
+     "`platforms`: repeated platform 'cpu'; name each platform once"),
+    (["cuda", "cuda"], ValueError, "`platforms`: repeated platform 'cuda'; name each platform once"),
     ((), ValueError, "`platforms` must name at least one platform, or be None (the default "
                      "backend's), got ()"),
     (3, TypeError, "`platforms` must be a platform's name, a tuple of them such as "

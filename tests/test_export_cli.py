@@ -189,6 +189,8 @@ def test_the_onnx_file_of_a_run_gives_its_predictions_under_onnxruntime(finished
      "onnxruntime does"),
     (["{run}", "--out", "{tmp}/m", "--platforms", "cpu,tpu9"],
      "--platforms: unknown platform 'tpu9'; known: cpu, cuda, rocm, tpu"),
+    (["{run}", "--out", "{tmp}/m", "--platforms", "cpu,cpu"],
+     "--platforms: repeated platform 'cpu'; name each platform once"),
     (["{run}", "--out", "{tmp}/m", "--batch", "0"], "--batch must be a positive int, got 0"),
     (["{run}", "--out", "{tmp}/m", "--step", "--time", "4"],
      "--time fixes the length of whole sequences; a --step file reads one step at a time"),
