@@ -57,12 +57,14 @@ def get_config() -> Config:
 
 def figure(run_dirs: dict, path, example: int = 0):
     """True vs predicted frames of one test sequence, by each variant's run in
-    ``run_dirs`` (variant -> run directory), saved to ``path``: ``lstm-jax reproduce``
-    draws it as ``moving_digits_figure.png`` beside the learning curves."""
+    ``run_dirs`` (variant -> run directory), written whole to ``path`` (``save_png``):
+    ``lstm-jax reproduce`` draws it as ``moving_digits_figure.png`` beside the learning
+    curves."""
     import numpy as np
 
     from lstm_jax import train as lt
-    from lstm_jax.viz import plot_frames
+    from lstm_jax.train.report import save_png
+    from lstm_jax.viz import DPI, plot_frames
 
     rows = {}
     for name, run_dir in run_dirs.items():
@@ -80,5 +82,4 @@ def figure(run_dirs: dict, path, example: int = 0):
         rows[name] = predicted.reshape(-1, side, side)[frames_in:]
     fig = plot_frames(rows, title=f"moving_digits: the {len(rows['true'])} frames after the "
                                   f"{frames_in} read (a test digit; the runs of seed {seed})")
-    fig.savefig(path)
-    return path
+    return save_png(fig, path, dpi=DPI)

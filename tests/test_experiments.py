@@ -5,11 +5,13 @@ import dataclasses
 import json
 import math
 import sys
+from pathlib import Path
 
 import jax
 import matplotlib.image
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from lstm_jax import train as lt
 from lstm_jax.tasks import (MissingData, copy_baseline, copy_batch, copy_task, digits_task,
@@ -245,9 +247,10 @@ FAST = ("adding", "parity", "selective_copy", "indrnn_adding", "moving_digits")
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name in FAST else pytest.mark.slow)
                                   for name in experiments.shipped()])
-def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
+def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path, monkeypatch):
     """Every variant's config builds and traces; the first variant trains end to end
-    through `reproduce` and its summary, figure and table are written."""
+    through `reproduce` and its summary, figure and table are written. An experiment's
+    own figure is written whole: stopped mid-PNG, the one there before is kept."""
     experiment = lt.load_experiment(name)
     stand_in = stand_in_options(name, tmp_path)
     assert reproduce.reference(experiment)["source"] and reproduce.reference(experiment)["published"]
@@ -272,6 +275,18 @@ def test_every_shipped_experiment_reproduces_a_few_steps(name, tmp_path):
         assert summary["figure"] == f"{name}_figure.png"
         assert matplotlib.image.imread(tmp_path / "results" / summary["figure"]).ndim == 3
         assert f"](results/{name}_figure.png)" in table
+        path = tmp_path / "results" / summary["figure"]
+        before = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+
+        def half_saved(fig, fname, **kwargs):
+            with open(fname, "wb") if isinstance(fname, (str, Path)) else fname as file:
+                file.write(b"\x89PNG\r\n\x1a\n")  # a PNG's first bytes
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(Figure, "savefig", half_saved)
+        with pytest.raises(KeyboardInterrupt):
+            experiment.module.figure({first: tmp_path / "runs" / name / f"{first}-seed0"}, path)
+        assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
     else:
         assert summary["figure"] is None
 
