@@ -51,7 +51,8 @@ def _umask() -> int:
 def writable_folder(path: Path, *, make: bool = False) -> list[Path]:
     """Check, before any work, that ``path`` can be a folder to write in: the nearest
     of it and its parents that exists must be a folder that takes a new entry. With
-    ``make`` the folder is made (with the missing ones above it), else nothing is.
+    ``make`` the folder is made (with the missing ones above it; making them is the
+    new entry tried), else nothing is.
 
     Returns the folders made, deepest first, for ``remove_made``. Raises OSError whose
     ``filename`` is that nearest existing path, leaving nothing made:
@@ -65,9 +66,9 @@ def writable_folder(path: Path, *, make: bool = False) -> list[Path]:
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
     made = missing if make else []
     try:
-        if make:
+        if make and missing:
             path.mkdir(parents=True, exist_ok=True)
-        else:
+        else:  # path exists, or is only checked
             Path(tempfile.mkdtemp(dir=existing)).rmdir()  # a new entry, at once taken back
     except OSError as error:
         remove_made(made)

@@ -1012,14 +1012,16 @@ def check(args: argparse.Namespace) -> None:
 
 
 def _make_folder(path: Path) -> list[Path]:
-    """Make ``path`` (and the folders above it): ConfigError if it cannot be made. Returns
-    the folders it made, deepest first, for ``remove_made``."""
+    """Make ``path`` (and the folders above it): ConfigError if it cannot be made, or,
+    where it exists, written in. Returns the folders it made, deepest first, for
+    ``remove_made``."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} is a file; give a folder for the reports")
+    doing = "write in" if path.is_dir() else "create"
     try:
         return writable_folder(path, make=True)
     except OSError as error:
-        raise ConfigError(f"cannot create --out {path}: {error.strerror or error}") from None
+        raise ConfigError(f"cannot {doing} --out {path}: {error.strerror or error}") from None
 
 
 def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
@@ -1027,7 +1029,7 @@ def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
     (``REPORTS``) in ``args.out``; return the exit status.
 
     Checked before anything runs (ConfigError): ``--gpu`` on a machine without one and an
-    ``--out`` that cannot be made. Interrupted (Ctrl-C/SIGTERM between repetitions, or at
+    ``--out`` that cannot be made or written in. Interrupted (Ctrl-C/SIGTERM between repetitions, or at
     once by a second one), the sections measured are kept, the folder is removed if it
     was made for nothing, and one line on stderr names what was and was not written and
     the command that measures the rest; the status is 128 + the signal."""

@@ -268,6 +268,7 @@ MEASURES = ("measure_all", "measure_parallel", "measure_own_cell", "measure_loop
     (["--out", "/proc/x", "--quick", "--stream"], "cannot create --out /proc/x: No such file or directory"),
     (["--out", "{tmp}/a_file/x", "--quick"], "cannot create --out {tmp}/a_file/x: Not a directory"),
     (["--out", "{tmp}/a_file", "--quick"], "--out {tmp}/a_file is a file; give a folder for the reports"),
+    (["--out", "/proc", "--quick"], "cannot write in --out /proc: No such file or directory"),
     (["--gpu", "--quick", "--many", "--out", "{tmp}/d"], "--gpu needs a GPU; jax sees only cpu"),
 ])
 def test_bench_mistakes_are_one_line_exit_2_before_anything_runs(flags, message, tmp_path,

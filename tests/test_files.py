@@ -62,6 +62,9 @@ def test_a_folder_made_is_removed_while_nothing_was_written_in_it(tmp_path):
     with pytest.raises(NotADirectoryError) as error:
         writable_folder(tmp_path / "a" / "kept.txt" / "c", make=True)
     assert error.value.filename == str(tmp_path / "a" / "kept.txt")
+    with pytest.raises(FileNotFoundError) as error:  # it exists, but takes no new entry
+        writable_folder(Path("/proc"), make=True)
+    assert (error.value.filename, error.value.strerror) == ("/proc", "No such file or directory")
 
 
 def test_a_staged_file_is_beside_the_path_and_leaves_it_as_it_was(tmp_path):
