@@ -291,7 +291,7 @@ MANY_TARGETS = {"vmapped": {4: 1.0}, "at once": {4: 1.0},  # way -> {N: ratio at
 def _many_targets() -> str:
     """``MANY_TARGETS`` in words: "vmapped ≤ 1.0 at N = 4; ...; sharded ≤ 0.6 at N = 2
     and ≤ 0.55 at N = 4"."""
-    return "; ".join(f"{way} " + " and ".join(f"≤ {ratio} at N = {n}" for n, ratio in by_n.items())
+    return "; ".join(way + " " + " and ".join(f"≤ {ratio} at N = {n}" for n, ratio in by_n.items())
                      for way, by_n in MANY_TARGETS.items())
 
 
@@ -306,7 +306,8 @@ def render_many(report: dict) -> list[str]:
         "`forward` the model's outputs alone. `sequential`: the one-model step called N "
         "times; `vmapped`: one call of it `jax.vmap`-ed over the N models stacked, on one "
         "CPU device (the runner's fused pass inside maps itself over the models there: "
-        "written out as one call per model: NOTES.md, findings 10 and 11); `at once`: one call of what `lstm-jax train --seeds` runs there "
+        "written out as one call per model: NOTES.md, findings 10 and 11); `at once`: one "
+        "call of what `lstm-jax train --seeds` runs there "
         "(`over_models`: on a CPU the N models mapped one after another inside one "
         "program, `jax.lax.map`); `sharded`: `at once` with the "
         f"model axis split over {m.get('devices', '?')} CPU devices (`jax_num_cpu_devices`, "

@@ -87,7 +87,7 @@ def finite_float(name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite real number, else raise naming ``name``."""
     if not _is_real(value):
         raise TypeError(f"`{name}` must be a float, got {value!r}")
-    if not is_finite(value):
+    if not np.isfinite(value):
         raise ValueError(f"`{name}` must be finite, got {value}")
     return float(value)
 

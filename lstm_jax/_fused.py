@@ -60,9 +60,10 @@ def _models_mapped_on_cpu(fn):
     with it written out as one call per model, 0.97-1.01x (1.07x the CPU time on one core;
     benchmarks/NOTES.md, "Many models at once", findings 10 and 11): ``lax.map`` stacks
     each model's outputs into an (N, ...) buffer that a CPU zero-fills first, and the
-    forward pass's saved stacks are such outputs; written out, one concatenate joins them. Beyond
-    ``MODELS_WRITTEN_OUT`` models, ``lax.map``: each call written out adds its loops to
-    the program (compiling 16 LSTM models' training step took 3.2 s, 1.4 s mapped).
+    forward pass's saved stacks are such outputs; written out, one concatenate joins
+    them. Beyond ``MODELS_WRITTEN_OUT`` models, ``lax.map``: each call written out adds
+    its loops to the program (compiling 16 LSTM models' training step took 3.2 s, 1.4 s
+    mapped).
 
     A ``custom_vmap`` cannot be differentiated in reverse mode, so its derivatives are
     ``fn``'s own (``custom_jvp``): the backward pass, second order included, is traced

@@ -1029,10 +1029,10 @@ def run(args: argparse.Namespace, command: str = "lstm-jax bench") -> int:
     (``REPORTS``) in ``args.out``; return the exit status.
 
     Checked before anything runs (ConfigError): ``--gpu`` on a machine without one and an
-    ``--out`` that cannot be made or written in. Interrupted (Ctrl-C/SIGTERM between repetitions, or at
-    once by a second one), the sections measured are kept, the folder is removed if it
-    was made for nothing, and one line on stderr names what was and was not written and
-    the command that measures the rest; the status is 128 + the signal."""
+    ``--out`` that cannot be made or written in. Interrupted (Ctrl-C/SIGTERM between
+    repetitions, or at once by a second one), the sections measured are kept, the folder
+    is removed if it was made for nothing, and one line on stderr names what was and was
+    not written and the command that measures the rest; the status is 128 + the signal."""
     check(args)
     chosen = sections(args)
     made = _make_folder(args.out)
