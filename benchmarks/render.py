@@ -319,8 +319,11 @@ def render_many(report: dict) -> list[str]:
         "worth in one buffer, are mapped afresh at every call (NOTES.md, findings 3 and 11; "
         "the README says how to set malloc in your own process). "
         "`processes`: N processes of one run each, started together after their warm-up, "
-        "the span of their steps over the step count. Ratios are time / sequential time: "
-        "below 1 is faster than running the N one after the other. "
+        "the span of their steps over the step count. Ratios are time / sequential time, "
+        "below 1 faster than running the N one after the other: in each round, the way's "
+        "time over the sequential time of the same round, the median over the rounds "
+        "(judged against the target as shown) and its quartiles in brackets, the spread a "
+        "load that comes and goes leaves; `processes` over the sequential median. "
         f"Targets: {_many_targets()} on 2 cores (issue 22). What limits them: NOTES.md, "
         "\"Many models at once\".",
         "",
@@ -338,7 +341,8 @@ def render_many_gpu(report: dict) -> list[str]:
         "models on the first device, `at once` what `lstm-jax train --seeds` runs there "
         "(vmapped too, on an accelerator), `sharded` that split over the "
         f"{m.get('devices', '?')} devices (where there are several); interleaved in one "
-        "process, medians. Ratios are time / sequential time.",
+        "process, median times. Ratios are time / sequential time, as in the CPU's section: "
+        "the median of the rounds' and its quartiles.",
         "",
         *_many_table(report["rows"], {}),
     ]
@@ -365,7 +369,9 @@ def _many_table(rows: list[dict], targets: dict) -> list[str]:
             target = targets.get(way, {}).get(models)
             shown = f"{got[way]['ratio']:.2f}"  # judged as shown: 1.004 reads 1.00, within 1.0
             mark = " ✗" if target is not None and float(shown) > target else ""
-            cells.append(f"{shown}{mark}")
+            quartiles = got[way].get("ratio_quartiles")  # none in a row of separate processes
+            spread = f" ({quartiles[0]:.2f}–{quartiles[1]:.2f})" if quartiles else ""
+            cells.append(f"{shown}{mark}{spread}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines + (["", "✗: the ratio misses its target."] if targets else []) + [""]
 

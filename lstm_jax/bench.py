@@ -705,8 +705,8 @@ def many_contenders(config, models: int, devices=None) -> dict[str, dict[str, Ca
             for mode in ("forward", "train")}
 
 
-def interleaved_ms(runs: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
-    """``{name: median ms}`` of each of ``runs`` (which wait for their results) over
+def interleaved_times(runs: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
+    """``{name: [ms of each round]}`` of ``runs`` (which wait for their results) over
     ``reps`` rounds after a warm-up call each, the order of a round alternating."""
     times = {name: [] for name in runs}
     for run in runs.values():
@@ -718,25 +718,39 @@ def interleaved_ms(runs: dict[str, Callable[[], object]], reps: int) -> dict[str
             start = time.perf_counter()
             runs[name]()
             times[name].append(1e3 * (time.perf_counter() - start))
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def paired_ratio(times: list[float], base: list[float]) -> tuple[float, float, float]:
+    """``(q1, median, q3)`` of ``times[i] / base[i]`` over the rounds i: each round's ratio
+    of two runs timed one after the other, so that a load which comes and goes between
+    rounds moves both of a pair (``interleaved_times``'s rounds)."""
+    ratios = [t / b for t, b in zip(times, base, strict=True)]
+    if len(ratios) == 1:
+        return ratios[0], ratios[0], ratios[0]
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q1, median, q3
 
 
 def many_rows(config, counts=MANY_COUNTS, devices=None, reps: int = 10, log=print) -> list[dict]:
-    """Rows ``{"cell", "models", "mode", "way", "ms", "ratio"}`` of ``many_contenders``
-    for each number of models in ``counts``: the median of ``reps`` interleaved timings
-    after a warm-up call (which compiles), ratio to ``sequential`` of the same count and
-    mode."""
+    """Rows ``{"cell", "models", "mode", "way", "ms", "ratio", "ratio_quartiles"}`` of
+    ``many_contenders`` for each number of models in ``counts``, from ``reps`` interleaved
+    rounds after a warm-up call (which compiles): the median ms, and the median and
+    quartiles of each round's ratio to ``sequential``'s time in that round
+    (``paired_ratio``)."""
     rows = []
     for models in counts:
         interrupts.check()
         contenders = many_contenders(config, models, devices)
         for mode, ways in contenders.items():
-            ms = interleaved_ms(ways, reps)
-            rows += [{"cell": config.cell, "models": models, "mode": mode, "way": way,
-                      "ms": round(v, 4), "ratio": round(v / ms["sequential"], 3)}
-                     for way, v in ms.items()]
+            times = interleaved_times(ways, reps)
+            for way, each in times.items():
+                q1, ratio, q3 = paired_ratio(each, times["sequential"])
+                rows.append({"cell": config.cell, "models": models, "mode": mode, "way": way,
+                             "ms": round(statistics.median(each), 4), "ratio": round(ratio, 3),
+                             "ratio_quartiles": [round(q1, 3), round(q3, 3)]})
             log(f"{config.cell} x{models} {mode}: " + ", ".join(
-                f"{way} {v:.1f} ms (x{v / ms['sequential']:.2f})" for way, v in ms.items()))
+                f"{r['way']} {r['ms']:.1f} ms (x{r['ratio']:.2f})" for r in rows[-len(times):]))
     return rows
 
 
