@@ -9,14 +9,14 @@ from typing import Iterable
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # what jax.export lowers for
 
 
-def unknown(name: str, platforms: Iterable[str]) -> str | None:
-    """The message for the first of ``platforms`` that is not in ``PLATFORMS`` or is
-    named again, naming the argument ``name`` ("`platforms`", "--platforms"); None when
-    all are known and each is named once.
+def problem(name: str, platforms: Iterable[str]) -> str | None:
+    """What is wrong with ``platforms``: the message for the first that is not in
+    ``PLATFORMS`` or is named again, naming the argument ``name`` ("`platforms`",
+    "--platforms"); None when all are known and each is named once.
 
-    >>> unknown("--platforms", ["cpu", "gpu"])
+    >>> problem("--platforms", ["cpu", "gpu"])
     "--platforms: unknown platform 'gpu'; known: cpu, cuda, rocm, tpu"
-    >>> unknown("--platforms", ["cpu", "cuda", "cpu"])
+    >>> problem("--platforms", ["cpu", "cuda", "cpu"])
     "--platforms: repeated platform 'cpu'; name each platform once"
     """
     seen = set()

@@ -182,9 +182,9 @@ def _known(platforms: Sequence[str] | str | None) -> tuple[str, ...] | None:
     if not platforms:
         raise ValueError(f"`platforms` must name at least one platform, or be None (the "
                          f"default backend's), got {platforms!r}")
-    unknown = _platforms.unknown("`platforms`", platforms)
-    if unknown:
-        raise ValueError(unknown)
+    problem = _platforms.problem("`platforms`", platforms)
+    if problem:
+        raise ValueError(problem)
     return tuple(platforms)
 
 

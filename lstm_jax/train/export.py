@@ -49,9 +49,9 @@ def check(out: Path, fmt: str, platforms: Sequence[str] | None, batch: int | Non
 
         raise ConfigError(f"--format onnx needs jax2onnx: "
                           f"{pip_install('onnx', 'onnx-ir', 'jax2onnx')}")
-    unknown = _platforms.unknown("--platforms", platforms or ())
-    if unknown:
-        raise ConfigError(unknown)
+    problem = _platforms.problem("--platforms", platforms or ())
+    if problem:
+        raise ConfigError(problem)
     for name, value in (("--batch", batch), ("--time", time)):
         if value is not None and value <= 0:
             raise ConfigError(f"{name} must be a positive int, got {value}")
