@@ -3,6 +3,8 @@ inputs and keys stacked, as ``lstm-jax train --seeds`` runs them) gives every mo
 outputs and gradients it has alone, within float rounding, through the fused backward
 pass (``_fused``) that vmap batches."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -121,3 +123,71 @@ def test_over_models_runs_a_step_of_your_own_as_the_steps_alone():
         lt.over_models(step)(stack(params), stack(xs[:2]))
     with pytest.raises(ValueError, match=r"got leading sizes 3, none \(a scalar\)$"):
         lt.over_models(lambda p, s: p)(stack(params), jnp.float32(1.0))
+
+
+def test_over_models_names_the_sizes_of_the_whole_arguments_in_order():
+    """The sizes in the error are read on the arguments as given (with ``mesh=``, before
+    any split: ``test_over_models_splits_the_models_over_any_mesh``), in increasing
+    order, and a call with no array says so."""
+    from lstm_jax import train as lt
+
+    with pytest.raises(ValueError, match=r"got leading sizes 9, 10$"):
+        lt.over_models(lambda a, b: a)(jnp.zeros(10), {"b": [jnp.zeros((9, 2))]})
+    with pytest.raises(ValueError, match=r"got leading sizes of no array$"):
+        lt.over_models(lambda: 0.0)()
+
+
+SPLIT_OVER_TWO_DEVICES = """
+import os
+
+import jax
+jax.config.update("jax_num_cpu_devices", 2)
+import jax.numpy as jnp, numpy as np
+from jax.sharding import AxisType, Mesh
+from lstm_jax import train as lt
+
+def step(w, batch):  # reads the whole of each model's arrays: a split inside one is wrong
+    return {"y": w / jnp.sum(w) * jnp.sum(batch["x"]), "n": jnp.sum(batch["k"] != 0)}
+
+w, x = jnp.arange(1.0, 17.0).reshape(4, 2, 2), jnp.arange(8.0).reshape(4, 2)
+args = (w, {"x": x, "k": jnp.arange(4)})
+alone = jax.tree.map(lambda *a: np.stack(a), *[step(w[k], {"x": x[k], "k": k}) for k in range(4)])
+devices = np.array(jax.devices())
+meshes = {"make_mesh": jax.make_mesh((2,), ("models",)),  # explicit axes
+          "ModelParallel": lt.ModelParallel(4).mesh,  # auto axes
+          "2-d": Mesh(devices.reshape(1, 2), ("a", "b"), axis_types=(AxisType.Auto,) * 2)}
+for name, mesh in meshes.items():
+    runs = [jax.jit(lt.over_models(step, mesh))] + [lt.over_models(step, mesh)] * (name == "make_mesh")
+    for run in runs:
+        out = run(*args)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), out, alone)
+        assert len(out["y"].sharding.device_set) == 2, (name, out["y"].sharding)
+for bad in [(w, {"x": x[:2], "k": jnp.arange(4)}), (w[:3], {"x": x[:3], "k": jnp.arange(3)}),
+            (w, {"x": x, "k": jnp.int32(0)})]:
+    try:
+        lt.over_models(step, meshes["ModelParallel"])(*bad)
+    except ValueError as error:
+        print(error)
+"""
+
+
+def test_over_models_splits_the_models_over_any_mesh():
+    """With ``mesh=`` over two CPU devices (a process of its own): the mesh of
+    ``jax.make_mesh`` (explicit axes: shard_map took only arguments split already), of
+    ``ModelParallel`` and a 2-d one (its spec split the models' second axis over the
+    mesh's second axis) all give the steps alone; a mismatched model axis is the
+    error without a mesh, with the whole arguments' sizes (was each device's share: "1,
+    2" for 4 and 2 models, shard_map's error for a scalar)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, "-c", SPLIT_OVER_TWO_DEVICES], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": repo})
+    assert result.returncode == 0, result.stderr[-3000:]
+    prefix = "over_models: every argument needs the same leading axis of models; got leading sizes "
+    assert result.stdout.splitlines() == [
+        prefix + "2, 4",
+        "over_models: 3 models cannot be split evenly over the mesh's 2 devices; use a multiple of 2",
+        prefix + "4, none (a scalar)"]

@@ -7,7 +7,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lstm_jax import _machine
 from lstm_jax.tasks import Batch, Task
@@ -158,11 +158,16 @@ def over_models(step: Callable, mesh: Mesh | None = None) -> Callable:
     what ``lstm-jax train --seeds`` runs, for a step function of your own.
 
     On a CPU the models run one after another inside it (``jax.lax.map``), on an
-    accelerator they are ``jax.vmap``-ed (``_machine.maps_models``). With ``mesh`` (1-d,
-    over several devices) each device takes its share of the models (``jax.shard_map``;
-    the number of models a multiple of the devices). On a CPU this costs what the steps
+    accelerator they are ``jax.vmap``-ed (``_machine.maps_models``). With ``mesh`` (of
+    any shape, e.g. ``jax.make_mesh((2,), ("models",))`` or ``ModelParallel``'s) the
+    model axis is split over all its devices, each taking its share of the models
+    (``jax.shard_map``; the arguments are placed so, wherever they lie, and the number of
+    models must be a multiple of ``mesh.size``). On a CPU this costs what the steps
     one after the other do, where ``jax.vmap(step)`` of a training step costs a few
     percent more (benchmarks/RESULTS.md, "Many models at once").
+
+    Every array in the arguments needs the same leading size, the number of models
+    (checked on the whole arguments, before any split): a ValueError says the sizes.
 
     >>> import jax.numpy as jnp
     >>> over_models(lambda w, x: w * x)(jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
@@ -170,16 +175,44 @@ def over_models(step: Callable, mesh: Mesh | None = None) -> Callable:
     """
 
     def local(*args):
-        sizes = {jnp.shape(a)[0] if jnp.ndim(a) else "none (a scalar)"
-                 for a in jax.tree.leaves(args)}
-        if len(sizes) != 1 or "none (a scalar)" in sizes:
-            raise ValueError(f"over_models: every argument needs the same leading axis of "
-                             f"models; got leading sizes {', '.join(sorted(map(str, sizes)))}")
         if _machine.maps_models():
             return jax.lax.map(lambda each: step(*each), args)
         return jax.vmap(step)(*args)
 
     if mesh is None or mesh.size == 1:
-        return local
-    spec = PartitionSpec(*mesh.axis_names)
-    return jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+        def at_once(*args):
+            model_count(args)
+            return local(*args)
+
+        return at_once
+    # the leading axis over every axis of the mesh: P("models") for a 1-d mesh
+    spec = PartitionSpec(tuple(mesh.axis_names))
+    split = jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+
+    def over_devices(*args):
+        models = model_count(args)
+        if models % mesh.size:
+            raise ValueError(f"over_models: {models} models cannot be split evenly over the "
+                             f"mesh's {mesh.size} devices; use a multiple of {mesh.size}")
+        # placed as shard_map reads them: a mesh of explicit axes (jax.make_mesh's) takes
+        # only arguments already split so
+        return split(*jax.device_put(args, NamedSharding(mesh, spec)))
+
+    return over_devices
+
+
+def model_count(args) -> int:
+    """The leading size that every array of ``args`` (any pytree) shares: the number of
+    models. A ValueError names the sizes found (in increasing order) where they differ,
+    where one is a scalar or where there is no array.
+
+    >>> model_count(({"w": jnp.zeros((3, 2))}, [jnp.zeros(3)]))
+    3
+    """
+    sizes = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in jax.tree.leaves(args)}
+    if len(sizes) == 1 and None not in sizes:
+        return sizes.pop()
+    found = [str(size) for size in sorted(sizes - {None})] + (
+        ["none (a scalar)"] if None in sizes else [])
+    raise ValueError(f"over_models: every argument needs the same leading axis of models; "
+                     f"got leading sizes {', '.join(found) or 'of no array'}")
