@@ -168,6 +168,9 @@ for bad in [(w, {"x": x[:2], "k": jnp.arange(4)}), (w[:3], {"x": x[:3], "k": jnp
         lt.over_models(step, meshes["ModelParallel"])(*bad)
     except ValueError as error:
         print(error)
+keys = lt.ModelParallel(4).place_state({"key": jax.random.split(jax.random.key(0), 4)})["key"]
+assert len(keys.sharding.device_set) == 2
+assert (jax.random.key_data(keys) == jax.random.key_data(jax.random.split(jax.random.key(0), 4))).all()
 """
 
 
@@ -177,7 +180,8 @@ def test_over_models_splits_the_models_over_any_mesh():
     ``ModelParallel`` and a 2-d one (its spec split the models' second axis over the
     mesh's second axis) all give the steps alone; a mismatched model axis is the
     error without a mesh, with the whole arguments' sizes (was each device's share: "1,
-    2" for 4 and 2 models, shard_map's error for a scalar)."""
+    2" for 4 and 2 models, shard_map's error for a scalar); and ``ModelParallel`` places
+    typed PRNG keys (was a TypeError from NumPy)."""
     import subprocess
     import sys
     from pathlib import Path

@@ -86,9 +86,13 @@ class ModelParallel:
 
 
 def _split_leading(tree: Any, sharding: NamedSharding) -> Any:
-    """Every array of ``tree`` placed with its leading axis split as ``sharding`` says."""
+    """Every array of ``tree`` placed with its leading axis split as ``sharding`` says;
+    a typed PRNG key array (``jax.random.split(key, n)``) as its key data, rewrapped."""
 
     def place(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(place(jax.random.key_data(x)),
+                                            impl=jax.random.key_impl(x))
         host = np.asarray(x)
         return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
 
