@@ -174,6 +174,7 @@ assert (jax.random.key_data(keys) == jax.random.key_data(jax.random.split(jax.ra
 """
 
 
+@pytest.mark.slow  # a process of its own; test_over_models_names_the_sizes_... is its smoke test
 def test_over_models_splits_the_models_over_any_mesh():
     """With ``mesh=`` over two CPU devices (a process of its own): the mesh of
     ``jax.make_mesh`` (explicit axes: shard_map took only arguments split already), of

@@ -181,7 +181,7 @@ def over_models(step: Callable, mesh: Mesh | None = None) -> Callable:
 
     if mesh is None or mesh.size == 1:
         def at_once(*args):
-            model_count(args)
+            _model_count(args)
             return local(*args)
 
         return at_once
@@ -190,7 +190,7 @@ def over_models(step: Callable, mesh: Mesh | None = None) -> Callable:
     split = jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
 
     def over_devices(*args):
-        models = model_count(args)
+        models = _model_count(args)
         if models % mesh.size:
             raise ValueError(f"over_models: {models} models cannot be split evenly over the "
                              f"mesh's {mesh.size} devices; use a multiple of {mesh.size}")
@@ -201,12 +201,12 @@ def over_models(step: Callable, mesh: Mesh | None = None) -> Callable:
     return over_devices
 
 
-def model_count(args) -> int:
+def _model_count(args) -> int:
     """The leading size that every array of ``args`` (any pytree) shares: the number of
     models. A ValueError names the sizes found (in increasing order) where they differ,
     where one is a scalar or where there is no array.
 
-    >>> model_count(({"w": jnp.zeros((3, 2))}, [jnp.zeros(3)]))
+    >>> _model_count(({"w": jnp.zeros((3, 2))}, [jnp.zeros(3)]))
     3
     """
     sizes = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in jax.tree.leaves(args)}
