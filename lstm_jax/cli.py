@@ -9,6 +9,7 @@ directory is made; Ctrl-C or SIGTERM stops a run between steps with exit status
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import signal
 import sys
@@ -95,7 +96,8 @@ def _train(args, fields: list[str]) -> int:
 
 
 def _seeds(words: list[list[int]] | None) -> list[int] | None:
-    """The seeds of ``--seeds 0,1,2`` or ``--seeds 0 1 2`` (each word parsed by ``_seed_word``)."""
+    """The seeds of ``--seeds 0,1,2``, ``--seeds 0 1 2`` or ``--seeds 0,1 --seeds 2`` (each
+    word parsed by ``_seed_word``)."""
     from lstm_jax.train import config as cfg
 
     return list(cfg.check_seeds([seed for word in words for seed in word])) if words else None
@@ -169,7 +171,7 @@ def _first_run_dir(out: Path, names: list[str]) -> Path:
         return out / names[0]
     if held and not single:
         numbers = [name.removeprefix("seed") for name in held]
-        if [cfg.seed_label(int(n)) for n in numbers if n.isdigit()] == held:
+        if [cfg.seed_label(int(n)) for n in numbers if n.lstrip("-").isdigit()] == held:
             raise cfg.ConfigError(f"{out} holds a run per seed ({', '.join(held)}); continue them "
                                   f"with --seeds {','.join(numbers)} --resume")
         raise cfg.ConfigError(f"{out} holds runs trained at once ({', '.join(held)}); continue "
@@ -472,8 +474,20 @@ def _print_metrics(title: str, metrics: dict, baselines: dict, baseline_note: st
         print(f"  baseline: {baseline_note}")
 
 
+# the words argparse takes for values rather than options: every word that starts as a
+# negative number does, so that ``--seeds -1,2`` is the seeds -1 and 2, not the unknown
+# option -1,2
+NEGATIVE_NUMBERS = re.compile(r"^-\.?\d")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line, as every other error of the command."""
+    """argparse whose errors are one line, as every other error of the command, and that
+    reads ``-1,2`` as a value (``--seeds -1,2``), as it reads ``-1``, not as an option
+    (``NEGATIVE_NUMBERS``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBERS  # 3.11's: ^-\d+$|^-\d*\.\d+$
 
     def error(self, message: str):
         from lstm_jax.train.config import ConfigError
@@ -490,7 +504,7 @@ def _train_parser(parent=None) -> argparse.ArgumentParser:
     train = parent.add_parser("train", help="train an experiment (see `lstm-jax list`)", **kwargs) \
         if parent else _Parser(prog="lstm-jax train", **kwargs)
     train.add_argument("experiment", nargs="?", help="a shipped experiment or your own .py file")
-    train.add_argument("--seeds", nargs="+", type=_seed_word, metavar="S,S,...",
+    train.add_argument("--seeds", nargs="+", action="extend", type=_seed_word, metavar="S,S,...",
                        help="train a run per seed at once, in DIR/seedS (one program "
                             "whose runs are split over the devices)")
     train.add_argument("--sweep", action="append", metavar="FIELD=V,V,...",
@@ -547,7 +561,7 @@ def _parser() -> argparse.ArgumentParser:
                     "Config fields (e.g. --steps 5) apply to every variant.")
     again.add_argument("experiment", help="a shipped experiment or your own .py file")
     again.add_argument("--variants", nargs="+", help="only these variants (default: all)")
-    again.add_argument("--seeds", nargs="+", type=_seed_word, metavar="S,S,...",
+    again.add_argument("--seeds", nargs="+", action="extend", type=_seed_word, metavar="S,S,...",
                        help="these seeds (default: its SEEDS)")
     for option, spec in WHERE_AND_HOW.items():
         again.add_argument(option, **spec)

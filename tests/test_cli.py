@@ -249,9 +249,11 @@ def test_resume_continues_only_runs_that_are_there(finished_run, tmp_path, capsy
     thesis = tmp_path / "notarun"
     thesis.mkdir()
     (thesis / "thesis.tex").write_text("precious")
-    group = tmp_path / "group"
+    group, negative = tmp_path / "group", tmp_path / "negative"
     for name in ("seed0", "seed1"):
         shutil.copytree(finished_run, group / name)
+    for name in ("seed-1", "seed2"):
+        shutil.copytree(finished_run, negative / name)
     refused = {
         tmp_path / "nonexist": f"--out {tmp_path / 'nonexist'} does not exist: --resume "
                                f"continues a run there; leave --resume out to start one",
@@ -259,6 +261,8 @@ def test_resume_continues_only_runs_that_are_there(finished_run, tmp_path, capsy
                 f"a run; leave it out to start one in a new or empty directory",
         thesis / "thesis.tex": f"--out {thesis / 'thesis.tex'} is a file, not a run directory",
         group: f"{group} holds a run per seed (seed0, seed1); continue them with --seeds 0,1 --resume",
+        negative: f"{negative} holds a run per seed (seed-1, seed2); continue them with --seeds "
+                  f"-1,2 --resume",
     }
     for out, message in refused.items():
         capsys.readouterr()

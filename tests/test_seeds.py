@@ -91,6 +91,8 @@ def test_bad_seeds_are_one_line_errors(tmp_path, capsys):
                                             "several, not both"),
         (["--seeds", "0,x"], "argument --seeds: seeds are integers, as 0,1,2 or 0 1 2: got '0,x'"),
         (["--seeds", "0,1", "1"], "--seeds must be distinct, got 0, 1, 1"),
+        (["--seeds", "0,1", "--seeds", "1"], "--seeds must be distinct, got 0, 1, 1"),
+        (["--seeds", "-1,x"], "argument --seeds: seeds are integers, as 0,1,2 or 0 1 2: got '-1,x'"),
     ]:
         assert cli.main(["train", "adding", "--out", out, *flags]) == 2
         assert capsys.readouterr().err.startswith(f"lstm-jax: error: {message}")
@@ -99,6 +101,19 @@ def test_bad_seeds_are_one_line_errors(tmp_path, capsys):
         lt.train(TINY, tmp_path / "run", seeds=3)
     with pytest.raises(lt.ConfigError, match=r"^`seeds` must be distinct, got 1, 1$"):
         lt.train(TINY, tmp_path / "run", seeds=[1, 1])
+
+
+def test_seeds_on_the_command_line_may_be_negative_and_given_in_several_words():
+    """``--seeds -1,2`` is two seeds, not an unknown option -1,2 that left --seeds without
+    a value (as the --resume command printed for such seeds was); a repeated ``--seeds``
+    adds its seeds, where it used to drop the earlier ones."""
+    parser = cli._parser()
+    for words, seeds in [(["-1,2"], [-1, 2]), (["-1", "-2"], [-1, -2]), (["0,-3"], [0, -3]),
+                         (["0,1", "--seeds", "2"], [0, 1, 2])]:
+        for command in ("train", "reproduce"):
+            args, rest = parser.parse_known_args([command, "adding", "--seeds", *words,
+                                                  "--steps", "3"])
+            assert (cli._seeds(args.seeds), rest) == (seeds, ["--steps", "3"])
 
 
 @pytest.mark.slow
