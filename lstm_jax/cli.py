@@ -113,7 +113,8 @@ def _seed_word(word: str) -> list[int]:
 
 def _sweep(words: list[str] | None, experiment, fields: list[str]) -> dict | None:
     """The values of ``--sweep learning_rate=0.01,0.03 --sweep cell_options.forget_bias=0,1``,
-    each parsed as its field's flag would parse it."""
+    each parsed as its field's flag would parse it; a bool field's (whose flag takes no
+    value) and an option's as ``--cell-options KEY=V`` reads V (``true``, ``0``)."""
     from lstm_jax.train import config as cfg
 
     if not words:
@@ -125,11 +126,16 @@ def _sweep(words: list[str] | None, experiment, fields: list[str]) -> dict | Non
         if not sep or not texts:
             raise cfg.ConfigError(f"--sweep takes FIELD=V,V,... (e.g. learning_rate=0.001,0.003), "
                                   f"got {word!r}")
+        if name in sweep:
+            raise cfg.ConfigError(f"--sweep {name} is given twice: give all its values in one "
+                                  f"--sweep {name}=V,V,...")
         if field in cfg.explicit_fields(fields) and not key:
             raise cfg.ConfigError(f"give {cfg.flag(field)} for every run or --sweep {field}=... "
                                   f"for several, not both")
-        if key:  # a key of an options field: its value is read as --cell-options KEY=V reads it
-            sweep[name] = [cfg.parse_options([f"{key}={text}"])[key] for text in texts.split(",")]
+        if key or (field in cfg.FIELDS and isinstance(getattr(experiment.config(), field), bool)):
+            option = key or field
+            sweep[name] = [cfg.parse_options([f"{option}={text}"])[option]
+                           for text in texts.split(",")]
         elif field in cfg.FIELDS:
             sweep[name] = [getattr(cfg.cli(experiment.config(), [cfg.flag(field), text],
                                            prog=f"lstm-jax train {experiment.name}"), field)

@@ -134,6 +134,16 @@ def test_bad_sweeps_on_the_command_line_are_one_line_errors(tmp_path, capsys):
         (["--sweep", "learning_rate=fast"], "Error parsing --learning-rate"),
         (["--sweep", "seed=1,2"], "seeds are swept with --seeds"),
         (["--sweep", "num_layers=1,2"], "runs that differ in num_layers cannot train at once"),
+        # a bool field's values: true/false, not a value given to its flag --bidirectional
+        (["--sweep", "bidirectional=true,false"],
+         "runs that differ in bidirectional cannot train at once"),
+        (["--sweep", "bidirectional=yes"], "`bidirectional` must be bool, got 'yes'"),
+        # a field given twice: the first --sweep's values used to be dropped
+        (["--sweep", "learning_rate=0.1,0.2", "--sweep", "learning_rate=0.3"],
+         "--sweep learning_rate is given twice: give all its values in one --sweep "
+         "learning_rate=V,V,...\n"),
+        (["--sweep", "cell_options.forget_bias=0", "--sweep", "cell_options.forget_bias=1"],
+         "--sweep cell_options.forget_bias is given twice"),
     ]:
         assert cli.main(["train", "adding", "--out", out, *flags, *SMALL]) == 2
         assert capsys.readouterr().err.startswith(f"lstm-jax: error: {message}")
