@@ -566,7 +566,8 @@ def _parser() -> argparse.ArgumentParser:
                     "write RESULTS/NAME.json, NAME.png and the RESULTS.md beside RESULTS. "
                     "Config fields (e.g. --steps 5) apply to every variant.")
     again.add_argument("experiment", help="a shipped experiment or your own .py file")
-    again.add_argument("--variants", nargs="+", help="only these variants (default: all)")
+    again.add_argument("--variants", nargs="+", action="extend",
+                       help="only these variants (default: all)")
     again.add_argument("--seeds", nargs="+", action="extend", type=_seed_word, metavar="S,S,...",
                        help="these seeds (default: its SEEDS)")
     for option, spec in WHERE_AND_HOW.items():

@@ -49,6 +49,11 @@ def test_plan_runs_every_variant_with_every_seed_and_merges_option_dicts(experim
     assert [(r.variant, r.seed, r.config.steps, r.config.cell) for r in halved] == [("tanh", 5, 2, "simple")]
     with pytest.raises(lt.ConfigError, match=r"unknown variant 'gru' of tiny; its variants: lstm, tanh"):
         reproduce.plan(experiment, only=["gru"])
+    # each run once: two runs of one variant and seed used to train at once in one directory
+    with pytest.raises(lt.ConfigError, match=r"^`only` must be distinct, got tanh, lstm, tanh$"):
+        reproduce.plan(experiment, only=["tanh", "lstm", "tanh"])
+    with pytest.raises(lt.ConfigError, match=r"^`seeds` must be distinct, got 5, 5$"):
+        reproduce.plan(experiment, chosen_seeds=[5, 5])
 
 
 @pytest.mark.parametrize("text, message", [
@@ -56,7 +61,8 @@ def test_plan_runs_every_variant_with_every_seed_and_merges_option_dicts(experim
     ("VARIANTS = {'a': 3}", r"VARIANTS\['a'\] must be a dict of config changes, got int"),
     ("VARIANTS = {}", "VARIANTS must be a non-empty dict"),
     ("VARIANTS = {'a': {'hiden_size': 3}}", r"variant 'a': unknown config field 'hiden_size'"),
-    ("SEEDS = ()", "SEEDS must be a non-empty tuple of ints"),
+    ("SEEDS = ()", "SEEDS must be a non-empty tuple of distinct ints"),
+    ("SEEDS = (0, 0)", "SEEDS must be a non-empty tuple of distinct ints"),
     ("REFERENCE = {'sauce': 'x'}", "unknown REFERENCE key 'sauce'"),
     ("REFERENCE = {'variant': 'gru'}", "REFERENCE variant 'gru' is not one of VARIANTS"),
     ("SAMPLE = {'prompt': 'a'}", "SAMPLE must be a dict of prompt, length and temperature"),
@@ -254,10 +260,15 @@ def test_reproduce_refuses_seed_and_folders_it_cannot_write_before_training(tmp_
         ("--results", str(tmp_path / "a_file" / "res")):
             f"--results {tmp_path / 'a_file' / 'res'}: {tmp_path / 'a_file'} is a file",
         ("--runs", str(tmp_path / "a_file")): f"--runs {tmp_path / 'a_file'}: {tmp_path / 'a_file'} is a file",
+        # a repeated --variants adds its variants; it used to keep the last one's alone
+        ("--variants", "lstm-T100"): "--variants must be distinct, got lstm-T100, lstm-T100",
+        ("--variants", "tanh-T100", "lstm-T100"): "--variants must be distinct, got lstm-T100, "
+                                                  "tanh-T100, lstm-T100",
     }
     for extra, message in cases.items():
         code = cli.main(["reproduce", "adding", "--variants", "lstm-T100", "--seeds", "0",
-                         "--steps", "2", "--runs", str(tmp_path / "runs"), *extra])
+                         "--steps", "2", "--runs", str(tmp_path / "runs"),
+                         "--results", str(tmp_path / "res"), *extra])
         assert code == 2
         assert capsys.readouterr().err == f"lstm-jax: error: {message}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing trained or made

@@ -26,6 +26,7 @@ WORDINGS = {
     "runs": ("--runs", "runs_dir"),
     "seeds": ("--seeds", "`seeds`"),
     "sweep": ("--sweep", "`sweep`"),
+    "variants": ("--variants", "`only`"),
 }
 
 _on_command_line = contextvars.ContextVar("lstm_jax_on_command_line", default=False)

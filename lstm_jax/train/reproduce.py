@@ -40,7 +40,7 @@ from lstm_jax import _machine
 from lstm_jax._files import write_atomically
 from lstm_jax.train import rundir
 from lstm_jax.train.arguments import named
-from lstm_jax.train.config import Config, ConfigError, GivenOptions, replace, to_dict
+from lstm_jax.train.config import Config, ConfigError, GivenOptions, check_seeds, replace, to_dict
 from lstm_jax.train.experiments import Experiment, load as load_experiment
 
 if TYPE_CHECKING:
@@ -79,8 +79,9 @@ def variants(experiment: Experiment) -> dict[str, dict]:
 
 def seeds(experiment: Experiment) -> tuple[int, ...]:
     chosen = getattr(experiment.module, "SEEDS", (0,))
-    if not chosen or not all(isinstance(s, int) and not isinstance(s, bool) for s in chosen):
-        raise ConfigError(f"{experiment.source}: SEEDS must be a non-empty tuple of ints")
+    if (not chosen or not all(isinstance(s, int) and not isinstance(s, bool) for s in chosen)
+            or len(set(chosen)) < len(chosen)):
+        raise ConfigError(f"{experiment.source}: SEEDS must be a non-empty tuple of distinct ints")
     return tuple(chosen)
 
 
@@ -100,7 +101,9 @@ def reference(experiment: Experiment) -> dict[str, Any]:
 def plan(experiment: Experiment, *, only: list[str] | None = None,
          chosen_seeds: list[int] | None = None,
          overrides: Callable[[Config], Config] = lambda config: config) -> list[Run]:
-    """The runs of a row: each variant (or those in ``only``) with each seed.
+    """The runs of a row: each variant (or those in ``only``) with each seed (or those in
+    ``chosen_seeds``), each run once: a variant or seed named twice is an error, as two
+    runs of it would train in one directory.
 
     ``overrides`` applies the command line's config fields to each variant's config
     (e.g. ``--steps 5`` for a smoke run); the seed is set last.
@@ -110,6 +113,9 @@ def plan(experiment: Experiment, *, only: list[str] | None = None,
     if unknown:
         raise ConfigError(f"unknown variant {unknown[0]!r} of {experiment.name}; its variants: "
                           f"{', '.join(table)}")
+    if only and len(set(only)) < len(only):
+        raise ConfigError(f"{named('variants')} must be distinct, got {', '.join(only)}")
+    row_seeds = check_seeds(chosen_seeds) if chosen_seeds else seeds(experiment)
     base = experiment.config()
     runs = []
     for name in only or table:
@@ -119,8 +125,7 @@ def plan(experiment: Experiment, *, only: list[str] | None = None,
             config = overrides(replace(base, **changes))
         except ConfigError as error:
             raise ConfigError(f"variant {name!r}: {error}") from None
-        runs.extend(Run(name, seed, replace(config, seed=seed))
-                    for seed in chosen_seeds or seeds(experiment))
+        runs.extend(Run(name, seed, replace(config, seed=seed)) for seed in row_seeds)
     return runs
 
 
