@@ -328,7 +328,8 @@ def _reproduce(args, fields: list[str]) -> int:
             progress=not args.no_progress, command=_what_reproduces(args.argv), devices=devices)
     except KeyboardInterrupt as stop:  # at a safe point, or at once (a second signal)
         print(f"lstm-jax: interrupted ({_signal_name(stop)}); the finished runs are kept and the "
-              f"unfinished one continues from its last checkpoint. Continue with: {command}",
+              f"unfinished ones (a variant's seeds train at once) continue from their last "
+              f"checkpoint. Continue with: {command}",
               file=sys.stderr)
         return getattr(stop, "exit_code", 130)
     metric = summary["reference"]["metric"]

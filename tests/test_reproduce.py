@@ -291,5 +291,6 @@ def test_reproduce_stopped_by_a_signal_says_how_to_continue(stop, tmp_path, monk
             "--results", str(tmp_path / "res")]
     assert cli.main(args) == 143
     assert capsys.readouterr().err == (
-        "lstm-jax: interrupted (SIGTERM); the finished runs are kept and the unfinished one "
-        f"continues from its last checkpoint. Continue with: lstm-jax {' '.join(args)}\n")
+        "lstm-jax: interrupted (SIGTERM); the finished runs are kept and the unfinished ones (a "
+        "variant's seeds train at once) continue from their last checkpoint. Continue with: "
+        f"lstm-jax {' '.join(args)}\n")
