@@ -9,6 +9,7 @@ directory is made; Ctrl-C or SIGTERM stops a run between steps with exit status
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import signal
@@ -597,12 +598,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lstm-jax: interrupted ({_signal_name(stop)}); nothing was written. Start "
                   f"again with: {shlex.join(['lstm-jax', *argv])}", file=sys.stderr)
             return getattr(stop, "exit_code", 130)
+        except BrokenPipeError:  # what read the output stopped reading: `lstm-jax list | head`
+            _stdout_to_nowhere()
+            return 128 + signal.SIGPIPE
         signum = interrupts.pending()
         if signum is not None and code == 0:  # it came after the command's last safe point
             print(f"lstm-jax: interrupted ({signal.Signals(signum).name}) as the command "
                   f"ended; everything was written", file=sys.stderr)
             return 128 + signum
         return code
+
+
+def _stdout_to_nowhere() -> None:
+    """stdout pointed at /dev/null, so that Python's flush at exit does not raise on the
+    closed pipe again, with a traceback (the recipe of Python's ``signal`` docs)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _signal_name(stop: KeyboardInterrupt) -> str:

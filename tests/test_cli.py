@@ -216,6 +216,38 @@ def test_help_and_argument_errors_come_back_without_importing_jax():
     assert result.stdout == "[]\n"
 
 
+def test_output_read_by_a_reader_that_stops_ends_the_command_quietly(monkeypatch, tmp_path,
+                                                                    capsys):
+    """A BrokenPipeError (``lstm-jax list | head`` once head has its lines) ends the
+    command with SIGPIPE's status and stdout pointed at /dev/null, no traceback; the real
+    pipe: ``test_a_closed_pipe_ends_the_installed_command_quietly``."""
+    def reader_gone(argv):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with open(tmp_path / "stdout", "w") as stdout:
+        monkeypatch.setattr(cli, "_dispatch", reader_gone)
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert cli.main(["list"]) == 128 + signal.SIGPIPE
+        print("after", flush=True)  # to /dev/null now, not to the file
+    assert (tmp_path / "stdout").read_text() == ""
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_a_closed_pipe_ends_the_installed_command_quietly():
+    """`lstm-jax train adding --help | head -1`: the help written into a pipe whose reader
+    has gone ends with SIGPIPE's status and nothing on stderr (was a BrokenPipeError
+    traceback)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "lstm_jax.cli", "train", "adding", "--help"],
+                                stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (128 + signal.SIGPIPE, "")
+
+
 @pytest.mark.slow
 def test_errors_from_the_installed_command_have_no_traceback(tmp_path):
     result = run_cli("train", "adding", "--cell", "gru2", cwd=tmp_path)
