@@ -138,12 +138,24 @@ def _sweep(words: list[str] | None, experiment, fields: list[str]) -> dict | Non
             sweep[name] = [cfg.parse_options([f"{option}={text}"])[option]
                            for text in texts.split(",")]
         elif field in cfg.FIELDS:
-            sweep[name] = [getattr(cfg.cli(experiment.config(), [cfg.flag(field), text],
-                                           prog=f"lstm-jax train {experiment.name}"), field)
-                           for text in texts.split(",")]
+            sweep[name] = [_swept_value(experiment, field, text) for text in texts.split(",")]
         else:
             sweep[name] = texts.split(",")  # sweep_grid names what is wrong
     return sweep
+
+
+def _swept_value(experiment, field: str, text: str):
+    """``text`` parsed as ``field``'s flag parses it; a mistake names ``--sweep FIELD``,
+    which the user wrote, not the flag."""
+    from lstm_jax.train import config as cfg
+
+    try:
+        parsed = cfg.cli(experiment.config(), [cfg.flag(field), text],
+                         prog=f"lstm-jax train {experiment.name}")
+    except cfg.ConfigError as error:
+        reason = str(error).removeprefix(f"Error parsing {cfg.flag(field)}: ")
+        raise cfg.ConfigError(f"--sweep {field}: {reason}") from None
+    return getattr(parsed, field)
 
 
 def _first_run_dir(out: Path, names: list[str]) -> Path:

@@ -131,7 +131,10 @@ def test_bad_sweeps_on_the_command_line_are_one_line_errors(tmp_path, capsys):
                                        "got 'learning_rate'"),
         (["--sweep", "learning_rate=0.1,0.2", "--learning-rate", "0.1"],
          "give --learning-rate for every run or --sweep learning_rate=... for several, not both"),
-        (["--sweep", "learning_rate=fast"], "Error parsing --learning-rate"),
+        # named as written, not as its flag --learning-rate
+        (["--sweep", "learning_rate=0.1,fast"],
+         "--sweep learning_rate: could not convert string to float: 'fast'\n"),
+        (["--sweep", "steps=0"], "--sweep steps: "),
         (["--sweep", "seed=1,2"], "seeds are swept with --seeds"),
         (["--sweep", "num_layers=1,2"], "runs that differ in num_layers cannot train at once"),
         # a bool field's values: true/false, not a value given to its flag --bidirectional
