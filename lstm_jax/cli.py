@@ -24,7 +24,7 @@ REPRODUCE_USAGE = ("lstm-jax reproduce NAME|FILE [--variants V ...] [--seeds S .
 
 def _train(args, fields: list[str]) -> int:
     from lstm_jax.train import config as cfg
-    from lstm_jax.train import experiments
+    from lstm_jax.train import experiments, rundir
 
     if args.experiment is None:
         names = f"{', '.join(experiments.shipped())} or the path of your own .py file"
@@ -63,10 +63,12 @@ def _train(args, fields: list[str]) -> int:
         config = _resumed_config(experiment, _first_run_dir(Path(args.out), names), fields)
     else:
         config = cfg.cli(experiment.config(), fields, prog=f"lstm-jax train {args.experiment}")
+        if args.out is not None:  # at once, not after jax has prepared every run
+            rundir.check_new(args.out)
     _keep_freed_memory()
     if len(names) > 1:
         _use_every_core()
-    from lstm_jax.train import interrupts, loop, rundir  # jax and orbax: not for --help
+    from lstm_jax.train import interrupts, loop  # jax and orbax: not for --help
 
     runs = cfg.group_runs(config, seeds, sweep) if many else [("", config)]
     group = (loop.prepare_group([run_config for _, run_config in runs], experiment=experiment)

@@ -182,7 +182,9 @@ QUICK_COMMANDS = [["--help"], ["train", "--help"], ["train", "adding", "--help"]
                   ["train", "adding", "--seeds", "0,0"], ["train", "adding", "--seeds", "0", "--seed", "1"],
                   ["export", "--help"], ["export", "run"], ["export", "run", "--out", "f", "--step",
                                                             "--time", "3"],
-                  ["export", "run", "--out", "f", "--platforms", "gpu"]]
+                  ["export", "run", "--out", "f", "--platforms", "gpu"],
+                  # a folder in use, refused before any run is prepared
+                  ["train", "adding", "--seeds", "0,1", "--out", str(Path(__file__).parent)]]
 
 
 def test_help_and_argument_errors_need_no_jax_orbax_or_bench(monkeypatch, capsys):

@@ -291,6 +291,8 @@ def train(
     """
     options = dict(experiment=experiment, task=task, model=model, optimizer=optimizer,
                    devices=devices)
+    if run_dir is not None and not resume:  # at once, not after preparing every run
+        rundir.check_new(run_dir)
     runs = None if seeds is None and sweep is None else group_runs(config, seeds, sweep)
     group = (prepare_group([run_config for _, run_config in runs], **options) if runs
              else [prepare(config, **options)])

@@ -27,14 +27,8 @@ def create(out: str | Path | None, name: str, runs: Path = Path("runs")) -> Path
     get two directories: each is created with ``exist_ok=False``.
     """
     if out is not None:
-        out = Path(out)
-        if (out / RECORD).exists():
-            raise ConfigError(f"{out} already holds a run; continue it with {named('resume')} or "
-                              f"choose another {named('out')}")
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ConfigError(f"{out} exists and is not an empty directory; choose another "
-                              f"{named('out')}")
-        return make(out, exist_ok=True)
+        check_new(out)
+        return make(Path(out), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
         candidate = runs / (f"{name}-{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
@@ -43,6 +37,18 @@ def create(out: str | Path | None, name: str, runs: Path = Path("runs")) -> Path
         except FileExistsError:
             continue
     raise ConfigError(f"cannot find a free run directory name under {runs}")
+
+
+def check_new(out: str | Path) -> None:
+    """Refuse ``out`` for a new run unless it is absent or an empty directory: what
+    ``create`` checks, which a caller can check first, before it prepares the runs."""
+    out = Path(out)
+    if (out / RECORD).exists():
+        raise ConfigError(f"{out} already holds a run; continue it with {named('resume')} or "
+                          f"choose another {named('out')}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not an empty directory; choose another "
+                          f"{named('out')}")
 
 
 def make(path: Path, exist_ok: bool = True) -> Path:
