@@ -111,6 +111,9 @@ def test_a_bad_sweep_is_a_config_error():
         ({"lr": [0.1]}, r"cannot sweep 'lr': name a config field or FIELD\.KEY of an options "
                         r"field \(task_options, cell_options, rnn_options\)"),
         ({"learning_rate.x": [0.1]}, r"cannot sweep 'learning_rate\.x'"),
+        ({"learning-rate": [0.1]}, r"cannot sweep 'learning-rate': name a config field or "
+                                   r"FIELD\.KEY of an options field \(task_options, cell_options, "
+                                   r"rnn_options\); did you mean learning_rate\?$"),
         ({"seed": [1, 2]}, r"seeds are swept with `seeds`"),
         ({"learning_rate": []}, r"the values of learning_rate must be a non-empty list of "
                                 r"distinct values, got \[\]"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import functools
 import itertools
 import math
@@ -311,8 +312,10 @@ def sweep_grid(config: Config, sweep) -> list[tuple[str, Config]]:
         field, _, key = str(name).partition(".")
         if field not in FIELDS or (key and not isinstance(getattr(config, field), dict)):
             options = ", ".join(f for f in FIELDS if isinstance(getattr(config, f), dict))
+            close = difflib.get_close_matches(field.replace("-", "_"), FIELDS, n=1)
             raise ConfigError(f"cannot sweep {name!r}: name a config field or FIELD.KEY of an "
-                              f"options field ({options})")
+                              f"options field ({options})"
+                              + (f"; did you mean {close[0]}?" if close and not key else ""))
         if field == "seed":
             raise ConfigError(f"seeds are swept with {arguments.named('seeds')}")
         distinct = isinstance(values, (list, tuple)) and len(set(map(repr, values))) == len(values)
