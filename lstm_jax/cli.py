@@ -147,16 +147,20 @@ def _sweep(words: list[str] | None, experiment, fields: list[str]) -> dict | Non
 
 
 def _swept_value(experiment, field: str, text: str):
-    """``text`` parsed as ``field``'s flag parses it; a mistake names ``--sweep FIELD``,
-    which the user wrote, not the flag."""
+    """``text`` parsed as ``field``'s flag parses it; a value that does not parse names
+    ``--sweep FIELD``, which the user wrote, not the flag (the field's own checks name
+    the field already)."""
     from lstm_jax.train import config as cfg
 
     try:
         parsed = cfg.cli(experiment.config(), [cfg.flag(field), text],
                          prog=f"lstm-jax train {experiment.name}")
     except cfg.ConfigError as error:
-        reason = str(error).removeprefix(f"Error parsing {cfg.flag(field)}: ")
-        raise cfg.ConfigError(f"--sweep {field}: {reason}") from None
+        flag_named = f"Error parsing {cfg.flag(field)}: "
+        message = str(error)
+        if message.startswith(flag_named):
+            message = f"--sweep {field}: {message.removeprefix(flag_named)}"
+        raise cfg.ConfigError(message) from None
     return getattr(parsed, field)
 
 

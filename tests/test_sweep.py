@@ -137,7 +137,7 @@ def test_bad_sweeps_on_the_command_line_are_one_line_errors(tmp_path, capsys):
         # named as written, not as its flag --learning-rate
         (["--sweep", "learning_rate=0.1,fast"],
          "--sweep learning_rate: could not convert string to float: 'fast'\n"),
-        (["--sweep", "steps=0"], "--sweep steps: "),
+        (["--sweep", "steps=0"], "`steps` must be positive, got 0\n"),  # its own check
         (["--sweep", "seed=1,2"], "seeds are swept with --seeds"),
         (["--sweep", "num_layers=1,2"], "runs that differ in num_layers cannot train at once"),
         # a bool field's values: true/false, not a value given to its flag --bidirectional
