@@ -196,7 +196,7 @@ def _first_run_dir(out: Path, names: list[str]) -> Path:
         return out / names[0]
     if held and not single:
         numbers = [name.removeprefix("seed") for name in held]
-        if [cfg.seed_label(int(n)) for n in numbers if n.lstrip("-").isdigit()] == held:
+        if [cfg.seed_label(int(n)) for n in numbers if n.removeprefix("-").isdigit()] == held:
             raise cfg.ConfigError(f"{out} holds a run per seed ({', '.join(held)}); continue them "
                                   f"with --seeds {','.join(numbers)} --resume")
         raise cfg.ConfigError(f"{out} holds runs trained at once ({', '.join(held)}); continue "

@@ -288,6 +288,8 @@ def test_resume_continues_only_runs_that_are_there(finished_run, tmp_path, capsy
         shutil.copytree(finished_run, group / name)
     for name in ("seed-1", "seed2"):
         shutil.copytree(finished_run, negative / name)
+    dashes = tmp_path / "dashes"  # no seed's folder: int("--1") raised a traceback
+    shutil.copytree(finished_run, dashes / "seed--1")
     refused = {
         tmp_path / "nonexist": f"--out {tmp_path / 'nonexist'} does not exist: --resume "
                                f"continues a run there; leave --resume out to start one",
@@ -297,6 +299,8 @@ def test_resume_continues_only_runs_that_are_there(finished_run, tmp_path, capsy
         group: f"{group} holds a run per seed (seed0, seed1); continue them with --seeds 0,1 --resume",
         negative: f"{negative} holds a run per seed (seed-1, seed2); continue them with --seeds "
                   f"-1,2 --resume",
+        dashes: f"{dashes} holds runs trained at once (seed--1); continue them with the "
+                f"--seeds and --sweep that started them, and --resume",
     }
     for out, message in refused.items():
         capsys.readouterr()
